@@ -42,7 +42,9 @@ export class CommandError extends Error {
     readonly exitCode: number | undefined,
     readonly stderr: string,
   ) {
-    super(`${step}: '${argv.join(' ')}' failed${exitCode === undefined ? '' : ` (exit ${exitCode})`}: ${stderr.trim() || '(no stderr)'}`);
+    super(
+      `${step}: '${argv.join(' ')}' failed${exitCode === undefined ? '' : ` (exit ${exitCode})`}: ${stderr.trim() || '(no stderr)'}`,
+    );
   }
 }
 

@@ -42,7 +42,13 @@ export interface EngineEvents {
   started: { name: string };
   stopped: { name: string };
   updated: { name: string };
-  'lease-changed': { name: string; event: 'added' | 'updated' | 'deleted'; mac: string; ip: string; hostname: string };
+  'lease-changed': {
+    name: string;
+    event: 'added' | 'updated' | 'deleted';
+    mac: string;
+    ip: string;
+    hostname: string;
+  };
   'port-attached': { name: string; ifname: string; mac: string; domain: string };
   'port-detached': { name: string; ifname: string; domain: string };
 }
