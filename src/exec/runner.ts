@@ -1,0 +1,130 @@
+/**
+ * Running host commands. Every command virtnet runs goes through a `CommandRunner`: argv arrays only,
+ * never a shell, so no value from a network definition can become shell syntax.
+ *
+ * Two implementations:
+ * - `ExecaRunner` runs the command for real (execa, `shell: false`).
+ * - `DryRunRunner` records every call and answers from canned results (like libvirt's
+ *   virCommandSetDryRun), for unit tests of the engine and drivers.
+ *
+ * Namespaces: a request may name a `netns`; the real runner then runs `ip netns exec NAME argv…`.
+ * The engine itself never sets it: in tests the whole engine process is spawned inside the test's
+ * "host" namespace (so dnsmasq, sysctl files under /proc/sys and /sys/class/net are that namespace's
+ * too). `netns` exists for test harnesses and tools that drive several namespaces from one process.
+ */
+import { execa } from 'execa';
+import { CommandError } from '../errors.js';
+
+export interface RunRequest {
+  /** What this command is for, e.g. "links: create bridge virbr0" — named in errors. */
+  step: string;
+  argv: readonly string[];
+  /** Written to the command's stdin. */
+  input?: string;
+  /** Run inside this network namespace (`ip netns exec`). */
+  netns?: string;
+  /** When true a non-zero exit is returned instead of thrown. */
+  allowFail?: boolean;
+  /** Milliseconds before the command is killed (default 30 s). */
+  timeoutMs?: number;
+}
+
+export interface RunResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface CommandRunner {
+  run(req: RunRequest): Promise<RunResult>;
+}
+
+/** The argv actually executed for a request (with the netns prefix when asked). */
+export function effectiveArgv(req: RunRequest): string[] {
+  if (req.argv.length === 0) throw new Error(`${req.step}: empty argv`);
+  return req.netns ? ['ip', 'netns', 'exec', req.netns, ...req.argv] : [...req.argv];
+}
+
+/** Runs commands for real, without a shell. */
+export class ExecaRunner implements CommandRunner {
+  async run(req: RunRequest): Promise<RunResult> {
+    const argv = effectiveArgv(req);
+    const [file, ...args] = argv as [string, ...string[]];
+    let r: { exitCode?: number; stdout?: unknown; stderr?: unknown; failed?: boolean; message?: string };
+    try {
+      r = await execa(file, args, {
+        input: req.input ?? '',
+        reject: false,
+        shell: false,
+        stripFinalNewline: false,
+        timeout: req.timeoutMs ?? 30_000,
+        env: { LC_ALL: 'C' },
+        extendEnv: true,
+      });
+    } catch (e) {
+      throw new CommandError(req.step, argv, undefined, (e as Error).message);
+    }
+    const stdout = typeof r.stdout === 'string' ? r.stdout : '';
+    const stderr = typeof r.stderr === 'string' ? r.stderr : '';
+    const exitCode = r.exitCode ?? -1;
+    if (exitCode !== 0 && !req.allowFail) {
+      // A command that could not be spawned (ENOENT) has no exit code: name the reason instead.
+      const why = stderr.trim() || (r.exitCode === undefined ? (r.message ?? '') : '');
+      throw new CommandError(req.step, argv, r.exitCode, why);
+    }
+    return { exitCode, stdout, stderr };
+  }
+}
+
+export type CannedResult = Partial<RunResult>;
+export type Responder = (req: RunRequest) => CannedResult | undefined;
+
+/**
+ * Records every call and returns canned results: the first responder that returns a result answers;
+ * otherwise exit 0 with empty output. A canned non-zero exit throws CommandError unless `allowFail`.
+ */
+export class DryRunRunner implements CommandRunner {
+  readonly calls: RunRequest[] = [];
+  private readonly responders: Responder[] = [];
+
+  /** Answer requests whose argv starts with `prefix` (strings compared exactly). */
+  on(prefix: readonly string[], result: CannedResult | ((req: RunRequest) => CannedResult)): this {
+    this.responders.push((req) =>
+      prefix.every((p, i) => req.argv[i] === p)
+        ? typeof result === 'function'
+          ? result(req)
+          : result
+        : undefined,
+    );
+    return this;
+  }
+
+  /** Answer with a custom function (return undefined to fall through). */
+  respond(fn: Responder): this {
+    this.responders.push(fn);
+    return this;
+  }
+
+  async run(req: RunRequest): Promise<RunResult> {
+    this.calls.push({ ...req, argv: [...req.argv] });
+    let canned: CannedResult | undefined;
+    for (const r of this.responders) {
+      canned = r(req);
+      if (canned) break;
+    }
+    const res: RunResult = {
+      exitCode: canned?.exitCode ?? 0,
+      stdout: canned?.stdout ?? '',
+      stderr: canned?.stderr ?? '',
+    };
+    if (res.exitCode !== 0 && !req.allowFail) {
+      throw new CommandError(req.step, effectiveArgv(req), res.exitCode, res.stderr);
+    }
+    return res;
+  }
+
+  /** The recorded calls as command lines (argv joined by spaces), for golden assertions. */
+  commandLines(): string[] {
+    return this.calls.map((c) => effectiveArgv(c).join(' '));
+  }
+}
