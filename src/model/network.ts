@@ -89,6 +89,8 @@ export interface IpDef {
   netmask?: string;
   /** True when the XML gave prefix= explicitly. */
   explicitPrefix?: boolean;
+  /** True when the XML gave family= explicitly (libvirt formats it back only then). */
+  explicitFamily?: boolean;
   localPtr?: boolean;
   tftpRoot?: string;
   dhcp?: Dhcp;
@@ -130,6 +132,8 @@ export interface DnsForwarder {
   addr?: string;
   /** Only for this domain. */
   domain?: string;
+  /** Upstream server port (`<forwarder port=…>`), only with addr. */
+  port?: number;
 }
 
 export interface Dns {
@@ -151,6 +155,10 @@ export interface Domain {
 export interface Network {
   name: string;
   uuid: string;
+  /** `<title>`: one line of free text (never reaches a config file). */
+  title?: string;
+  /** `<description>`: free text, may span lines (never reaches a config file). */
+  description?: string;
   /** Raw, verbatim XML of <metadata> children (preserved, never interpreted). */
   metadataXml?: string;
   forward: Forward;

@@ -13,7 +13,21 @@ export const unsupported: Record<string, Record<string, string>> = {
   /** networkxml2firewalldata-nft (libvirt ≥ 10 nftables and iptables command logs). */
   networkxml2firewall_nft: {},
   /** networkxml2xmlin → networkxml2xmlout round trip. */
-  networkxml2xml: {},
+  networkxml2xml: {
+    '8021Qbh-net':
+      "forward mode 'private' with <virtualport type='802.1Qbh'> and <vlan> (macvtap/SR-IOV) is not implemented",
+    'direct-net':
+      "forward mode 'bridge' with <interface> devices and no <bridge name> is a macvtap 'direct' network, not implemented",
+    'vepa-net': "forward mode 'vepa' with <virtualport> and <portgroup> (macvtap) is not implemented",
+    'bandwidth-network':
+      '<bandwidth> (QoS) is accepted with an "ignored" warning and not kept, so it is not formatted back',
+    'openvswitch-net': "<virtualport type='openvswitch'> and <portgroup> (Open vSwitch) are not implemented",
+    'passthrough-pf': "forward mode 'passthrough' with <pf> (SR-IOV) is not implemented",
+    hostdev: "forward mode 'hostdev' with PCI <address> (SR-IOV VF assignment) is not implemented",
+    'hostdev-pf': "forward mode 'hostdev' with <pf> and <driver> (SR-IOV) is not implemented",
+    'passthrough-address-crash': "forward mode 'passthrough' with PCI <address> (SR-IOV) is not implemented",
+    'isolated-ports': '<port isolated> is rejected: virtnet does not implement bridge port isolation',
+  },
   /** virNetworkUpdate cases. */
   networkxml2xmlupdate: {},
 };
