@@ -78,7 +78,9 @@ export function validateIfname(value: string): string | undefined {
   if (hasControlChars(value)) return `interface name must not contain ${describeControl(value)}`;
   if (WHITESPACE.test(value)) return 'interface name must not contain whitespace';
   if (value === '.' || value === '..') return "interface name must not be '.' or '..'";
-  const bad = /[/:%]/.exec(value);
+  // ',', '#', '=', '"' and '\\' too: the name is written into dnsmasq's config (`interface=NAME`),
+  // where they would split the option, start a comment or be unquoted.
+  const bad = /[/:%,#="\\]/.exec(value);
   if (bad) return `interface name must not contain '${bad[0]}'`;
   if (value.startsWith('-')) return "interface name must not start with '-'";
   return undefined;
