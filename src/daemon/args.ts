@@ -1,0 +1,138 @@
+/**
+ * virtnetd's command line. Pure: argv in, options (or a usage error, or help/version) out.
+ */
+import type { FirewallBackend } from '../engine/types.js';
+import { isLogLevel, type LogFormat, type LogLevel } from '../util/log.js';
+
+export interface DaemonOptions {
+  configDir: string;
+  stateDir: string;
+  runDir: string;
+  /** 'system' or a D-Bus address. */
+  bus: string;
+  firewall: 'auto' | FirewallBackend;
+  logLevel: LogLevel;
+  logFormat: LogFormat;
+}
+
+export type ParsedArgs =
+  | { kind: 'run'; options: DaemonOptions }
+  | { kind: 'help' }
+  | { kind: 'version' }
+  | { kind: 'usage-error'; message: string };
+
+export const DEFAULTS: DaemonOptions = {
+  configDir: '/etc/virtnet/networks',
+  stateDir: '/var/lib/virtnet',
+  runDir: '/run/virtnet',
+  bus: 'system',
+  firewall: 'auto',
+  logLevel: 'info',
+  logFormat: 'text',
+};
+
+export const HELP = `Usage: virtnetd [OPTIONS]
+
+The virtnet daemon: libvirt-style virtual networks (NAT, isolated, routed, bridged, open) served on
+the system D-Bus as org.virtnet.network1.
+
+On start it loads every *.xml in the config dir, adopts networks already up, starts the networks marked
+autostart, owns the bus name and tells systemd it is ready. On SIGTERM/SIGINT it exits and leaves every
+network up (guests keep their network); stop networks explicitly (virtnetctl stop NAME).
+
+Options:
+  --config-dir DIR       network definitions, one <name>.xml each; autostart links in DIR/autostart
+                         (default ${DEFAULTS.configDir})
+  --state-dir DIR        persistent state (default ${DEFAULTS.stateDir})
+  --run-dir DIR          runtime files: dnsmasq configs, pid and lease files (default ${DEFAULTS.runDir})
+  --bus system|ADDRESS   the bus to serve on: 'system' (DBUS_SYSTEM_BUS_ADDRESS, else
+                         unix:path=/run/dbus/system_bus_socket) or a D-Bus address such as
+                         unix:path=/tmp/bus.sock (default system)
+  --firewall auto|nftables|iptables
+                         firewall backend (default auto: nftables when nft works, else iptables)
+  --log-level LEVEL      emerg, alert, crit, error, warning, notice, info, debug (default info)
+  --log-format text|json log line format (default text; under journald lines carry <N> priorities)
+  -h, --help             show this help
+  -V, --version          print the version
+
+Environment: DBUS_SYSTEM_BUS_ADDRESS, NOTIFY_SOCKET / WATCHDOG_USEC (systemd), JOURNAL_STREAM.
+`;
+
+export function parseDaemonArgs(argv: readonly string[]): ParsedArgs {
+  const o: DaemonOptions = { ...DEFAULTS };
+  for (let i = 0; i < argv.length; i++) {
+    const raw = argv[i]!;
+    if (raw === '-h' || raw === '--help') return { kind: 'help' };
+    if (raw === '-V' || raw === '--version') return { kind: 'version' };
+    const eq = raw.indexOf('=');
+    const flag = raw.startsWith('--') && eq > 0 ? raw.slice(0, eq) : raw;
+    let value: string | undefined;
+    const takeValue = (): string | undefined => {
+      if (raw.startsWith('--') && eq > 0) return raw.slice(eq + 1);
+      const v = argv[i + 1];
+      if (v === undefined || v.startsWith('--')) return undefined;
+      i++;
+      return v;
+    };
+    switch (flag) {
+      case '--config-dir':
+      case '--state-dir':
+      case '--run-dir':
+      case '--bus':
+      case '--firewall':
+      case '--log-level':
+      case '--log-format':
+        value = takeValue();
+        if (value === undefined || value === '')
+          return { kind: 'usage-error', message: `${flag} needs a value` };
+        break;
+      default:
+        return { kind: 'usage-error', message: `unknown option '${raw}'` };
+    }
+    switch (flag) {
+      case '--config-dir':
+        o.configDir = value;
+        break;
+      case '--state-dir':
+        o.stateDir = value;
+        break;
+      case '--run-dir':
+        o.runDir = value;
+        break;
+      case '--bus':
+        if (value !== 'system' && !/^[a-z]+:/.test(value)) {
+          return {
+            kind: 'usage-error',
+            message: `--bus expects 'system' or a D-Bus address (got '${value}')`,
+          };
+        }
+        o.bus = value;
+        break;
+      case '--firewall':
+        if (value !== 'auto' && value !== 'nftables' && value !== 'iptables') {
+          return {
+            kind: 'usage-error',
+            message: `--firewall expects auto, nftables or iptables (got '${value}')`,
+          };
+        }
+        o.firewall = value;
+        break;
+      case '--log-level':
+        if (!isLogLevel(value)) {
+          return {
+            kind: 'usage-error',
+            message: `--log-level expects emerg, alert, crit, error, warning, notice, info or debug (got '${value}')`,
+          };
+        }
+        o.logLevel = value;
+        break;
+      case '--log-format':
+        if (value !== 'text' && value !== 'json') {
+          return { kind: 'usage-error', message: `--log-format expects text or json (got '${value}')` };
+        }
+        o.logFormat = value;
+        break;
+    }
+  }
+  return { kind: 'run', options: o };
+}

@@ -1,0 +1,125 @@
+/**
+ * virtnetd's main: wire the config store, the engine and the bus, then serve until SIGTERM/SIGINT.
+ *
+ * Order: connect to the bus and claim org.virtnet.network1 first (a second daemon exits at once,
+ * before touching anything); calls that arrive while loading wait. Then load the config dir, adopt
+ * what is up, start autostart networks, answer calls, and tell systemd READY=1 (plus watchdog pings
+ * when asked). On SIGTERM/SIGINT: STOPPING=1, release the name, close the engine WITHOUT stopping
+ * networks (guests keep their network, like libvirt with KillMode=process), exit 0.
+ */
+import type { Engine } from '../engine/types.js';
+import { createLogger, type Logger } from '../util/log.js';
+import { BUS_NAME } from './api.js';
+import type { DaemonOptions } from './args.js';
+import { BusAuthorizer } from './authorize.js';
+import { networkCodec } from './codec.js';
+import { ConfigStore } from './config-store.js';
+import { connectBus, type MessageBus, NameFlag, RequestNameReply, resolveBusAddress } from './dbus.js';
+import type { NetworkCodec } from './network-codec.js';
+import { createNotifier, type Notifier } from './notify.js';
+import { VirtnetService } from './service.js';
+import { virtnetVersion } from './version.js';
+
+export interface DaemonDeps {
+  createEngine(opts: DaemonOptions, log: Logger): Promise<Engine> | Engine;
+  codec?: NetworkCodec;
+  log?: Logger;
+  notifier?: Notifier;
+}
+
+export interface RunningDaemon {
+  service: VirtnetService;
+  bus: MessageBus;
+  engine: Engine;
+  /** Shut down (networks stay up). */
+  shutdown(reason: string): Promise<void>;
+  /** Resolves when the daemon has shut down. */
+  done: Promise<void>;
+}
+
+export class StartupError extends Error {
+  override readonly name = 'StartupError';
+}
+
+export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promise<RunningDaemon> {
+  const log = deps.log ?? createLogger({ level: opts.logLevel, format: opts.logFormat });
+  const notifier = deps.notifier ?? createNotifier(process.env, undefined, (e) => log.warning(e.message));
+  const address = resolveBusAddress(opts.bus);
+  let bus: MessageBus;
+  try {
+    bus = await connectBus(address);
+  } catch (e) {
+    throw new StartupError(`cannot connect to the bus at ${address}: ${(e as Error).message}`);
+  }
+  let done!: () => void;
+  const donePromise = new Promise<void>((r) => {
+    done = r;
+  });
+  bus.on('error', (e) => {
+    log.error(`bus connection error: ${e instanceof Error ? e.message : String(e)}`);
+  });
+
+  const engine = await deps.createEngine(opts, log);
+  const store = new ConfigStore(opts.configDir);
+  const authorizer = new BusAuthorizer(bus, {
+    onDecision: (d) => {
+      if (!d.allowed) log.notice(`refused ${d.action} to ${d.sender} (uid ${d.uid ?? '?'}): ${d.why}`);
+      else log.debug(`allowed ${d.action} to ${d.sender} (uid ${d.uid}): ${d.why}`);
+    },
+  });
+  const service = new VirtnetService({
+    bus,
+    engine,
+    store,
+    codec: deps.codec ?? networkCodec,
+    authorize: (ctx, action, method) => authorizer.authorize(ctx, action, method),
+    version: virtnetVersion(),
+    log,
+  });
+
+  const reply = await bus.requestName(BUS_NAME, NameFlag.DO_NOT_QUEUE);
+  if (reply !== RequestNameReply.PRIMARY_OWNER && reply !== RequestNameReply.ALREADY_OWNER) {
+    await service.close();
+    bus.disconnect();
+    throw new StartupError(`${BUS_NAME} is already owned on ${address}: another virtnetd is running`);
+  }
+
+  await service.start();
+  log.info(
+    `virtnetd ${virtnetVersion()} ready on ${address} as ${BUS_NAME} (config ${opts.configDir}, firewall ${engine.firewallBackend})`,
+  );
+  await notifier.ready('serving org.virtnet.network1');
+  const wd = notifier.startWatchdog();
+  if (wd) log.debug(`watchdog pings every ${wd} ms`);
+
+  let stopping = false;
+  const shutdown = async (reason: string) => {
+    if (stopping) return donePromise;
+    stopping = true;
+    log.info(`shutting down (${reason}); networks stay up`);
+    await notifier.stopping();
+    notifier.close();
+    await service.close();
+    try {
+      await bus.releaseName(BUS_NAME);
+    } catch {}
+    await engine.close();
+    bus.disconnect();
+    done();
+    return donePromise;
+  };
+  return { service, bus, engine, shutdown, done: donePromise };
+}
+
+/** Install signal handlers: SIGTERM/SIGINT shut down (networks stay up), SIGHUP reloads the config dir. */
+export function handleSignals(d: RunningDaemon, log: Logger): void {
+  const stop = (sig: string) => {
+    void d.shutdown(sig).then(() => process.exit(0));
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => {
+    log.info('SIGHUP: reloading the config dir');
+    d.service.reload().catch((e) => log.error(`reload failed: ${(e as Error).message}`));
+  });
+}

@@ -1,0 +1,522 @@
+/**
+ * The org.virtnet.network1 service: the Manager object and one Network object per defined network,
+ * on top of the config store (source of truth for definitions and autostart) and the engine (what is
+ * up on the host). Every mutating operation runs through one queue, so two calls never interleave;
+ * read-only calls and property reads are answered from memory without waiting.
+ *
+ * Events: Manager.NetworkEvent (defined, undefined, started, stopped, updated), ObjectManager
+ * InterfacesAdded/Removed (via BusObjects), PropertiesChanged for every property whose value changed
+ * (computed by comparing a snapshot after each operation and each engine event, so nothing is sent
+ * twice and nothing is missed), and the engine's lease and port events as Network signals.
+ *
+ * Choices (see also the report in dbus/README):
+ * - Start of an active network and Stop of an inactive one are Conflict errors (like libvirt).
+ * - Undefine of an active network is a Conflict ("stop it first"): guests never lose their network
+ *   by surprise. A config file removed behind our back while the network runs (Reload) makes it
+ *   transient: it stays up and its object stays until Stop.
+ * - DefineNetwork of an existing, running network reconciles it live (engine.update) and emits
+ *   'updated', as editing its file does (issue 5).
+ * - AddHost/RemoveHost are live changes on a running network (the engine's extra hosts); on an inactive
+ *   network they are a Conflict.
+ */
+
+import type { Engine, EngineEvents } from '../engine/types.js';
+import { ConflictError, NotFoundError } from '../errors.js';
+import type { Network } from '../model/network.js';
+import type { Logger } from '../util/log.js';
+import {
+  MANAGER_INTERFACE,
+  type MethodSpec,
+  managerInterface,
+  NETWORK_INTERFACE,
+  type NetworkEventKind,
+  networkInterface,
+} from './api.js';
+import { BusErrorName } from './bus-errors.js';
+import { BusObjects, type CallContext, type InterfaceImpl } from './bus-objects.js';
+import { checkDefineXml, checkHookArgs, checkHostArgs, checkMac, checkNetworkName } from './call-args.js';
+import type { ConfigStore } from './config-store.js';
+import type { MessageBus } from './dbus.js';
+import type { NetworkCodec } from './network-codec.js';
+import { MANAGER_PATH, NETWORK_PATH_PREFIX, networkPath } from './path-encode.js';
+
+export interface ServiceOptions {
+  bus: MessageBus;
+  engine: Engine;
+  store: ConfigStore;
+  codec: NetworkCodec;
+  authorize: (ctx: CallContext, action: string, method: MethodSpec) => Promise<void>;
+  version: string;
+  log: Logger;
+}
+
+interface Entry {
+  net: Network;
+  /** Has a file in the config dir. */
+  persistent: boolean;
+  autostart: boolean;
+  path: string;
+  /** Property values last announced. */
+  shown: Record<string, unknown>;
+}
+
+type PropValues = Record<string, string | boolean>;
+
+function normUuid(u: string): string {
+  return u.replace(/-/g, '').toLowerCase();
+}
+
+export class VirtnetService {
+  readonly objects: BusObjects;
+  private readonly entries = new Map<string, Entry>();
+  private queue: Promise<unknown> = Promise.resolve();
+  private markReady!: () => void;
+  private markFailed!: (e: unknown) => void;
+  private readonly ready: Promise<void>;
+  private readonly listeners: { [K in keyof EngineEvents]?: (e: EngineEvents[K]) => void } = {};
+
+  constructor(private readonly o: ServiceOptions) {
+    this.ready = new Promise<void>((resolve, reject) => {
+      this.markReady = resolve;
+      this.markFailed = reject;
+    });
+    this.ready.catch(() => {});
+    this.objects = new BusObjects(o.bus, {
+      objectManagerPath: MANAGER_PATH,
+      authorize: o.authorize,
+      ready: this.ready,
+      notFound: {
+        prefix: `${NETWORK_PATH_PREFIX}/`,
+        errorName: BusErrorName.NotFound,
+        message: (p) => `no network at ${p} (it was undefined, or never existed); see ListNetworks`,
+      },
+      onInternalError: (e, where) => o.log.error(`internal error in ${where}`, { err: e }),
+    });
+    this.objects.add(MANAGER_PATH, [this.managerImpl()]);
+  }
+
+  // ---------------------------------------------------------------- startup and shutdown
+
+  /**
+   * Load the config dir, adopt what is already up, start autostart networks, then answer calls.
+   * Networks that fail to load or start are logged; the daemon still comes up.
+   */
+  async start(): Promise<void> {
+    try {
+      await this.o.store.ensure();
+      await this.loadAll(false);
+      this.subscribe();
+      const persistent = [...this.entries.values()].map((e) => e.net);
+      await this.o.engine.adopt(persistent);
+      for (const info of this.o.engine.list()) {
+        if (!this.entries.has(info.name)) {
+          this.o.log.warning(`network '${info.name}' is up but has no definition; leaving it alone`, {
+            network: info.name,
+          });
+        }
+      }
+      for (const e of [...this.entries.values()].sort((a, b) => a.net.name.localeCompare(b.net.name))) {
+        if (e.autostart && !this.o.engine.isActive(e.net.name)) {
+          try {
+            await this.o.engine.start(e.net);
+            this.o.log.info(`autostarted network '${e.net.name}'`, { network: e.net.name });
+          } catch (err) {
+            this.o.log.error(`autostart of network '${e.net.name}' failed: ${(err as Error).message}`, {
+              network: e.net.name,
+            });
+          }
+        }
+      }
+      for (const name of this.entries.keys()) this.sync(name, { quiet: true });
+      this.markReady();
+    } catch (e) {
+      this.markFailed(e);
+      throw e;
+    }
+  }
+
+  /** Re-read the config dir (what Manager.Reload and SIGHUP do). */
+  reload(): Promise<void> {
+    return this.exclusive(() => this.loadAll(true));
+  }
+
+  /** Stop answering; networks stay up (the engine is closed, not stopped). */
+  async close(): Promise<void> {
+    this.unsubscribe();
+    this.objects.detach();
+    await this.queue.catch(() => {});
+  }
+
+  // ---------------------------------------------------------------- state helpers
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  private entry(name: string): Entry {
+    const e = this.entries.get(name);
+    if (!e) throw new NotFoundError(`no network named '${name}'`);
+    return e;
+  }
+
+  private props(e: Entry): PropValues {
+    return {
+      Name: e.net.name,
+      UUID: e.net.uuid,
+      Active: this.o.engine.isActive(e.net.name),
+      Autostart: e.autostart,
+      Bridge: e.net.bridge.name ?? '',
+      ForwardMode: e.net.forward.mode,
+    };
+  }
+
+  private networkEvent(name: string, path: string, event: NetworkEventKind): void {
+    this.objects.signal(MANAGER_PATH, MANAGER_INTERFACE, 'NetworkEvent', 'sos', [name, path, event]);
+  }
+
+  /**
+   * Announce what changed about `name` since the last announcement: PropertiesChanged for changed
+   * properties, NetworkEvent started/stopped when Active flipped. A stopped transient network goes away.
+   */
+  private sync(name: string, opts: { quiet?: boolean } = {}): void {
+    const e = this.entries.get(name);
+    if (!e) return;
+    const now = this.props(e);
+    const changed = Object.keys(now).filter((k) => e.shown[k] !== now[k]);
+    const wasActive = e.shown.Active;
+    e.shown = now;
+    if (opts.quiet || !changed.length) return;
+    this.objects.propertiesChanged(e.path, NETWORK_INTERFACE, changed);
+    if (changed.includes('Active') && wasActive !== undefined) {
+      this.networkEvent(name, e.path, now.Active ? 'started' : 'stopped');
+    }
+    if (!now.Active && !e.persistent) {
+      this.entries.delete(name);
+      this.objects.remove(e.path);
+    }
+  }
+
+  private addEntry(net: Network, persistent: boolean, autostart: boolean): Entry {
+    const e: Entry = { net, persistent, autostart, path: networkPath(net.name), shown: {} };
+    this.entries.set(net.name, e);
+    e.shown = this.props(e);
+    this.objects.add(e.path, [this.networkImpl(e.net.name)]);
+    return e;
+  }
+
+  private subscribe(): void {
+    const l = this.listeners;
+    l.started = (ev) => this.sync(ev.name);
+    l.stopped = (ev) => this.sync(ev.name);
+    l['lease-changed'] = (ev) => {
+      const e = this.entries.get(ev.name);
+      if (!e) return;
+      this.objects.signal(e.path, NETWORK_INTERFACE, 'LeaseChanged', 'ssss', [
+        ev.event,
+        ev.mac,
+        ev.ip,
+        ev.hostname ?? '',
+      ]);
+    };
+    l['port-attached'] = (ev) => {
+      const e = this.entries.get(ev.name);
+      if (e)
+        this.objects.signal(e.path, NETWORK_INTERFACE, 'PortAttached', 'sss', [ev.ifname, ev.mac, ev.domain]);
+    };
+    l['port-detached'] = (ev) => {
+      const e = this.entries.get(ev.name);
+      if (e) this.objects.signal(e.path, NETWORK_INTERFACE, 'PortDetached', 'ss', [ev.ifname, ev.domain]);
+    };
+    for (const k of Object.keys(l) as (keyof EngineEvents)[]) {
+      this.o.engine.on(k, l[k] as (e: EngineEvents[typeof k]) => void);
+    }
+  }
+
+  private unsubscribe(): void {
+    const l = this.listeners;
+    for (const k of Object.keys(l) as (keyof EngineEvents)[]) {
+      this.o.engine.off(k, l[k] as (e: EngineEvents[typeof k]) => void);
+      delete l[k];
+    }
+  }
+
+  private usedBridges(except: string): string[] {
+    const out: string[] = [];
+    for (const [n, e] of this.entries) if (n !== except && e.net.bridge.name) out.push(e.net.bridge.name);
+    return out;
+  }
+
+  /** Conflicts of a new/changed definition with the other networks. */
+  private checkConflicts(net: Network): void {
+    for (const [n, e] of this.entries) {
+      if (n === net.name) continue;
+      if (normUuid(e.net.uuid) === normUuid(net.uuid)) {
+        throw new ConflictError(`uuid ${net.uuid} is already used by network '${n}'`);
+      }
+      if (net.bridge.name && e.net.bridge.name === net.bridge.name) {
+        throw new ConflictError(`bridge '${net.bridge.name}' is already used by network '${n}'`);
+      }
+    }
+  }
+
+  /** Parse a definition for `name`'s slot, keeping identity from the previous one. */
+  private parse(xml: string): Network {
+    // First pass only to learn the name (defaults need to know what it replaces).
+    const probe = this.o.codec.parse(xml, { usedBridges: [] }).network;
+    const previous = this.entries.get(probe.name)?.net;
+    const parsed = this.o.codec.parse(xml, {
+      ...(previous ? { previous } : {}),
+      usedBridges: this.usedBridges(probe.name),
+    });
+    const net = parsed.network;
+    if (previous && normUuid(previous.uuid) !== normUuid(net.uuid)) {
+      if (parsed.explicitUuid) {
+        throw new ConflictError(
+          `network '${net.name}' already exists with uuid ${previous.uuid}; the XML gives ${net.uuid} (omit <uuid> or use ${previous.uuid} to redefine it)`,
+        );
+      }
+      net.uuid = previous.uuid;
+    }
+    for (const w of parsed.warnings) this.o.log.warning(`network '${net.name}': ${w}`, { network: net.name });
+    return net;
+  }
+
+  /**
+   * (Re)load every file in the config dir. With `announce`, differences from memory are signalled
+   * (Reload); at startup objects are simply created. An invalid file leaves the network as it was.
+   */
+  private async loadAll(announce: boolean): Promise<void> {
+    const { files, unreadable } = await this.o.store.readAll();
+    for (const u of unreadable) this.o.log.error(`cannot read ${u.path}: ${u.reason}`);
+    const seen = new Set<string>(unreadable.map((u) => u.stem));
+    for (const f of files) {
+      let net: Network;
+      try {
+        net = this.parse(f.xml);
+      } catch (e) {
+        seen.add(f.stem);
+        this.o.log.error(`invalid network file ${f.path}: ${(e as Error).message}`);
+        continue;
+      }
+      if (net.name !== f.stem) {
+        this.o.log.error(
+          `network file ${f.path} defines network '${net.name}'; the file must be named ${net.name}.xml — ignored`,
+        );
+        continue;
+      }
+      seen.add(net.name);
+      try {
+        this.checkConflicts(net);
+      } catch (e) {
+        this.o.log.error(`network file ${f.path}: ${(e as Error).message} — ignored`);
+        continue;
+      }
+      const autostart = await this.o.store.isAutostart(net.name);
+      const old = this.entries.get(net.name);
+      if (!old) {
+        const e = this.addEntry(net, true, autostart);
+        if (announce) this.networkEvent(net.name, e.path, 'defined');
+        continue;
+      }
+      const changed = this.o.codec.format(old.net) !== this.o.codec.format(net);
+      old.net = net;
+      old.persistent = true;
+      old.autostart = autostart;
+      if (changed && announce) {
+        this.networkEvent(net.name, old.path, 'defined');
+        if (this.o.engine.isActive(net.name)) {
+          await this.o.engine.update(net);
+          this.networkEvent(net.name, old.path, 'updated');
+        }
+      }
+      this.sync(net.name, { quiet: !announce });
+    }
+    for (const [name, e] of [...this.entries]) {
+      if (seen.has(name) || !e.persistent) continue;
+      if (this.o.engine.isActive(name)) {
+        e.persistent = false;
+        e.autostart = false;
+        this.o.log.warning(
+          `network '${name}': its config file is gone; it stays up (transient) until stopped`,
+          {
+            network: name,
+          },
+        );
+        this.sync(name);
+      } else {
+        this.entries.delete(name);
+        this.networkEvent(name, e.path, 'undefined');
+        this.objects.remove(e.path);
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- Manager
+
+  private managerImpl(): InterfaceImpl {
+    return {
+      spec: managerInterface,
+      get: (p) => {
+        if (p === 'Version') return this.o.version;
+        throw new Error(`no property ${p}`);
+      },
+      call: async (m, args) => {
+        switch (m) {
+          case 'ListNetworks':
+            return [[...this.entries.values()].map((e) => e.path).sort()];
+          case 'GetNetworkByName': {
+            const name = args[0] as string;
+            checkNetworkName(name);
+            const e = this.entries.get(name);
+            if (!e) {
+              const known = [...this.entries.keys()].sort().join(', ') || 'none';
+              throw new NotFoundError(`no network named '${name}' (defined: ${known})`);
+            }
+            return [e.path];
+          }
+          case 'DefineNetwork':
+            return [await this.define(args[0] as string)];
+          case 'Reload':
+            await this.reload();
+            return [];
+          case 'HookEvent': {
+            const [object, operation, sub, extra, xml] = args as string[];
+            checkHookArgs(object!, operation!, sub!, extra!, xml!);
+            // Issue 5 gives hooks their behaviour; until then a checked, accepted no-op.
+            return [''];
+          }
+          default:
+            throw new Error(`unhandled method ${m}`);
+        }
+      },
+    };
+  }
+
+  private define(xml: string): Promise<string> {
+    checkDefineXml(xml);
+    return this.exclusive(async () => {
+      const net = this.parse(xml);
+      this.checkConflicts(net);
+      await this.o.store.write(net.name, this.o.codec.format(net));
+      const old = this.entries.get(net.name);
+      this.o.log.info(`defined network '${net.name}'`, { network: net.name });
+      if (!old) {
+        const e = this.addEntry(net, true, false);
+        this.networkEvent(net.name, e.path, 'defined');
+        return e.path;
+      }
+      old.net = net;
+      old.persistent = true;
+      this.networkEvent(net.name, old.path, 'defined');
+      this.sync(net.name);
+      if (this.o.engine.isActive(net.name)) {
+        await this.o.engine.update(net);
+        this.networkEvent(net.name, old.path, 'updated');
+      }
+      return old.path;
+    });
+  }
+
+  // ---------------------------------------------------------------- Network
+
+  private networkImpl(name: string): InterfaceImpl {
+    return {
+      spec: networkInterface,
+      get: (p) => {
+        const e = this.entries.get(name);
+        if (!e) throw new NotFoundError(`network '${name}' no longer exists`);
+        const v = this.props(e)[p];
+        if (v === undefined) throw new Error(`no property ${p}`);
+        return v;
+      },
+      call: (m, args) => this.networkCall(name, m, args),
+    };
+  }
+
+  private async networkCall(name: string, m: string, args: unknown[]): Promise<unknown[]> {
+    switch (m) {
+      case 'GetXML':
+        return [this.o.codec.format(this.entry(name).net)];
+      case 'GetLeases': {
+        this.entry(name);
+        if (!this.o.engine.isActive(name)) return [[]];
+        const leases = await this.o.engine.leases(name);
+        return [leases.map((l) => [l.mac, l.ip, l.hostname ?? '', BigInt(Math.trunc(l.expiry))])];
+      }
+      case 'Start':
+        return this.exclusive(async () => {
+          const e = this.entry(name);
+          if (this.o.engine.isActive(name)) throw new ConflictError(`network '${name}' is already active`);
+          await this.o.engine.start(e.net);
+          this.o.log.info(`started network '${name}'`, { network: name });
+          this.sync(name);
+          return [];
+        });
+      case 'Stop':
+        return this.exclusive(async () => {
+          this.entry(name);
+          if (!this.o.engine.isActive(name)) throw new ConflictError(`network '${name}' is not active`);
+          await this.o.engine.stop(name);
+          this.o.log.info(`stopped network '${name}'`, { network: name });
+          this.sync(name);
+          return [];
+        });
+      case 'Undefine':
+        return this.exclusive(async () => {
+          const e = this.entry(name);
+          if (this.o.engine.isActive(name)) {
+            throw new ConflictError(`network '${name}' is active; stop it first (virtnetctl stop ${name})`);
+          }
+          await this.o.store.remove(name);
+          this.entries.delete(name);
+          this.o.log.info(`undefined network '${name}'`, { network: name });
+          this.networkEvent(name, e.path, 'undefined');
+          this.objects.remove(e.path);
+          return [];
+        });
+      case 'SetAutostart':
+        return this.exclusive(async () => {
+          const e = this.entry(name);
+          const on = args[0] as boolean;
+          if (!e.persistent) {
+            throw new ConflictError(`network '${name}' has no config file (transient); define it first`);
+          }
+          await this.o.store.setAutostart(name, on);
+          e.autostart = on;
+          this.sync(name);
+          return [];
+        });
+      case 'AddHost':
+        return this.exclusive(async () => {
+          const e = this.entry(name);
+          const [mac, ip, hostname] = args as [string, string, string];
+          const host = checkHostArgs(e.net, mac, ip, hostname);
+          this.requireActive(name, 'add a host');
+          await this.o.engine.addHost(name, host);
+          this.o.log.info(`network '${name}': added host ${host.mac}`, { network: name });
+          return [];
+        });
+      case 'RemoveHost':
+        return this.exclusive(async () => {
+          this.entry(name);
+          const mac = checkMac(args[0] as string);
+          this.requireActive(name, 'remove a host');
+          await this.o.engine.removeHost(name, mac);
+          this.o.log.info(`network '${name}': removed host ${mac}`, { network: name });
+          return [];
+        });
+      default:
+        throw new Error(`unhandled method ${m}`);
+    }
+  }
+
+  private requireActive(name: string, what: string): void {
+    if (!this.o.engine.isActive(name)) {
+      throw new ConflictError(
+        `cannot ${what}: network '${name}' is not active (hosts are added live; start it first)`,
+      );
+    }
+  }
+}

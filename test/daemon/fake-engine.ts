@@ -1,0 +1,94 @@
+/**
+ * TEST DOUBLE: an in-memory Engine for unit tests of the bus layer. It changes nothing on the host; it
+ * records calls, keeps "active" state and host entries in memory, and lets a test emit engine events
+ * (leases, ports) and make the next call fail. Integration tests use the real engine.
+ */
+import { EventEmitter } from 'node:events';
+import type { ActiveNetworkInfo, Engine, EngineEvents, HostEntry, Lease } from '../../src/engine/types.js';
+import { type CommandError, ConflictError } from '../../src/errors.js';
+import type { Network } from '../../src/model/network.js';
+
+export class FakeEngine implements Engine {
+  readonly firewallBackend = 'nftables' as const;
+  readonly calls: string[] = [];
+  readonly active = new Map<string, ActiveNetworkInfo>();
+  readonly leaseTable = new Map<string, Lease[]>();
+  /** When set, the next start() fails with this CommandError. */
+  failNextStart: CommandError | undefined;
+  private readonly ee = new EventEmitter();
+
+  async adopt(defined: Network[]): Promise<void> {
+    this.calls.push(`adopt ${defined.map((n) => n.name).join(',')}`);
+  }
+  async start(net: Network): Promise<ActiveNetworkInfo> {
+    this.calls.push(`start ${net.name}`);
+    if (this.failNextStart) {
+      const e = this.failNextStart;
+      this.failNextStart = undefined;
+      throw e;
+    }
+    const info: ActiveNetworkInfo = {
+      name: net.name,
+      bridge: net.bridge.name ?? '',
+      firewall: 'nftables',
+      ports: [],
+      extraHosts: [],
+      startedAt: new Date().toISOString(),
+    };
+    this.active.set(net.name, info);
+    this.emit('started', { name: net.name });
+    return info;
+  }
+  async stop(name: string): Promise<void> {
+    this.calls.push(`stop ${name}`);
+    this.active.delete(name);
+    this.emit('stopped', { name });
+  }
+  async update(net: Network): Promise<void> {
+    this.calls.push(`update ${net.name}`);
+  }
+  isActive(name: string): boolean {
+    return this.active.has(name);
+  }
+  info(name: string): ActiveNetworkInfo | undefined {
+    return this.active.get(name);
+  }
+  list(): ActiveNetworkInfo[] {
+    return [...this.active.values()];
+  }
+  async addHost(name: string, host: HostEntry): Promise<void> {
+    this.calls.push(`addHost ${name} ${host.mac} ${host.ip ?? ''} ${host.hostname ?? ''}`);
+    const info = this.active.get(name)!;
+    if (info.extraHosts.some((h) => h.mac === host.mac))
+      throw new ConflictError(`host ${host.mac} already exists`);
+    info.extraHosts.push(host);
+  }
+  async removeHost(name: string, mac: string): Promise<void> {
+    this.calls.push(`removeHost ${name} ${mac}`);
+    const info = this.active.get(name)!;
+    info.extraHosts = info.extraHosts.filter((h) => h.mac !== mac);
+  }
+  async leases(name: string): Promise<Lease[]> {
+    return this.leaseTable.get(name) ?? [];
+  }
+  async attachPort(name: string, ifname: string, meta?: { mac?: string; domain?: string }): Promise<void> {
+    this.calls.push(`attachPort ${name} ${ifname}`);
+    this.emit('port-attached', { name, ifname, mac: meta?.mac ?? '', domain: meta?.domain ?? '' });
+  }
+  async detachPort(name: string, ifname: string, meta?: { domain?: string }): Promise<void> {
+    this.calls.push(`detachPort ${name} ${ifname}`);
+    this.emit('port-detached', { name, ifname, domain: meta?.domain ?? '' });
+  }
+  on<K extends keyof EngineEvents>(event: K, listener: (e: EngineEvents[K]) => void): void {
+    this.ee.on(event, listener);
+  }
+  off<K extends keyof EngineEvents>(event: K, listener: (e: EngineEvents[K]) => void): void {
+    this.ee.off(event, listener);
+  }
+  emit<K extends keyof EngineEvents>(event: K, payload: EngineEvents[K]): void {
+    this.ee.emit(event, payload);
+  }
+  async close(): Promise<void> {
+    this.calls.push('close');
+  }
+}
