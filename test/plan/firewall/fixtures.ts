@@ -87,3 +87,38 @@ export const libvirtCases: Record<string, Network> = {
     ],
   }),
 };
+
+/** Representative networks of every mode for the golden files and the kernel-load test. */
+export const goldenNetworks: Record<string, Network> = {
+  'nat-default': libvirtCases['nat-default']!,
+  'nat-ipv6-masquerade': libvirtCases['nat-ipv6-masquerade']!,
+  'nat-forward-dev': libvirtCases['forward-dev']!,
+  'nat-snat-range': net({
+    name: 'snat',
+    bridge: { name: 'virbr7' },
+    forward: nat({
+      nat: { address: { start: '203.0.113.10', end: '203.0.113.20' }, port: { start: 2000, end: 3000 } },
+    }),
+    ips: [ip4('10.7.0.1', 24)],
+  }),
+  'route-default': libvirtCases['route-default']!,
+  'route-ipv6': net({
+    name: 'routed6',
+    bridge: { name: 'virbr6' },
+    forward: { mode: 'route', dev: 'eth1', interfaces: ['eth1'] },
+    ips: [ip4('10.6.0.1', 24), ip6('fd00:6::1', 64)],
+  }),
+  isolated: libvirtCases.isolated!,
+  open: net({
+    name: 'opennet',
+    bridge: { name: 'virbr9' },
+    forward: { mode: 'open', interfaces: [] },
+    ips: [ip4('10.9.0.1', 24)],
+  }),
+  'odd-name': net({
+    name: 'lab "west" #2.é',
+    bridge: { name: 'virbr3' },
+    forward: nat(),
+    ips: [ip4('10.3.0.1', 24)],
+  }),
+};
