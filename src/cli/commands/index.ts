@@ -4,6 +4,7 @@
  */
 
 import type { Command } from '../command.js';
+import { planCommand } from './plan.js';
 import { validateCommand } from './validate.js';
 
-export const commands: readonly Command[] = [validateCommand];
+export const commands: readonly Command[] = [validateCommand, planCommand];
