@@ -11,6 +11,7 @@
  */
 
 import { randomBytes } from 'node:crypto';
+import { ConflictError } from '../errors.js';
 import type { Network } from './network.js';
 
 export interface DefaultsOptions {
@@ -39,7 +40,7 @@ export function allocateBridgeName(used: readonly string[]): string {
     const name = `virbr${i}`;
     if (!taken.has(name)) return name;
   }
-  throw new Error('no free virbr%d bridge name (all 256 are in use)');
+  throw new ConflictError('no free virbr%d bridge name (all 256 are in use)');
 }
 
 /** A copy of `net` with libvirt's defaults filled in. */

@@ -30,9 +30,11 @@
 import type { Problem } from '../errors.js';
 import {
   broadcastAddress,
+  cidr,
   compareIp,
   inSubnet,
   netmaskToPrefix,
+  networkAddress,
   parseIp,
   prefixMask,
   rangeSize,
@@ -125,8 +127,7 @@ function checkIp(out: Problem[], ip: IpDef, path: string): boolean {
 function checkDhcp(out: Problem[], ip: IpDef, path: string, subnetOk: boolean): void {
   const dhcp = ip.dhcp;
   if (!dhcp) return;
-  const subnet = `${ip.address}/${ip.prefix}`;
-  const netAddr = subnetOk ? parseIp(ip.address) : undefined;
+  const subnet = subnetOk ? cidr(ip.address, ip.prefix) : `${ip.address}/${ip.prefix}`;
   const checkInside = (p: string, v: string, what: string): boolean => {
     const why = validateIp(v, ip.family);
     if (why) {
@@ -150,20 +151,16 @@ function checkDhcp(out: Problem[], ip: IpDef, path: string, subnetOk: boolean): 
       out.push(problem(`${p}@end`, r.end, `range end ${r.end} is before its start ${r.start}`));
       return;
     }
-    if (netAddr && ip.family === 'ipv4' && ip.prefix < 31) {
-      const network = `${ip.address}`;
-      const bcast = broadcastAddress(network, ip.prefix);
-      const netOnly = broadcastAddress(network, 32); // same address, canonical
-      void netOnly;
-      const na = parseIp(network)!;
-      const first = na.value & prefixMask('ipv4', ip.prefix);
+    if (subnetOk && ip.family === 'ipv4' && ip.prefix < 31) {
+      const first = networkAddress('ipv4', parseIp(ip.address)!.value, ip.prefix);
+      const bcast = broadcastAddress(ip.address, ip.prefix);
+      const last = parseIp(bcast)!.value;
       const ps = parseIp(r.start)!.value;
       const pe = parseIp(r.end)!.value;
       if (ps === first || pe === first) {
         out.push(problem(`${p}@start`, r.start, `range includes the network address of ${subnet}`));
       }
-      const pb = parseIp(bcast)!.value;
-      if (ps === pb || pe === pb) {
+      if (ps === last || pe === last) {
         out.push(problem(`${p}@end`, r.end, `range includes the broadcast address ${bcast}`));
       }
     }

@@ -12,7 +12,9 @@
  *   Quotes, '&', ';' and other punctuation are allowed (libvirt's tests use `default"with"quotes"`):
  *   virtnet never passes a name through a shell.
  * - interface name: 1..15 bytes (IFNAMSIZ-1), not '.' or '..', no '/', ':', '%', whitespace or control
- *   characters, must not start with '-' (it is an argv element of `ip`).
+ *   characters, must not start with '-' (it is an argv element of `ip`), and only ASCII letters,
+ *   digits and '_' '.' '+' '-' (it is written into nft scripts and iptables-restore input, where
+ *   quotes, ';', '{', '#' or '$' could change the rule).
  * - MAC: six ':'-separated pairs of hex digits; `unicast` rejects the multicast bit (libvirt rejects
  *   multicast MACs for the bridge and for DHCP hosts).
  * - UUID: 32 hex digits, as 8-4-4-4-12 or without dashes (libvirt's accepted forms that matter).
@@ -83,6 +85,9 @@ export function validateIfname(value: string): string | undefined {
   const bad = /[/:%,#="\\]/.exec(value);
   if (bad) return `interface name must not contain '${bad[0]}'`;
   if (value.startsWith('-')) return "interface name must not start with '-'";
+  if (!/^[A-Za-z0-9_.+-]+$/.test(value)) {
+    return "interface name may contain only letters, digits and '_' '.' '+' '-' (it is used in nft/iptables rules)";
+  }
   return undefined;
 }
 

@@ -53,6 +53,18 @@ const parser = new XMLParser({
 
 type Raw = Record<string, unknown>;
 
+/** XML 1.0 Char production. */
+function isXmlChar(cp: number): boolean {
+  return (
+    cp === 0x9 ||
+    cp === 0xa ||
+    cp === 0xd ||
+    (cp >= 0x20 && cp <= 0xd7ff) ||
+    (cp >= 0xe000 && cp <= 0xfffd) ||
+    (cp >= 0x10000 && cp <= 0x10ffff)
+  );
+}
+
 function bad(reason: string, value?: string): ValidationError {
   return ValidationError.one('xml', value, reason);
 }
@@ -95,12 +107,22 @@ export function parseXmlDocument(xml: unknown): XmlElement {
   if (/<!DOCTYPE/i.test(xml)) throw bad('DOCTYPE declarations (and entity definitions) are not allowed');
   if (/<!\[CDATA\[/.test(xml)) throw bad('CDATA sections are not allowed');
   if (/<!ENTITY/i.test(xml)) throw bad('entity declarations are not allowed');
-  if (ENTITY_RE.test(xml))
+  if (ENTITY_RE.test(xml)) {
     throw bad("only the predefined entities and numeric character references may follow '&'");
+  }
+  if (/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/.test(xml)) {
+    throw bad('characters not allowed in XML 1.0 (control characters other than tab, newline, CR)');
+  }
+  for (const m of xml.matchAll(/&#(x[0-9a-fA-F]{1,6}|[0-9]{1,7});/g)) {
+    const ref = m[1]!;
+    const cp = ref.startsWith('x') ? Number.parseInt(ref.slice(1), 16) : Number(ref);
+    if (!isXmlChar(cp)) throw bad(`character reference ${m[0]} is not an allowed XML 1.0 character`);
+  }
   let roots: Raw[];
   try {
     const v = XMLValidator.validate(xml);
-    if (v !== true) throw bad(`not well-formed XML: ${v.err.msg} (line ${v.err.line}, column ${v.err.col})`);
+    if (v !== true)
+      throw bad(`not well-formed XML: ${v.err.msg} (line ${v.err.line ?? '?'}, column ${v.err.col ?? '?'})`);
     roots = parser.parse(xml) as Raw[];
   } catch (e) {
     if (e instanceof ValidationError) throw e;

@@ -70,6 +70,10 @@ describe('validateIfname', () => {
     ['a\tb', 'tab'],
     ['a\nb', 'newline'],
     ['-x', "start with '-'"],
+    ['br"0', `'"'`],
+    ['br;0', 'only letters'],
+    ['br{0}', 'only letters'],
+    ['brü', 'only letters'],
   ])('rejects %j (%s)', (v, why) => expect(validateIfname(v)).toContain(why));
 });
 
