@@ -107,7 +107,8 @@ export function nftNetworkTable(network: string): string {
 
 /** nft table name of one domain's port forwards on one network. */
 export function nftPortForwardTable(network: string, domain: string): string {
-  return assertIdent(`virtnet_pf_${nameId(domain, 24)}_${hash8(`${network}\u0000${domain}`)}`);
+  const clean = domain.replace(/[^A-Za-z0-9_]/g, '_').slice(0, 24);
+  return assertIdent(`virtnet_pf_${clean}_${hash8(`${network}\u0000${domain}`)}`);
 }
 
 /** The iptables chain-name stem of a network: `VN-<12 chars>_<8 hex>`; a suffix like `-FWX` follows. */
