@@ -1,0 +1,786 @@
+/**
+ * The engine: brings virtual networks up and down on this host, for real.
+ *
+ * start(net): conflict checks first (nothing is touched when one fails), then
+ *   links (one `ip -batch -`) → bridge sysctls → host sysctls → firewall (one transaction) → dnsmasq
+ *   → state file. Each step registers its undo; when a step fails the undos run in reverse and the
+ *   error names the step (and, for a command, its stderr).
+ * stop(name): removes exactly what start added, in reverse; host sysctls go back to their previous
+ *   values once no network needs them.
+ * State: RUNDIR/networks/NAME.json (atomic). `adopt()` in a new process takes over what is up —
+ *   dnsmasq by its pid file, rules by their table/chains — and repairs drift (rules re-applied in one
+ *   transaction, dead dnsmasq restarted, missing state of a vanished bridge re-created).
+ *
+ * The engine runs in the network namespace it manages (the host's, or a test's "host" namespace):
+ * /proc/sys, /sys/class/net and /proc/net are read directly.
+ */
+import { EventEmitter } from 'node:events';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DnsmasqSupervisor } from '../dnsmasq/supervisor.js';
+import { CommandError, ConflictError, NotFoundError } from '../errors.js';
+import { type CommandRunner, ExecaRunner } from '../exec/runner.js';
+import { detectFirewall, type FirewallRequest, makeFirewall } from '../firewall/detect.js';
+import type { Firewall, FirewallChoice, FirewallScripts } from '../firewall/types.js';
+import { subnetsOverlap } from '../model/ip.js';
+import type { Network } from '../model/network.js';
+import { needsDnsmasq, renderAddnhosts, renderDnsmasqConf, renderHostsfile } from '../plan/dnsmasq.js';
+import { renderIptables } from '../plan/firewall/iptables.js';
+import { renderNftables } from '../plan/firewall/nftables.js';
+import { planFirewall } from '../plan/firewall/rules.js';
+import {
+  createsBridge,
+  type LinkOp,
+  macTapName,
+  type NicState,
+  planBridgeSysctls,
+  planEnslave,
+  planLinksDown,
+  planLinksUp,
+  planRelease,
+  planSysctls,
+  renderIpBatch,
+  type Sysctl,
+} from '../plan/links.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
+import type { Logger } from '../util/log.js';
+import { type HostProbe, LinuxHostProbe } from './host.js';
+import { readLeaseFile } from './leases.js';
+import { type NetworkState, StateStore } from './state.js';
+import { procSysctlIo, type SysctlIo, SysctlManager } from './sysctl.js';
+import type { ActiveNetworkInfo, Engine, EngineEvents, FirewallBackend, HostEntry, Lease } from './types.js';
+
+export interface EngineOptions {
+  /** Run directory (state, dnsmasq files). Default /run/virtnet. */
+  runDir?: string;
+  runner?: CommandRunner;
+  /** Firewall backend: 'auto' (nftables when nft works), 'nftables' or 'iptables'. */
+  firewall?: FirewallRequest;
+  /** Create the `<bridge>-nic` tap to pin the MAC (libvirt < 5.x). Default false. */
+  macTap?: boolean;
+  /** Have dnsmasq own `uk.org.thekelleys.dnsmasq.<bridge>` on the system bus (lease signals). */
+  dnsmasqDbus?: boolean;
+  /** dnsmasq `--user`. */
+  dnsmasqUser?: string;
+  /** Extra options for the supervisor (back-off, poll interval). */
+  supervisor?: { pollMs?: number; backoff?: { initialMs?: number; maxMs?: number } };
+  sysctl?: SysctlIo;
+  probe?: HostProbe;
+  logger?: Logger;
+}
+
+type Undo = { step: string; run: () => Promise<void> };
+
+interface Active {
+  state: NetworkState;
+  supervisor?: DnsmasqSupervisor;
+  firewall?: Firewall;
+}
+
+function errText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Wrap a non-command failure so it names its step. */
+function stepError(step: string, e: unknown): Error {
+  if (e instanceof CommandError || e instanceof ConflictError || e instanceof NotFoundError) return e;
+  const err = new Error(`${step}: ${errText(e)}`);
+  (err as Error & { cause?: unknown }).cause = e;
+  return err;
+}
+
+export function renderFirewallScripts(net: Network, backend: FirewallBackend): FirewallScripts | undefined {
+  const rs = planFirewall(net);
+  if (rs.rules.length === 0) return undefined;
+  return backend === 'nftables'
+    ? { backend, nft: renderNftables(rs) }
+    : { backend, iptables: renderIptables(rs) };
+}
+
+export class LinuxEngine implements Engine {
+  private readonly events = new EventEmitter();
+  private readonly active = new Map<string, Active>();
+  private readonly runDir: string;
+  private readonly dnsmasqDir: string;
+  private readonly store: StateStore;
+  private readonly sysctls: SysctlManager;
+  private readonly probe: HostProbe;
+  private readonly log: Logger | undefined;
+  /** One operation at a time (start/stop/update/…): simple and enough for a host's networks. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    private readonly runner: CommandRunner,
+    private readonly firewall: Firewall,
+    readonly firewallChoice: FirewallChoice,
+    private readonly opts: EngineOptions,
+  ) {
+    this.runDir = opts.runDir ?? '/run/virtnet';
+    this.dnsmasqDir = join(this.runDir, 'dnsmasq');
+    this.store = new StateStore(this.runDir);
+    this.sysctls = new SysctlManager(opts.sysctl ?? procSysctlIo(), join(this.runDir, 'sysctls.json'));
+    this.probe = opts.probe ?? new LinuxHostProbe(runner);
+    this.log = opts.logger;
+  }
+
+  /** Detect the firewall backend, prepare the run directory. */
+  static async create(opts: EngineOptions = {}): Promise<LinuxEngine> {
+    const runner = opts.runner ?? new ExecaRunner();
+    const { firewall, choice } = await detectFirewall(runner, opts.firewall ?? 'auto');
+    const e = new LinuxEngine(runner, firewall, choice, opts);
+    await e.store.init();
+    await mkdir(e.dnsmasqDir, { recursive: true, mode: 0o755 });
+    opts.logger?.info(`firewall backend: ${choice.backend} (${choice.reason})`);
+    return e;
+  }
+
+  get firewallBackend(): FirewallBackend {
+    return this.firewallChoice.backend;
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.queue.catch(() => {}).then(fn);
+    this.queue = next;
+    return next;
+  }
+
+  private emit<K extends keyof EngineEvents>(event: K, e: EngineEvents[K]): void {
+    this.events.emit(event, e);
+  }
+
+  on<K extends keyof EngineEvents>(event: K, listener: (e: EngineEvents[K]) => void): void {
+    this.events.on(event, listener);
+  }
+
+  off<K extends keyof EngineEvents>(event: K, listener: (e: EngineEvents[K]) => void): void {
+    this.events.off(event, listener);
+  }
+
+  // --- paths -------------------------------------------------------------------------------------
+
+  private files(name: string) {
+    const base = join(this.dnsmasqDir, name);
+    return {
+      conf: `${base}.conf`,
+      hostsfile: `${base}.hostsfile`,
+      addnhosts: `${base}.addnhosts`,
+      pid: `${base}.pid`,
+      leases: `${base}.leases`,
+    };
+  }
+
+  private firewallFor(backend: FirewallBackend): Firewall {
+    return backend === this.firewall.backend
+      ? this.firewall
+      : makeFirewall(this.runner, { backend, reason: 'recorded in the state of an adopted network' });
+  }
+
+  private async batch(step: string, ops: readonly LinkOp[]): Promise<void> {
+    if (ops.length === 0) return;
+    await this.runner.run({ step, argv: ['ip', '-batch', '-'], input: renderIpBatch(ops) });
+  }
+
+  private async writeSysctls(step: string, settings: readonly Sysctl[]): Promise<void> {
+    const io = this.opts.sysctl ?? procSysctlIo();
+    for (const s of settings) {
+      try {
+        await io.write(s.key, s.value);
+      } catch (e) {
+        throw stepError(`${step}: ${s.key}=${s.value}`, e);
+      }
+    }
+  }
+
+  // --- conflicts ---------------------------------------------------------------------------------
+
+  /** Everything that would make start fail half-way, checked before anything is touched. */
+  private async checkConflicts(net: Network): Promise<void> {
+    const br = net.bridge.name;
+    if (!br) throw new ConflictError(`network ${net.name}: no bridge name`);
+    for (const other of this.active.values()) {
+      const o = other.state;
+      if (o.bridge === br) {
+        throw new ConflictError(
+          `network ${net.name}: bridge ${br} is already used by network ${o.network.name}`,
+        );
+      }
+      for (const ip of net.ips) {
+        for (const oip of o.network.ips) {
+          if (ip.family === oip.family && subnetsOverlap(ip.address, ip.prefix, oip.address, oip.prefix)) {
+            throw new ConflictError(
+              `network ${net.name}: subnet ${ip.address}/${ip.prefix} overlaps network ${o.network.name} (${oip.address}/${oip.prefix})`,
+            );
+          }
+        }
+      }
+    }
+    if (createsBridge(net)) {
+      if (await this.probe.linkExists(br)) {
+        throw new ConflictError(`network ${net.name}: an interface named ${br} already exists`);
+      }
+    } else if (!(await this.probe.isBridge(br))) {
+      throw new NotFoundError(`network ${net.name}: host bridge ${br} does not exist (forward mode bridge)`);
+    }
+    const enslave = net.forward.mode === 'bridge' ? net.bridge.enslave : undefined;
+    if (enslave) {
+      if (!(await this.probe.linkExists(enslave))) {
+        throw new NotFoundError(`network ${net.name}: interface ${enslave} to enslave does not exist`);
+      }
+      const master = await this.probe.masterOf(enslave);
+      if (master) throw new ConflictError(`network ${net.name}: ${enslave} is already a port of ${master}`);
+    }
+    for (const dev of [net.forward.dev, ...net.forward.interfaces]) {
+      if (dev && !(await this.probe.linkExists(dev))) {
+        throw new NotFoundError(`network ${net.name}: forward dev ${dev} does not exist`);
+      }
+    }
+    if (net.ips.length > 0) {
+      const routes = await this.probe.routes();
+      for (const ip of net.ips) {
+        for (const r of routes) {
+          if (r.family !== ip.family || r.prefix === 0 || r.dev === 'lo') continue;
+          if (
+            r.family === 'ipv6' &&
+            (r.prefix === 128 || r.dest.startsWith('fe80:') || r.dest.startsWith('ff00:'))
+          )
+            continue;
+          if (subnetsOverlap(ip.address, ip.prefix, r.dest, r.prefix)) {
+            throw new ConflictError(
+              `network ${net.name}: subnet ${ip.address}/${ip.prefix} overlaps the route to ${r.dest}/${r.prefix} on ${r.dev}`,
+            );
+          }
+        }
+      }
+    }
+  }
+
+  // --- dnsmasq -----------------------------------------------------------------------------------
+
+  private makeSupervisor(state: NetworkState): DnsmasqSupervisor {
+    const f = this.files(state.network.name);
+    const s = new DnsmasqSupervisor({
+      name: state.network.name,
+      confFile: f.conf,
+      pidFile: f.pid,
+      leaseFile: f.leases,
+      argvOptions: {
+        ...(this.opts.dnsmasqDbus ? { dbusName: `uk.org.thekelleys.dnsmasq.${state.bridge}` } : {}),
+        ...(this.opts.dnsmasqUser ? { user: this.opts.dnsmasqUser } : {}),
+      },
+      runner: this.runner,
+      ...(this.opts.supervisor?.pollMs ? { pollMs: this.opts.supervisor.pollMs } : {}),
+      ...(this.opts.supervisor?.backoff ? { backoff: this.opts.supervisor.backoff } : {}),
+      ...(this.log ? { logger: this.log } : {}),
+    });
+    s.on('restart-failed', (e) =>
+      this.log?.warning(`dnsmasq of ${e.name} failed to restart: ${e.error.message}`),
+    );
+    return s;
+  }
+
+  private async writeDnsmasqFiles(net: Network, extra: HostEntry[], withConf: boolean): Promise<void> {
+    const f = this.files(net.name);
+    const o = { noDirSync: true } as const;
+    if (withConf) {
+      await writeFileAtomic(
+        f.conf,
+        renderDnsmasqConf(net, { hostsfile: f.hostsfile, addnhosts: f.addnhosts }),
+        o,
+      );
+    }
+    await writeFileAtomic(f.hostsfile, renderHostsfile(net, extra), o);
+    await writeFileAtomic(f.addnhosts, renderAddnhosts(net, extra), o);
+  }
+
+  private async removeDnsmasqFiles(name: string): Promise<void> {
+    const f = this.files(name);
+    await Promise.all([f.conf, f.hostsfile, f.addnhosts, f.pid].map((p) => rm(p, { force: true })));
+  }
+
+  // --- start -------------------------------------------------------------------------------------
+
+  start(net: Network): Promise<ActiveNetworkInfo> {
+    return this.serial(() => this.doStart(net));
+  }
+
+  private async doStart(
+    net: Network,
+    extraHosts: HostEntry[] = [],
+    ports: string[] = [],
+  ): Promise<ActiveNetworkInfo> {
+    if (this.active.has(net.name)) throw new ConflictError(`network ${net.name} is already active`);
+    await this.checkConflicts(net);
+    const br = net.bridge.name!;
+    const macTap = Boolean(this.opts.macTap) && net.forward.mode !== 'bridge';
+    const scripts = renderFirewallScripts(net, this.firewall.backend);
+    const state: NetworkState = {
+      version: 1,
+      network: net,
+      bridge: br,
+      createdBridge: createsBridge(net),
+      macTap,
+      firewall: scripts ? this.firewall.backend : 'none',
+      ...(scripts ? { firewallScripts: scripts } : {}),
+      dnsmasq: needsDnsmasq(net),
+      ports: [...ports],
+      extraHosts: [...extraHosts],
+      startedAt: new Date().toISOString(),
+    };
+    const undos: Undo[] = [];
+    const entry: Active = { state };
+    let step = 'start';
+    try {
+      // 1. Links.
+      if (net.forward.mode === 'bridge' && net.bridge.enslave) {
+        step = `links: enslave ${net.bridge.enslave} to ${br}`;
+        const nic = await this.probe.nicState(net.bridge.enslave);
+        state.enslaved = nic;
+        undos.push({ step: `links: release ${nic.name}`, run: () => this.releaseNic(net, nic) });
+        await this.batch(step, planEnslave(net, nic));
+      } else if (net.forward.mode !== 'bridge') {
+        step = `links: create bridge ${br}`;
+        const plan = planLinksUp(net, { macTap });
+        undos.push({ step: `links: delete bridge ${br}`, run: () => this.deleteBridge(net, macTap) });
+        await this.batch(step, plan.ops);
+        step = `sysctls of bridge ${br}`;
+        await this.writeSysctls(step, plan.bridgeSysctls);
+      }
+      // 2. Host sysctls (restored when the last network that needs them stops).
+      const host = planSysctls(net);
+      if (host.length) {
+        step = 'sysctls';
+        undos.push({ step: 'sysctls: restore', run: () => this.sysctls.release(net.name) });
+        await this.sysctls.claim(net.name, host).catch((e) => {
+          throw stepError(step, e);
+        });
+      }
+      // 3. Firewall.
+      if (scripts) {
+        step = `firewall (${scripts.backend})`;
+        const fw = this.firewall;
+        entry.firewall = fw;
+        undos.push({ step: 'firewall: remove', run: () => fw.remove(net.name, scripts) });
+        await fw.apply(net.name, scripts);
+      }
+      // 4. dnsmasq.
+      if (state.dnsmasq) {
+        step = 'dnsmasq: write config';
+        undos.push({ step: 'dnsmasq: remove files', run: () => this.removeDnsmasqFiles(net.name) });
+        await this.writeDnsmasqFiles(net, state.extraHosts, true).catch((e) => {
+          throw stepError(step, e);
+        });
+        step = 'dnsmasq: start';
+        const sup = this.makeSupervisor(state);
+        entry.supervisor = sup;
+        undos.push({ step: 'dnsmasq: stop', run: () => sup.stop() });
+        await sup.start();
+      }
+      // 5. Ports that were attached before (update with restart).
+      for (const p of state.ports) {
+        step = `ports: attach ${p}`;
+        await this.runner.run({
+          step,
+          argv: ['ip', 'link', 'set', 'dev', p, 'master', br, 'up'],
+          allowFail: true,
+        });
+      }
+      // 6. State.
+      step = 'state: record';
+      undos.push({ step: 'state: remove', run: () => this.store.remove(net.name) });
+      await this.store.save(state).catch((e) => {
+        throw stepError(step, e);
+      });
+    } catch (e) {
+      for (const u of undos.reverse()) {
+        try {
+          await u.run();
+        } catch (ue) {
+          this.log?.error(`network ${net.name}: rollback step '${u.step}' failed: ${errText(ue)}`);
+        }
+      }
+      throw stepError(step, e);
+    }
+    this.active.set(net.name, entry);
+    this.log?.info(`network ${net.name} started`, { bridge: br, firewall: state.firewall });
+    this.emit('started', { name: net.name });
+    return this.infoOf(state, entry);
+  }
+
+  private async deleteBridge(net: Network, macTap: boolean): Promise<void> {
+    const br = net.bridge.name!;
+    const ops: LinkOp[] = [];
+    if (macTap && (await this.probe.linkExists(macTapName(br))))
+      ops.push({ kind: 'link-del', name: macTapName(br) });
+    if (await this.probe.linkExists(br)) ops.push({ kind: 'link-del', name: br });
+    await this.batch(`links: delete bridge ${br}`, ops);
+  }
+
+  /** Put a NIC back as it was, whatever half-state the enslave left (each line on its own). */
+  private async releaseNic(net: Network, nic: NicState): Promise<void> {
+    const ops = planRelease(net, nic);
+    const r = await this.runner.run({
+      step: `links: release ${nic.name}`,
+      argv: ['ip', '-force', '-batch', '-'],
+      input: renderIpBatch(ops),
+      allowFail: true,
+    });
+    if (r.exitCode !== 0) this.log?.warning(`links: release ${nic.name}: ${r.stderr.trim()}`);
+  }
+
+  // --- stop --------------------------------------------------------------------------------------
+
+  stop(name: string): Promise<void> {
+    return this.serial(() => this.doStop(name));
+  }
+
+  private async doStop(name: string): Promise<void> {
+    const entry = this.active.get(name);
+    if (!entry) throw new NotFoundError(`network ${name} is not active`);
+    const { state } = entry;
+    const net = state.network;
+    const errors: string[] = [];
+    const attempt = async (step: string, fn: () => Promise<void>) => {
+      try {
+        await fn();
+      } catch (e) {
+        errors.push(`${step}: ${errText(e)}`);
+      }
+    };
+    if (state.dnsmasq) {
+      const sup = entry.supervisor ?? this.makeSupervisor(state);
+      await attempt('dnsmasq: stop', () => sup.stop());
+      await attempt('dnsmasq: remove files', () => this.removeDnsmasqFiles(name));
+    }
+    if (state.firewallScripts) {
+      const fw = entry.firewall ?? this.firewallFor(state.firewallScripts.backend);
+      const scripts = state.firewallScripts;
+      await attempt('firewall: remove', () => fw.remove(name, scripts));
+    }
+    await attempt('sysctls: restore', () => this.sysctls.release(name));
+    if (state.enslaved) {
+      const nic = state.enslaved;
+      await attempt(`links: release ${nic.name}`, () => this.releaseNic(net, nic));
+    } else if (state.createdBridge) {
+      // Detach ports first so their own state (up, MTU) is untouched by the bridge going away.
+      const ops: LinkOp[] = planLinksDown(net, { macTap: state.macTap });
+      await attempt(`links: delete bridge ${state.bridge}`, async () => {
+        const r = await this.runner.run({
+          step: `links: delete bridge ${state.bridge}`,
+          argv: ['ip', '-batch', '-'],
+          input: renderIpBatch(ops),
+          allowFail: true,
+        });
+        if (r.exitCode !== 0 && (await this.probe.linkExists(state.bridge))) {
+          throw new CommandError(
+            `links: delete bridge ${state.bridge}`,
+            ['ip', '-batch', '-'],
+            r.exitCode,
+            r.stderr,
+          );
+        }
+      });
+    } else {
+      for (const p of state.ports) {
+        await attempt(`ports: detach ${p}`, async () => {
+          await this.runner.run({
+            step: `ports: detach ${p}`,
+            argv: ['ip', 'link', 'set', 'dev', p, 'nomaster'],
+            allowFail: true,
+          });
+        });
+      }
+    }
+    await attempt('state: remove', () => this.store.remove(name));
+    this.active.delete(name);
+    this.emit('stopped', { name });
+    this.log?.info(`network ${name} stopped`);
+    if (errors.length) throw new Error(`network ${name}: stop finished with errors: ${errors.join('; ')}`);
+  }
+
+  // --- adopt -------------------------------------------------------------------------------------
+
+  adopt(defined: Network[] = []): Promise<void> {
+    return this.serial(() => this.doAdopt(defined));
+  }
+
+  private async doAdopt(defined: Network[]): Promise<void> {
+    const wanted = new Map(defined.map((n) => [n.name, n]));
+    for (const state of await this.store.loadAll()) {
+      const name = state.network.name;
+      if (this.active.has(name)) continue;
+      const entry: Active = { state };
+      try {
+        // The bridge vanished: nothing to adopt; clean the rest and start again from the definition.
+        if (state.createdBridge && !(await this.probe.linkExists(state.bridge))) {
+          this.log?.warning(`network ${name}: bridge ${state.bridge} is gone; starting the network again`);
+          this.active.set(name, entry);
+          await this.doStop(name).catch((e) => this.log?.warning(errText(e)));
+          await this.doStart(wanted.get(name) ?? state.network, state.extraHosts, []);
+          continue;
+        }
+        if (state.firewallScripts) {
+          const fw = this.firewallFor(state.firewallScripts.backend);
+          entry.firewall = fw;
+          const presence = await fw.present(name, state.firewallScripts);
+          // nftables re-applies atomically (a rule missing inside a table is not visible to presence);
+          // iptables only when something is missing.
+          if (fw.backend === 'nftables' || presence !== 'present') {
+            if (presence !== 'present')
+              this.log?.warning(`network ${name}: firewall rules ${presence}; repairing`);
+            await fw.repair(name, state.firewallScripts);
+          }
+        }
+        const host = planSysctls(state.network);
+        if (host.length) await this.sysctls.claim(name, host);
+        if (state.dnsmasq) {
+          const sup = this.makeSupervisor(state);
+          entry.supervisor = sup;
+          if (!(await sup.adopt())) {
+            this.log?.warning(`network ${name}: dnsmasq not running; starting it`);
+            await this.writeDnsmasqFiles(state.network, state.extraHosts, true);
+            await sup.start();
+          }
+        }
+        this.active.set(name, entry);
+        this.log?.info(`network ${name} adopted`);
+      } catch (e) {
+        this.log?.error(`network ${name}: adoption failed: ${errText(e)}`);
+        throw stepError(`adopt ${name}`, e);
+      }
+    }
+  }
+
+  // --- live changes ------------------------------------------------------------------------------
+
+  private need(name: string): Active {
+    const e = this.active.get(name);
+    if (!e) throw new NotFoundError(`network ${name} is not active`);
+    return e;
+  }
+
+  addHost(name: string, host: HostEntry): Promise<void> {
+    return this.serial(async () => {
+      const entry = this.need(name);
+      const st = entry.state;
+      const key = host.mac?.toLowerCase();
+      const others = st.extraHosts.filter((h) => !(key && h.mac?.toLowerCase() === key));
+      if (host.ip && others.some((h) => h.ip === host.ip)) {
+        throw new ConflictError(`network ${name}: ${host.ip} is already reserved`);
+      }
+      st.extraHosts = [...others, { ...host, ...(key ? { mac: key } : {}) }];
+      await this.hostsChanged(entry);
+    });
+  }
+
+  removeHost(name: string, mac: string): Promise<void> {
+    return this.serial(async () => {
+      const entry = this.need(name);
+      const key = mac.toLowerCase();
+      const before = entry.state.extraHosts.length;
+      entry.state.extraHosts = entry.state.extraHosts.filter((h) => h.mac?.toLowerCase() !== key);
+      if (entry.state.extraHosts.length === before)
+        throw new NotFoundError(`network ${name}: no live host ${mac}`);
+      await this.hostsChanged(entry);
+    });
+  }
+
+  /** Hostsfile and addn-hosts rewritten atomically + SIGHUP. No firewall change. */
+  private async hostsChanged(entry: Active): Promise<void> {
+    const st = entry.state;
+    await this.store.save(st);
+    if (!st.dnsmasq || !entry.supervisor) return;
+    await this.writeDnsmasqFiles(st.network, st.extraHosts, false);
+    await entry.supervisor.reload();
+    this.emit('updated', { name: st.network.name });
+  }
+
+  async leases(name: string): Promise<Lease[]> {
+    const entry = this.need(name);
+    if (!entry.state.dnsmasq) return [];
+    const now = Math.floor(Date.now() / 1000);
+    return (await readLeaseFile(this.files(name).leases)).filter((l) => l.expiry === 0 || l.expiry > now);
+  }
+
+  attachPort(name: string, ifname: string, meta: { mac?: string; domain?: string } = {}): Promise<void> {
+    return this.serial(async () => {
+      const entry = this.need(name);
+      const st = entry.state;
+      await this.runner.run({
+        step: `ports: attach ${ifname} to ${st.bridge}`,
+        argv: ['ip', 'link', 'set', 'dev', ifname, 'master', st.bridge, 'up'],
+      });
+      if (!st.ports.includes(ifname)) st.ports.push(ifname);
+      await this.store.save(st);
+      this.emit('port-attached', { name, ifname, mac: meta.mac ?? '', domain: meta.domain ?? '' });
+    });
+  }
+
+  detachPort(name: string, ifname: string, meta: { domain?: string } = {}): Promise<void> {
+    return this.serial(async () => {
+      const entry = this.need(name);
+      const st = entry.state;
+      if ((await this.probe.masterOf(ifname)) === st.bridge) {
+        await this.runner.run({
+          step: `ports: detach ${ifname} from ${st.bridge}`,
+          argv: ['ip', 'link', 'set', 'dev', ifname, 'nomaster'],
+        });
+      }
+      st.ports = st.ports.filter((p) => p !== ifname);
+      await this.store.save(st);
+      this.emit('port-detached', { name, ifname, domain: meta.domain ?? '' });
+    });
+  }
+
+  // --- update ------------------------------------------------------------------------------------
+
+  update(net: Network): Promise<void> {
+    return this.serial(() => this.doUpdate(net));
+  }
+
+  private async doUpdate(net: Network): Promise<void> {
+    const entry = this.need(net.name);
+    const st = entry.state;
+    const old = st.network;
+    const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+    // Bridge identity or mode changed: nothing can be kept — restart (ports re-attached).
+    if (
+      old.forward.mode !== net.forward.mode ||
+      old.bridge.name !== net.bridge.name ||
+      old.bridge.enslave !== net.bridge.enslave ||
+      old.mac !== net.mac
+    ) {
+      const { extraHosts, ports } = st;
+      await this.doStop(net.name);
+      await this.doStart(net, extraHosts, ports);
+      this.emit('updated', { name: net.name });
+      return;
+    }
+    const br = st.bridge;
+    if (st.createdBridge && !st.enslaved) {
+      const ops: LinkOp[] = [];
+      if (old.mtu !== net.mtu && net.mtu) ops.push({ kind: 'link-set', name: br, mtu: net.mtu });
+      const upOld = planLinksUp(old).ops;
+      const upNew = planLinksUp(net).ops;
+      const key = (o: LinkOp) => JSON.stringify(o);
+      const oldAddrs = upOld.filter((o) => o.kind === 'addr-add');
+      const newAddrs = upNew.filter((o) => o.kind === 'addr-add');
+      const oldRoutes = upOld.filter((o) => o.kind === 'route-add');
+      const newRoutes = upNew.filter((o) => o.kind === 'route-add');
+      for (const o of oldRoutes)
+        if (!newRoutes.some((n) => key(n) === key(o)) && o.kind === 'route-add')
+          ops.push({ ...o, kind: 'route-del' });
+      for (const o of oldAddrs)
+        if (!newAddrs.some((n) => key(n) === key(o)) && o.kind === 'addr-add')
+          ops.push({ ...o, kind: 'addr-del' });
+      for (const n of newAddrs) if (!oldAddrs.some((o) => key(n) === key(o))) ops.push(n);
+      for (const n of newRoutes) if (!oldRoutes.some((o) => key(n) === key(o))) ops.push(n);
+      if (old.bridge.stp !== net.bridge.stp || old.bridge.delay !== net.bridge.delay) {
+        const add = upNew.find((o) => o.kind === 'bridge-add');
+        if (add?.kind === 'bridge-add') {
+          await this.runner.run({
+            step: `links: update STP of ${br}`,
+            argv: [
+              'ip',
+              'link',
+              'set',
+              'dev',
+              br,
+              'type',
+              'bridge',
+              'stp_state',
+              add.stp ? '1' : '0',
+              'forward_delay',
+              String(add.forwardDelay),
+            ],
+          });
+        }
+      }
+      await this.batch(`links: update ${br}`, ops);
+      await this.writeSysctls(`sysctls of bridge ${br}`, planBridgeSysctls(net));
+    }
+    // Host sysctls: claim what the new definition needs, release what only the old one did.
+    const need = planSysctls(net);
+    await this.sysctls.release(net.name);
+    if (need.length) await this.sysctls.claim(net.name, need);
+    // Firewall: only when the rendered rules differ; one transaction (old out, new in).
+    const scripts = renderFirewallScripts(net, this.firewall.backend);
+    if (!same(scripts, st.firewallScripts)) {
+      if (st.firewallScripts) {
+        const fw = entry.firewall ?? this.firewallFor(st.firewallScripts.backend);
+        await fw.remove(net.name, st.firewallScripts);
+      }
+      if (scripts) {
+        await this.firewall.apply(net.name, scripts);
+        entry.firewall = this.firewall;
+        st.firewallScripts = scripts;
+        st.firewall = scripts.backend;
+      } else {
+        delete st.firewallScripts;
+        st.firewall = 'none';
+      }
+    }
+    // dnsmasq: restart on config change, SIGHUP when only the host files changed.
+    const wasNeeded = st.dnsmasq;
+    const needed = needsDnsmasq(net);
+    const f = this.files(net.name);
+    const confOld = wasNeeded
+      ? renderDnsmasqConf(old, { hostsfile: f.hostsfile, addnhosts: f.addnhosts })
+      : '';
+    const confNew = needed ? renderDnsmasqConf(net, { hostsfile: f.hostsfile, addnhosts: f.addnhosts }) : '';
+    st.network = net;
+    st.dnsmasq = needed;
+    if (wasNeeded && !needed) {
+      await entry.supervisor?.stop();
+      delete entry.supervisor;
+      await this.removeDnsmasqFiles(net.name);
+    } else if (needed) {
+      const hostsOld = renderHostsfile(old, st.extraHosts) + renderAddnhosts(old, st.extraHosts);
+      const hostsNew = renderHostsfile(net, st.extraHosts) + renderAddnhosts(net, st.extraHosts);
+      if (!wasNeeded || confOld !== confNew) {
+        await this.writeDnsmasqFiles(net, st.extraHosts, true);
+        entry.supervisor ??= this.makeSupervisor(st);
+        if (wasNeeded) await entry.supervisor.restart();
+        else await entry.supervisor.start();
+      } else if (hostsOld !== hostsNew) {
+        await this.writeDnsmasqFiles(net, st.extraHosts, false);
+        await entry.supervisor?.reload();
+      }
+    }
+    await this.store.save(st);
+    this.emit('updated', { name: net.name });
+  }
+
+  // --- queries -----------------------------------------------------------------------------------
+
+  isActive(name: string): boolean {
+    return this.active.has(name);
+  }
+
+  private infoOf(st: NetworkState, entry: Active): ActiveNetworkInfo {
+    return {
+      name: st.network.name,
+      bridge: st.bridge,
+      firewall: st.firewall,
+      ...(entry.supervisor?.pid !== undefined ? { dnsmasqPid: entry.supervisor.pid } : {}),
+      ports: [...st.ports],
+      extraHosts: st.extraHosts.map((h) => ({ ...h })),
+      startedAt: st.startedAt,
+    };
+  }
+
+  info(name: string): ActiveNetworkInfo | undefined {
+    const e = this.active.get(name);
+    return e ? this.infoOf(e.state, e) : undefined;
+  }
+
+  list(): ActiveNetworkInfo[] {
+    return [...this.active.values()].map((e) => this.infoOf(e.state, e));
+  }
+
+  /** Stop supervising; networks stay up (dnsmasq keeps running, rules and links stay). */
+  async close(): Promise<void> {
+    await this.queue.catch(() => {});
+    for (const e of this.active.values()) e.supervisor?.detach();
+    this.active.clear();
+  }
+}

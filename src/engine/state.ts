@@ -1,0 +1,76 @@
+/**
+ * What the engine records about each active network, one JSON file per network under
+ * RUNDIR/networks/NAME.json, written atomically. A new engine process reads these to adopt the
+ * networks that are up (their dnsmasq by pid file, their rules by table/chain).
+ */
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { FirewallScripts } from '../firewall/types.js';
+import type { Network } from '../model/network.js';
+import type { NicState } from '../plan/links.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
+import type { FirewallBackend, HostEntry } from './types.js';
+
+export interface NetworkState {
+  version: 1;
+  network: Network;
+  bridge: string;
+  /** The bridge (and -nic tap) was created by virtnet (removed on stop). */
+  createdBridge: boolean;
+  macTap: boolean;
+  /** Bridge mode with enslave: the NIC as it was before (put back on stop). */
+  enslaved?: NicState;
+  firewall: FirewallBackend | 'none';
+  /** The scripts applied (their remove half is what stop runs). */
+  firewallScripts?: FirewallScripts;
+  dnsmasq: boolean;
+  ports: string[];
+  extraHosts: HostEntry[];
+  startedAt: string;
+}
+
+export class StateStore {
+  readonly dir: string;
+  constructor(runDir: string) {
+    this.dir = join(runDir, 'networks');
+  }
+
+  path(name: string): string {
+    return join(this.dir, `${name}.json`);
+  }
+
+  async init(): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o755 });
+  }
+
+  async save(s: NetworkState): Promise<void> {
+    await writeFileAtomic(this.path(s.network.name), `${JSON.stringify(s)}\n`, {
+      mode: 0o600,
+      noDirSync: true,
+    });
+  }
+
+  async remove(name: string): Promise<void> {
+    await rm(this.path(name), { force: true });
+  }
+
+  async loadAll(): Promise<NetworkState[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch {
+      return [];
+    }
+    const out: NetworkState[] = [];
+    for (const f of names) {
+      if (!f.endsWith('.json') || f.startsWith('.')) continue;
+      try {
+        const s = JSON.parse(await readFile(join(this.dir, f), 'utf8')) as NetworkState;
+        if (s.version === 1 && s.network?.name) out.push(s);
+      } catch {
+        // A torn file cannot happen (atomic writes); anything unreadable is not ours to adopt.
+      }
+    }
+    return out;
+  }
+}
