@@ -8,7 +8,7 @@ import {
   parseNetworkHookData,
   VIRTNET_DOMAIN_NS,
 } from '../../src/model/domain.js';
-import { libvirtHooksDir, missingShared } from '../helpers/shared.js';
+import { libvirtHooksDir, missingShared, projectRoot } from '../helpers/shared.js';
 
 function problemsOf(fn: () => unknown) {
   try {
@@ -455,5 +455,18 @@ describe('parseNetworkHookData', () => {
     ],
   ])('rejects %s', (xml, path) => {
     expect(problemsOf(() => parseNetworkHookData(xml))[0]!.path).toBe(path);
+  });
+});
+
+describe('README', () => {
+  it('the documented metadata example parses as documented', () => {
+    const readme = readFileSync(join(projectRoot, 'README.md'), 'utf8');
+    const block = /```xml\n(<domain[\s\S]*?<\/domain>)\n```/.exec(readme);
+    expect(block, 'README has a ```xml domain example').not.toBeNull();
+    const d = parseDomainXml(block![1]!);
+    expect(d.interfaces[0]!.virtnet).toMatchObject({ ip: '192.168.122.50', ip6: 'fd00:1::50', name: 'web' });
+    expect(d.interfaces[0]!.virtnet!.forwards).toHaveLength(2);
+    expect(d.interfaces[1]!.virtnet).toMatchObject({ match: { index: 1 }, network: 'lab' });
+    expect(readme).toContain(VIRTNET_DOMAIN_NS);
   });
 });
