@@ -7,6 +7,7 @@
  * when asked). On SIGTERM/SIGINT: STOPPING=1, release the name, close the engine WITHOUT stopping
  * networks (guests keep their network, like libvirt with KillMode=process), exit 0.
  */
+import { mkdir } from 'node:fs/promises';
 import type { Engine } from '../engine/types.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { BUS_NAME } from './api.js';
@@ -45,6 +46,9 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   const log = deps.log ?? createLogger({ level: opts.logLevel, format: opts.logFormat });
   const notifier = deps.notifier ?? createNotifier(process.env, undefined, (e) => log.warning(e.message));
   const address = resolveBusAddress(opts.bus);
+  // Children (dnsmasq with --enable-dbus) must talk to the same bus as the daemon.
+  process.env.DBUS_SYSTEM_BUS_ADDRESS = address;
+  await mkdir(opts.stateDir, { recursive: true, mode: 0o755 });
   let bus: MessageBus;
   try {
     bus = await connectBus(address);

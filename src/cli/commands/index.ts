@@ -4,7 +4,36 @@
  */
 
 import type { Command } from '../command.js';
+import { autostartCommand } from './autostart.js';
+import { defineCommand } from './define.js';
+import { dumpxmlCommand } from './dumpxml.js';
+import { hostAddCommand } from './host-add.js';
+import { hostRemoveCommand } from './host-remove.js';
+import { infoCommand } from './info.js';
+import { leasesCommand } from './leases.js';
+import { listCommand } from './list.js';
+import { monitorCommand } from './monitor.js';
 import { planCommand } from './plan.js';
+import { startCommand } from './start.js';
+import { stopCommand } from './stop.js';
+import { undefineCommand } from './undefine.js';
 import { validateCommand } from './validate.js';
 
-export const commands: readonly Command[] = [validateCommand, planCommand];
+export const commands: readonly Command[] = [
+  // Client of virtnetd on the bus:
+  listCommand,
+  infoCommand,
+  startCommand,
+  stopCommand,
+  defineCommand,
+  undefineCommand,
+  dumpxmlCommand,
+  autostartCommand,
+  leasesCommand,
+  hostAddCommand,
+  hostRemoveCommand,
+  monitorCommand,
+  // Offline:
+  validateCommand,
+  planCommand,
+];

@@ -1,0 +1,57 @@
+#!/usr/bin/env node
+/**
+ * virtnetd: the virtnet daemon. Parses the command line, builds the Linux engine and serves
+ * org.virtnet.network1 until SIGTERM/SIGINT (networks stay up). See `virtnetd --help`.
+ */
+import { HELP, parseDaemonArgs } from '../daemon/args.js';
+import { handleSignals, StartupError, startDaemon } from '../daemon/main.js';
+import { virtnetVersion } from '../daemon/version.js';
+import { LinuxEngine } from '../engine/engine.js';
+import { createLogger } from '../util/log.js';
+
+async function run(): Promise<number> {
+  const parsed = parseDaemonArgs(process.argv.slice(2));
+  if (parsed.kind === 'help') {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (parsed.kind === 'version') {
+    process.stdout.write(`virtnetd ${virtnetVersion()}\n`);
+    return 0;
+  }
+  if (parsed.kind === 'usage-error') {
+    process.stderr.write(`virtnetd: ${parsed.message}\nTry 'virtnetd --help'.\n`);
+    return 2;
+  }
+  const opts = parsed.options;
+  const log = createLogger({ level: opts.logLevel, format: opts.logFormat });
+  try {
+    const daemon = await startDaemon(opts, {
+      log,
+      createEngine: (o, l) =>
+        LinuxEngine.create({
+          runDir: o.runDir,
+          firewall: o.firewall,
+          logger: l,
+          dnsmasqDbus: true,
+        }),
+    });
+    handleSignals(daemon, log);
+    await daemon.done;
+    return 0;
+  } catch (e) {
+    const msg = e instanceof StartupError ? e.message : `startup failed: ${(e as Error)?.stack ?? String(e)}`;
+    log.error(msg);
+    return 1;
+  }
+}
+
+run().then(
+  (code) => {
+    if (code !== 0) process.exit(code);
+  },
+  (e) => {
+    process.stderr.write(`virtnetd: ${(e as Error)?.stack ?? String(e)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,32 @@
+/** `virtnetctl info NAME`: one network's properties. */
+import { BUS_OPTION, JSON_OPTION, json, withClient } from '../bus-client.js';
+import type { Command } from '../command.js';
+import { ExitCode } from '../exit-codes.js';
+
+export const infoCommand: Command = {
+  name: 'info',
+  summary: "Show a network's properties",
+  synopsis: 'NAME',
+  description: `Prints the network's name, UUID, state, autostart flag, bridge, forward mode and its object path
+on the bus. Exit 3 when there is no such network.`,
+  options: { ...JSON_OPTION, ...BUS_OPTION },
+  positionals: { min: 1, max: 1 },
+  async run(ctx) {
+    const info = await withClient(ctx, async (c) => c.info(await c.pathOf(ctx.args[0]!)));
+    if (ctx.options.json) {
+      ctx.io.stdout(json(info));
+      return ExitCode.OK;
+    }
+    const rows: [string, string][] = [
+      ['Name', info.name],
+      ['UUID', info.uuid],
+      ['Active', info.active ? 'yes' : 'no'],
+      ['Autostart', info.autostart ? 'yes' : 'no'],
+      ['Bridge', info.bridge],
+      ['Forward', info.forwardMode],
+      ['Object', info.path],
+    ];
+    ctx.io.stdout(rows.map(([k, v]) => `${`${k}:`.padEnd(11)}${v}\n`).join(''));
+    return ExitCode.OK;
+  },
+};

@@ -1,0 +1,181 @@
+/**
+ * virtnetctl's bus commands against the real bus service on a private system bus (fake engine — a
+ * test double; the real engine runs in test/integration/daemon-*.test.ts): output, --json, exit codes
+ * (2 usage, 3 not found, 4 access denied, 1 failure) and one-line errors.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../../src/cli/main.js';
+import { BusAuthorizer } from '../../../src/daemon/authorize.js';
+import { networkCodec } from '../../../src/daemon/codec.js';
+import { ConfigStore } from '../../../src/daemon/config-store.js';
+import { connectBus, type MessageBus } from '../../../src/daemon/dbus.js';
+import { VirtnetService } from '../../../src/daemon/service.js';
+import { silentLogger } from '../../../src/util/log.js';
+import { FakeEngine } from '../../daemon/fake-engine.js';
+import { BUS_NAME, execOut, NOBODY, type PrivateBus, startPrivateBus } from '../../helpers/dbus.js';
+import { missingPrereqs } from '../../helpers/require.js';
+import { projectRoot } from '../../helpers/shared.js';
+import { captureIo } from '../io.js';
+
+const skip = missingPrereqs(['dbus-daemon'], { root: false });
+
+const XML = `<network>
+  <name>cli-net</name>
+  <forward mode='nat'/>
+  <bridge name='vh7br9'/>
+  <ip address='10.79.0.1' prefix='24'><dhcp><range start='10.79.0.10' end='10.79.0.20'/></dhcp></ip>
+</network>`;
+
+describe.skipIf(skip)('virtnetctl bus commands', () => {
+  let bus: PrivateBus;
+  let conn: MessageBus;
+  let service: VirtnetService;
+  let engine: FakeEngine;
+  let configDir: string;
+
+  const run = async (argv: string[], files: Record<string, string> = {}) => {
+    const io = captureIo(files);
+    io.env = { DBUS_SYSTEM_BUS_ADDRESS: bus.address };
+    const code = await main(argv, io);
+    return { code, out: io.out, err: io.err };
+  };
+
+  beforeAll(async () => {
+    bus = await startPrivateBus();
+    configDir = mkdtempSync(join(tmpdir(), 'vh7-cli-'));
+    conn = await connectBus(bus.address);
+    engine = new FakeEngine();
+    const auth = new BusAuthorizer(conn, { timeoutMs: 3000 });
+    service = new VirtnetService({
+      bus: conn,
+      engine,
+      store: new ConfigStore(configDir),
+      codec: networkCodec,
+      authorize: (c, a, m) => auth.authorize(c, a, m),
+      version: 'test',
+      log: silentLogger(),
+    });
+    await conn.requestName(BUS_NAME, 4);
+    await service.start();
+  });
+
+  afterAll(async () => {
+    await service?.close();
+    conn?.disconnect();
+    await bus?.stop();
+    if (configDir) rmSync(configDir, { recursive: true, force: true });
+  });
+
+  it('define, list, info, dumpxml, start, autostart, leases, host-add/remove, stop, undefine', async () => {
+    let r = await run(['define', 'net.xml'], { 'net.xml': XML });
+    expect(r, r.err).toMatchObject({ code: 0, out: 'Network cli-net defined from net.xml\n' });
+
+    r = await run(['list']);
+    expect(r.code).toBe(0);
+    expect(r.out).toBe(
+      'NAME     ACTIVE  AUTOSTART  BRIDGE  FORWARD\ncli-net  no      no         vh7br9  nat\n',
+    );
+    r = await run(['list', '--json']);
+    expect(JSON.parse(r.out)).toEqual([
+      expect.objectContaining({ name: 'cli-net', active: false, bridge: 'vh7br9', forwardMode: 'nat' }),
+    ]);
+
+    r = await run(['info', 'cli-net']);
+    expect(r.out).toMatch(/^Name:\s+cli-net$/m);
+    expect(r.out).toMatch(/^Object:\s+\/org\/virtnet\/network1\/network\/cli_2dnet$/m);
+
+    r = await run(['dumpxml', 'cli-net']);
+    expect(r.out).toContain("<bridge name='vh7br9'");
+
+    r = await run(['start', 'cli-net']);
+    expect(r).toMatchObject({ code: 0, out: 'Network cli-net started\n' });
+    r = await run(['start', 'cli-net']);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe("virtnetctl: network 'cli-net' is already active\n");
+
+    r = await run(['autostart', 'cli-net']);
+    expect(r).toMatchObject({ code: 0, out: 'Network cli-net marked as autostarted\n' });
+    expect((await run(['info', 'cli-net', '--json'])).out).toContain('"autostart": true');
+    r = await run(['autostart', 'cli-net', '--disable']);
+    expect(r.code).toBe(0);
+
+    engine.leaseTable.set('cli-net', [
+      { mac: '52:54:00:01:02:03', ip: '10.79.0.11', hostname: 'g', expiry: 0 },
+    ]);
+    r = await run(['leases', 'cli-net']);
+    expect(r.out).toBe(
+      'MAC                IP          HOSTNAME  EXPIRES\n52:54:00:01:02:03  10.79.0.11  g         never\n',
+    );
+    r = await run(['leases', 'cli-net', '--json']);
+    expect(JSON.parse(r.out)).toEqual([
+      { mac: '52:54:00:01:02:03', ip: '10.79.0.11', hostname: 'g', expiry: 0 },
+    ]);
+
+    r = await run(['host-add', 'cli-net', '52:54:00:0a:0b:0c', '--ip', '10.79.0.40', '--hostname', 'db']);
+    expect(r, r.err).toMatchObject({ code: 0 });
+    expect(engine.calls).toContain('addHost cli-net 52:54:00:0a:0b:0c 10.79.0.40 db');
+    r = await run(['host-add', 'cli-net', '52:54:00:0a:0b:0d', '--ip', '172.16.0.1']);
+    expect(r.code).toBe(1);
+    expect(r.err.trim().split('\n')).toHaveLength(1);
+    expect(r.err).toMatch(/outside the network's IPv4 subnet/);
+    r = await run(['host-remove', 'cli-net', '52:54:00:0a:0b:0c']);
+    expect(r.code).toBe(0);
+
+    r = await run(['undefine', 'cli-net']);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/is active; stop it first/);
+    expect((await run(['stop', 'cli-net'])).code).toBe(0);
+    expect((await run(['undefine', 'cli-net'])).out).toBe('Network cli-net has been undefined\n');
+  });
+
+  it('exit codes: usage 2, not found 3, invalid XML 1 (one line per problem)', async () => {
+    expect((await run(['start'])).code).toBe(2);
+    expect((await run(['host-add', 'x', '52:54:00:00:00:01'])).code).toBe(2);
+    const nf = await run(['info', 'nope']);
+    expect(nf.code).toBe(3);
+    expect(nf.err).toBe("virtnetctl: no network named 'nope' (defined: none)\n");
+    const bad = await run(['define', 'b.xml'], { 'b.xml': '<network><name>x</name><oops/></network>' });
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/^virtnetctl: .*oops/);
+    expect(bad.err.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('no daemon on the bus: one clear line', async () => {
+    const other = await startPrivateBus();
+    try {
+      const io = captureIo();
+      io.env = { DBUS_SYSTEM_BUS_ADDRESS: other.address };
+      const code = await main(['list'], io);
+      expect(code).toBe(3);
+      expect(io.err).toMatch(
+        /^virtnetctl: virtnetd is not running on unix:path=.* \(nobody owns org\.virtnet\.network1\); start virtnetd\.service\n$/,
+      );
+    } finally {
+      await other.stop();
+    }
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('access denied is exit 4 (virtnetctl run as uid 65534)', async () => {
+    await run(['define', 'net.xml'], { 'net.xml': XML });
+    const r = await execOut(
+      [
+        ...NOBODY,
+        'node',
+        '--import',
+        join(projectRoot, 'test/helpers/ts-register.mjs'),
+        join(projectRoot, 'src/bin/virtnetctl.ts'),
+        'start',
+        'cli-net',
+      ],
+      { env: { ...process.env, DBUS_SYSTEM_BUS_ADDRESS: bus.address }, timeoutMs: 60_000 },
+    );
+    expect(r.code, r.stderr).toBe(4);
+    expect(r.stderr).toMatch(
+      /^virtnetctl: Start needs org\.virtnet\.network1\.manage-networks: uid 65534 is not root/,
+    );
+    await run(['undefine', 'cli-net']);
+  });
+});
