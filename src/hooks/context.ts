@@ -1,0 +1,69 @@
+/**
+ * What the hook handler works with. The daemon builds one context for its lifetime (its engine, its
+ * networks, its firewall); the in-process fallback (src/hooks/main.ts) builds one per hook call. Both
+ * run the same handler (handler.ts) on it.
+ */
+import type { Engine } from '../engine/types.js';
+import type { PortForward } from '../model/domain.js';
+import type { IpFamily, Network } from '../model/network.js';
+import type { Logger } from '../util/log.js';
+import type { LockManager } from './lock.js';
+import type { DomainRecordStore } from './records.js';
+
+/** One inbound forward, resolved to its DNAT target. */
+export interface ForwardRule {
+  proto: PortForward['proto'];
+  family: IpFamily;
+  hostPort: number;
+  guestPort: number;
+  hostAddress?: string;
+  /** The guest's fixed address (DNAT target). */
+  guestIp: string;
+  /** virtnet or libvirt network the guest is on. */
+  network: string;
+  /** The network's bridge when known (forwarded traffic is accepted towards it). */
+  bridge?: string;
+}
+
+/** The port forwards of one domain, installed and removed as one unit (own chain/table). */
+export interface DomainForwards {
+  /** Record key (uuid). */
+  key: string;
+  domain: string;
+  rules: ForwardRule[];
+}
+
+/**
+ * Installs a domain's port-forward rules in one transaction, replacing whatever that domain had
+ * (so re-applying never duplicates), and removes them again (absent rules are not an error).
+ */
+export interface PortForwarder {
+  apply(f: DomainForwards): Promise<void>;
+  remove(f: DomainForwards): Promise<void>;
+}
+
+/** Events for the bus (the daemon turns them into signals). */
+export interface HookEvents {
+  'port-attached': { network: string; ifname: string; mac: string; domain: string };
+  'port-detached': { network: string; ifname: string; domain: string };
+  /** A libvirt-managed network's hook call (start, started, stopped, port-created, …). */
+  'libvirt-network': { name: string; operation: string; domain?: string; mac?: string };
+}
+
+export type HookEventSink = <K extends keyof HookEvents>(event: K, payload: HookEvents[K]) => void;
+
+export type HookEngine = Pick<
+  Engine,
+  'isActive' | 'info' | 'addHost' | 'removeHost' | 'attachPort' | 'detachPort'
+>;
+
+export interface HookContext {
+  /** The defined virtnet networks (current definitions). */
+  networks(): readonly Network[];
+  engine: HookEngine;
+  forwarder: PortForwarder;
+  records: DomainRecordStore;
+  locks: LockManager;
+  emit: HookEventSink;
+  log: Pick<Logger, 'info' | 'warning' | 'error' | 'debug'>;
+}

@@ -1,0 +1,444 @@
+/**
+ * The hook handler: what virtnet does when libvirt reports a domain or network event. The SAME code
+ * runs in the daemon (Manager.HookEvent over the bus) and in the in-process fallback (main.ts) when
+ * no daemon answers.
+ *
+ * Domain (qemu hook):
+ * - `prepare`: validate the domain's virtnet metadata against the networks and reserve what it asks
+ *   for (fixed IP per network, host ports globally). A conflict, an unknown or stopped virtnet network
+ *   or bad metadata fails the call (the domain does not start).
+ * - `start` (tap exists now), `started`, `reconnect`: enslave `type='ethernet'` taps, add the DHCP
+ *   reservation / DNS name (metadata IP, else MAC + the domain's name), install the domain's port
+ *   forwards, emit `port-attached`. What was done is recorded BEFORE doing it (records.ts), so a crash
+ *   half-way still leaves enough to undo. `started` after a successful `start` does nothing;
+ *   `reconnect` re-ensures everything idempotently (no rule is removed and re-added one by one: the
+ *   domain's forwards are replaced in one transaction), so running guests are not disturbed.
+ * - `stopped`: undo exactly what the record says (the XML no longer names taps or bridges), emit
+ *   `port-detached`; the reservation stays until `release`, which forgets the domain.
+ * Network (network hook, libvirt-managed networks): emit the event; on `started` re-apply the port
+ *   forwards of running domains on that network.
+ *
+ * Serialized per network (and per domain, and globally for host ports) through ctx.locks, which also
+ * hold across processes. Failures are thrown (ValidationError / ConflictError / others); the caller
+ * turns them into one line and an exit code (`blocksStart`).
+ */
+import { ConflictError, ValidationError } from '../errors.js';
+import { type Domain, parseDomainXml, parseNetworkHookData } from '../model/domain.js';
+import { actionFor, blocksStart, type HookKind, hookKindOfXml } from './args.js';
+import type { DomainForwards, ForwardRule, HookContext } from './context.js';
+import { findConflicts, planPorts } from './plan-ports.js';
+import { type DomainRecord, domainKey, type PortRecord } from './records.js';
+
+export interface HookEventInput {
+  /** Which hook; when absent it is read from the XML's root element (`<domain>` / `<hookData>`). */
+  kind?: HookKind;
+  object: string;
+  operation: string;
+  subOperation: string;
+  extra: string;
+  xml: string;
+}
+
+/** A `prepared` record older than this no longer holds its reservation (its domain never started). */
+export const STALE_PREPARED_MS = 10 * 60_000;
+
+/** Handle one hook call. Returns what the hook prints on stdout (the XML for migrate/restore, else ''). */
+export async function handleHookEvent(ctx: HookContext, ev: HookEventInput): Promise<string> {
+  const fromXml = hookKindOfXml(ev.xml);
+  const kind = ev.kind ?? fromXml;
+  if (!kind)
+    throw ValidationError.one(
+      'stdin',
+      ev.xml.slice(0, 40),
+      'expected a <domain> (qemu hook) or <hookData> (network hook) document',
+    );
+  if (ev.kind && fromXml && ev.kind !== fromXml)
+    throw ValidationError.one('stdin', ev.xml.slice(0, 40), `not the XML of a ${ev.kind} hook call`);
+  const action = actionFor(kind, ev.operation);
+  if (action === 'ignore') return '';
+  if (action === 'passthrough') return ev.xml;
+  if (kind === 'qemu') await handleDomain(ctx, ev);
+  else await handleNetwork(ctx, ev);
+  return '';
+}
+
+/** One line for stderr / the bus error: "virtnet: <hook> <object> <operation>: <reason>". */
+export function describeFailure(
+  kind: HookKind | undefined,
+  object: string,
+  operation: string,
+  e: unknown,
+): string {
+  const msg = (e instanceof Error ? e.message : String(e)).replace(/\s+/g, ' ').trim();
+  return `virtnet: ${kind ?? 'hook'} ${object} ${operation}: ${msg}`;
+}
+
+export { blocksStart };
+
+// ------------------------------------------------------------------------------------------------
+// Domains
+
+function lockKeys(key: string, ports: readonly PortRecord[]): string[] {
+  const keys = [`dom:${key}`];
+  for (const p of ports) keys.push(p.kind === 'network' ? `lvnet:${p.network}` : `net:${p.network}`);
+  if (ports.some((p) => p.forwards.length)) keys.push('host-ports');
+  return keys;
+}
+
+async function handleDomain(ctx: HookContext, ev: HookEventInput): Promise<void> {
+  const domain = parseDomainXml(ev.xml);
+  if (domain.name !== ev.object)
+    throw ValidationError.one('domain/name', domain.name, `does not match the hook's object '${ev.object}'`);
+  const key = domainKey(domain);
+  switch (ev.operation) {
+    case 'prepare':
+      return prepare(ctx, domain, key);
+    case 'start':
+    case 'started':
+    case 'reconnect':
+      return startPorts(ctx, domain, key, ev.operation);
+    case 'stopped':
+    case 'release':
+      return stopPorts(ctx, domain, key, ev.operation);
+  }
+}
+
+function requireRunning(ctx: HookContext, ports: readonly PortRecord[]): void {
+  const down = [...new Set(ports.filter((p) => p.kind !== 'network').map((p) => p.network))].filter(
+    (n) => !ctx.engine.isActive(n),
+  );
+  if (down.length)
+    throw new ConflictError(
+      `virtnet network${down.length > 1 ? 's' : ''} ${down.map((n) => `'${n}'`).join(', ')} not running (start it first: virtnetctl start ${down[0]})`,
+    );
+}
+
+async function otherRecords(ctx: HookContext, key: string): Promise<DomainRecord[]> {
+  const now = Date.now();
+  return (await ctx.records.list()).filter(
+    (r) =>
+      domainKey({ name: r.domain, uuid: r.uuid }) !== key &&
+      !(r.phase === 'prepared' && now - Date.parse(r.updatedAt) > STALE_PREPARED_MS),
+  );
+}
+
+async function checkConflicts(ctx: HookContext, domain: Domain, key: string, ports: PortRecord[]) {
+  const problems = findConflicts(domain, ports, {
+    networks: ctx.networks(),
+    records: await otherRecords(ctx, key),
+    extraHosts: (n) => ctx.engine.info(n)?.extraHosts ?? [],
+  });
+  if (problems.length) throw new ConflictError(problems.map((p) => `${p.path}: ${p.reason}`).join('; '));
+}
+
+async function prepare(ctx: HookContext, domain: Domain, key: string): Promise<void> {
+  const ports = planPorts(domain, ctx.networks());
+  if (!ports.length) {
+    await ctx.records.delete(key); // a stale reservation from an earlier definition of this domain
+    return;
+  }
+  requireRunning(ctx, ports);
+  await ctx.locks.withLocks(lockKeys(key, ports), async () => {
+    const existing = await ctx.records.get(key);
+    if (existing?.phase === 'started')
+      throw new ConflictError(`domain '${domain.name}' is recorded as running (stopped hook missed?)`);
+    await checkConflicts(ctx, domain, key, ports);
+    await ctx.records.put(newRecord(domain, 'prepared', ports));
+  });
+}
+
+function newRecord(domain: Domain, phase: DomainRecord['phase'], ports: PortRecord[]): DomainRecord {
+  const r: DomainRecord = {
+    version: 1,
+    domain: domain.name,
+    phase,
+    ports,
+    updatedAt: new Date().toISOString(),
+  };
+  if (domain.uuid) r.uuid = domain.uuid;
+  return r;
+}
+
+/** The forward rules of a record's ports, resolved to their DNAT targets. */
+export function forwardRules(
+  ctx: Pick<HookContext, 'networks'>,
+  ports: readonly PortRecord[],
+): ForwardRule[] {
+  const rules: ForwardRule[] = [];
+  for (const p of ports) {
+    const bridge =
+      p.kind === 'network' ? undefined : ctx.networks().find((n) => n.name === p.network)?.bridge.name;
+    for (const f of p.forwards) {
+      for (const family of f.families) {
+        const guestIp = family === 'ipv4' ? p.ip : p.ip6;
+        if (!guestIp) continue; // the metadata parser guarantees it; be safe
+        const r: ForwardRule = {
+          proto: f.proto,
+          family,
+          hostPort: f.hostPort,
+          guestPort: f.guestPort,
+          guestIp,
+          network: p.network,
+        };
+        if (f.hostAddress) r.hostAddress = f.hostAddress;
+        if (bridge) r.bridge = bridge;
+        rules.push(r);
+      }
+    }
+  }
+  return rules;
+}
+
+function domainForwards(ctx: HookContext, rec: DomainRecord): DomainForwards {
+  return {
+    key: domainKey({ name: rec.domain, uuid: rec.uuid }),
+    domain: rec.domain,
+    rules: forwardRules(ctx, rec.ports),
+  };
+}
+
+/** Same interfaces on the same networks with the same taps and settings. */
+function samePorts(a: readonly PortRecord[], b: readonly PortRecord[]): boolean {
+  const norm = (ps: readonly PortRecord[]) =>
+    JSON.stringify(
+      ps.map((p) => [p.index, p.kind, p.network, p.mac, p.ifname, p.ip, p.ip6, p.hostname, p.forwards]),
+    );
+  return norm(a) === norm(b);
+}
+
+function staticHostHasMac(ctx: HookContext, network: string, mac: string | undefined): boolean {
+  const net = ctx.networks().find((n) => n.name === network);
+  return !!net?.ips.some((d) => d.dhcp?.hosts.some((h) => h.mac?.toLowerCase() === mac));
+}
+
+async function startPorts(ctx: HookContext, domain: Domain, key: string, op: string): Promise<void> {
+  const planned = planPorts(domain, ctx.networks());
+  const fatal = op === 'start';
+  const existingOutside = await ctx.records.get(key);
+  if (!planned.length && !existingOutside) return;
+  const keys = lockKeys(key, [...planned, ...(existingOutside?.ports ?? [])]);
+  await ctx.locks.withLocks(keys, async () => {
+    const existing = await ctx.records.get(key);
+    if (op === 'started' && existing?.phase === 'started' && samePorts(existing.ports, planned)) return;
+    if (!planned.length) {
+      // virtnet no longer has anything to do for this domain: undo what an earlier call did.
+      if (existing?.phase === 'started') await undo(ctx, existing);
+      await ctx.records.delete(key);
+      return;
+    }
+    requireRunning(ctx, planned);
+    await checkConflicts(ctx, domain, key, planned);
+    if (existing?.phase === 'started' && !samePorts(existing.ports, planned)) {
+      // Interfaces changed while running (e.g. libvirtd restarted with a new tap name): remove the
+      // old set first; an unchanged set is re-ensured in place below.
+      await undo(ctx, existing);
+    }
+
+    // Intent first: what we are about to do is recorded, so it can be undone whatever happens next.
+    const rec = newRecord(
+      domain,
+      'started',
+      planned.map((p) => {
+        const q: PortRecord = { ...p };
+        if (p.kind === 'ethernet') q.attached = true;
+        if (p.kind !== 'network' && (p.ip || p.ip6 || p.hostname) && !staticHostHasMac(ctx, p.network, p.mac))
+          q.hostAdded = true;
+        return q;
+      }),
+    );
+    const fw = domainForwards(ctx, rec);
+    if (fw.rules.length) rec.forwardsApplied = true;
+    await ctx.records.put(rec);
+
+    const errors: string[] = [];
+    const step = async (what: string, fn: () => Promise<void>) => {
+      try {
+        await fn();
+      } catch (e) {
+        if (fatal) throw e;
+        errors.push(`${what}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    };
+    try {
+      for (const p of rec.ports) {
+        if (p.attached) {
+          if (!p.ifname)
+            throw ValidationError.one(
+              `domain/devices/interface[${p.index}]/target@dev`,
+              undefined,
+              'no tap name yet (libvirt gives it from the start hook on)',
+            );
+          await step(`attach ${p.ifname} to ${p.network}`, () =>
+            ctx.engine.attachPort(p.network, p.ifname!, { mac: p.mac, domain: domain.name }),
+          );
+        }
+        if (p.hostAdded) await step(`reservation on ${p.network}`, () => ensureHost(ctx, p));
+      }
+      if (fw.rules.length) await step('port forwards', () => ctx.forwarder.apply(fw));
+    } catch (e) {
+      // `start` failed: the domain will not run. Take back everything this call did, keep the
+      // reservation (libvirt's `release` follows and forgets it), and report.
+      await undo(ctx, rec).catch((u) =>
+        ctx.log.warning(`virtnet: rollback for ${domain.name}: ${String(u)}`),
+      );
+      await ctx.records.put({ ...newRecord(domain, 'prepared', planned) });
+      throw e;
+    }
+    for (const p of rec.ports) {
+      if (p.kind !== 'network' && p.ifname)
+        ctx.emit('port-attached', {
+          network: p.network,
+          ifname: p.ifname,
+          mac: p.mac ?? '',
+          domain: domain.name,
+        });
+    }
+    if (errors.length) throw new Error(errors.join('; '));
+  });
+}
+
+/** Add the port's DHCP reservation / DNS name unless exactly that entry is already there. */
+async function ensureHost(ctx: HookContext, p: PortRecord): Promise<void> {
+  const have = ctx.engine.info(p.network)?.extraHosts ?? [];
+  const ip = p.ip ?? p.ip6;
+  const same = have.find((h) => h.mac === p.mac && h.ip === ip && h.hostname === p.hostname);
+  if (same) return;
+  if (have.some((h) => h.mac === p.mac)) await ctx.engine.removeHost(p.network, p.mac!);
+  const entry: { mac?: string; ip?: string; hostname?: string } = { mac: p.mac };
+  if (ip) entry.ip = ip;
+  if (p.hostname) entry.hostname = p.hostname;
+  await ctx.engine.addHost(p.network, entry);
+}
+
+/** Undo what a `started` record says was done. Best effort: every step is tried; errors are joined. */
+async function undo(ctx: HookContext, rec: DomainRecord): Promise<void> {
+  const errors: string[] = [];
+  const attempt = async (what: string, fn: () => Promise<void>) => {
+    try {
+      await fn();
+    } catch (e) {
+      errors.push(`${what}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  };
+  if (rec.forwardsApplied)
+    await attempt('remove port forwards', () => ctx.forwarder.remove(domainForwards(ctx, rec)));
+  for (const p of rec.ports) {
+    if (p.hostAdded && p.mac && ctx.engine.isActive(p.network)) {
+      const have = ctx.engine.info(p.network)?.extraHosts ?? [];
+      if (have.some((h) => h.mac === p.mac))
+        await attempt(`remove reservation ${p.mac} from ${p.network}`, () =>
+          ctx.engine.removeHost(p.network, p.mac!),
+        );
+    }
+    if (p.attached && p.ifname && ctx.engine.isActive(p.network)) {
+      const ports = ctx.engine.info(p.network)?.ports ?? [];
+      // The tap usually vanished with QEMU already; only detach what is still there.
+      if (ports.includes(p.ifname))
+        await attempt(`detach ${p.ifname} from ${p.network}`, () =>
+          ctx.engine.detachPort(p.network, p.ifname!, { domain: rec.domain }),
+        );
+    }
+    if (p.kind !== 'network' && p.ifname)
+      ctx.emit('port-detached', { network: p.network, ifname: p.ifname, domain: rec.domain });
+  }
+  if (errors.length) throw new Error(errors.join('; '));
+}
+
+async function stopPorts(ctx: HookContext, domain: Domain, key: string, op: string): Promise<void> {
+  const outside = await ctx.records.get(key);
+  if (!outside) return;
+  await ctx.locks.withLocks(lockKeys(key, outside.ports), async () => {
+    const rec = await ctx.records.get(key);
+    if (!rec) return;
+    let failure: unknown;
+    if (rec.phase === 'started') {
+      try {
+        await undo(ctx, rec);
+      } catch (e) {
+        failure = e;
+      }
+    }
+    if (op === 'release') await ctx.records.delete(key);
+    else
+      await ctx.records.put(
+        newRecord(
+          domain,
+          'prepared',
+          rec.ports.map(({ attached: _a, hostAdded: _h, ...p }) => p),
+        ),
+      );
+    if (failure) throw failure;
+  });
+}
+
+// ------------------------------------------------------------------------------------------------
+// Networks (libvirt-managed)
+
+async function handleNetwork(ctx: HookContext, ev: HookEventInput): Promise<void> {
+  const data = parseNetworkHookData(ev.xml);
+  if (data.network.name !== ev.object)
+    throw ValidationError.one(
+      'hookData/network/name',
+      data.network.name,
+      `does not match the hook's object '${ev.object}'`,
+    );
+  const payload: { name: string; operation: string; domain?: string; mac?: string } = {
+    name: data.network.name,
+    operation: ev.operation,
+  };
+  if (data.port?.owner?.name) payload.domain = data.port.owner.name;
+  if (data.port?.mac) payload.mac = data.port.mac;
+  ctx.emit('libvirt-network', payload);
+  if (ev.operation === 'started') await reapplyLibvirtForwards(ctx, data.network.name);
+}
+
+/** libvirt (re)started one of its networks: put the port forwards of its running domains back. */
+export async function reapplyLibvirtForwards(ctx: HookContext, network: string): Promise<void> {
+  const errors: string[] = [];
+  for (const r of await ctx.records.list()) {
+    if (r.phase !== 'started' || !r.forwardsApplied) continue;
+    if (!r.ports.some((p) => p.kind === 'network' && p.network === network)) continue;
+    const key = domainKey({ name: r.domain, uuid: r.uuid });
+    try {
+      await ctx.locks.withLocks(lockKeys(key, r.ports), async () => {
+        const cur = await ctx.records.get(key);
+        if (cur?.phase === 'started' && cur.forwardsApplied)
+          await ctx.forwarder.apply(domainForwards(ctx, cur));
+      });
+    } catch (e) {
+      errors.push(`${r.domain}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  if (errors.length) throw new Error(`re-applying port forwards on '${network}': ${errors.join('; ')}`);
+}
+
+/**
+ * After a daemon restart: re-ensure what every `started` record says (reservations and forwards),
+ * without disturbing running guests. Returns one message per domain that could not be reconciled.
+ */
+export async function reconcileRecords(ctx: HookContext): Promise<string[]> {
+  const problems: string[] = [];
+  for (const r of await ctx.records.list()) {
+    if (r.phase !== 'started') continue;
+    const key = domainKey({ name: r.domain, uuid: r.uuid });
+    try {
+      await ctx.locks.withLocks(lockKeys(key, r.ports), async () => {
+        const cur = await ctx.records.get(key);
+        if (cur?.phase !== 'started') return;
+        for (const p of cur.ports) {
+          if (!ctx.engine.isActive(p.network) && p.kind !== 'network') continue;
+          if (p.attached && p.ifname) {
+            const attached = ctx.engine.info(p.network)?.ports ?? [];
+            if (!attached.includes(p.ifname))
+              await ctx.engine.attachPort(p.network, p.ifname, { mac: p.mac, domain: cur.domain });
+          }
+          if (p.hostAdded) await ensureHost(ctx, p);
+        }
+        if (cur.forwardsApplied) await ctx.forwarder.apply(domainForwards(ctx, cur));
+      });
+    } catch (e) {
+      problems.push(`${r.domain}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  return problems;
+}
