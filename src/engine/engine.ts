@@ -521,14 +521,11 @@ export class LinuxEngine implements Engine {
         if (state.firewallScripts) {
           const fw = this.firewallFor(state.firewallScripts.backend);
           entry.firewall = fw;
-          const presence = await fw.present(name, state.firewallScripts);
-          // nftables re-applies atomically (a rule missing inside a table is not visible to presence);
-          // iptables only when something is missing.
-          if (fw.backend === 'nftables' || presence !== 'present') {
-            if (presence !== 'present')
-              this.log?.warning(`network ${name}: firewall rules ${presence}; repairing`);
-            await fw.repair(name, state.firewallScripts);
-          }
+          // nftables: re-applied in one transaction (a rule missing inside a table is repaired too);
+          // iptables: every rule checked with -C, re-applied only when something is missing.
+          const found = await fw.repair(name, state.firewallScripts);
+          if (found !== 'present')
+            this.log?.warning(`network ${name}: firewall rules were ${found}; repaired`);
         }
         const host = planSysctls(state.network);
         if (host.length) await this.sysctls.claim(name, host);

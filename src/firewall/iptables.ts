@@ -152,8 +152,11 @@ export class IptablesFirewall implements Firewall {
     return seenPresent ? 'present' : 'absent';
   }
 
-  async repair(netName: string, scripts: FirewallScripts): Promise<void> {
+  async repair(netName: string, scripts: FirewallScripts): Promise<Presence> {
+    const state = await this.present(netName, scripts);
+    if (state === 'present') return state;
     await this.remove(netName, scripts);
     await this.apply(netName, scripts);
+    return state;
   }
 }

@@ -73,15 +73,16 @@ export class NftablesFirewall implements Firewall {
     return 'absent';
   }
 
-  async repair(netName: string, scripts: FirewallScripts): Promise<void> {
+  async repair(netName: string, scripts: FirewallScripts): Promise<Presence> {
     const s = nftOf(netName, scripts);
     const state = await this.present(netName, scripts);
     if (state === 'present') {
       // One transaction: the old rules go and the planned ones come in atomically.
       await this.nft(`firewall: re-apply nftables rules of network ${netName}`, `${s.remove}\n${s.apply}`);
-      return;
+      return state;
     }
     if (state === 'partial') await this.removePiecewise(netName, s.remove);
     await this.apply(netName, scripts);
+    return state;
   }
 }

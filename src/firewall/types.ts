@@ -40,8 +40,11 @@ export interface Firewall {
   remove(netName: string, scripts: FirewallScripts): Promise<void>;
   /** Whether the network's rules are there, for adoption and drift checks. */
   present(netName: string, scripts: FirewallScripts): Promise<Presence>;
-  /** Make the rules exactly as planned whatever is there now (repair drift), without duplicates. */
-  repair(netName: string, scripts: FirewallScripts): Promise<void>;
+  /**
+   * Make the rules exactly as planned whatever is there now (repair drift), without duplicates.
+   * Resolves with what was found before the repair.
+   */
+  repair(netName: string, scripts: FirewallScripts): Promise<Presence>;
 }
 
 export interface FirewallChoice {

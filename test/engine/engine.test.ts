@@ -1,0 +1,203 @@
+/**
+ * The engine against a dry-run runner, a fake host and fake sysctls: the order of steps, the
+ * rollback when a step fails, and conflicts refused before anything runs.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { LinuxEngine } from '../../src/engine/engine.js';
+import type { HostProbe, HostRoute } from '../../src/engine/host.js';
+import type { SysctlIo } from '../../src/engine/sysctl.js';
+import { DryRunRunner } from '../../src/exec/runner.js';
+import type { Network } from '../../src/model/network.js';
+
+class FakeHost implements HostProbe {
+  links_ = new Set(['lo', 'eth0']);
+  bridges = new Set<string>();
+  routes_: HostRoute[] = [{ family: 'ipv4', dest: '192.0.2.0', prefix: 24, dev: 'eth0' }];
+  async linkExists(n: string) {
+    return this.links_.has(n);
+  }
+  async isBridge(n: string) {
+    return this.bridges.has(n);
+  }
+  async masterOf() {
+    return undefined;
+  }
+  async links() {
+    return [...this.links_];
+  }
+  async routes() {
+    return this.routes_;
+  }
+  async nicState(name: string) {
+    return { name, mac: '02:00:00:00:00:01', mtu: 1500, addrs: [], routes: [] };
+  }
+}
+
+class FakeSysctl implements SysctlIo {
+  values = new Map<string, string>([
+    ['net.ipv4.ip_forward', '0'],
+    ['net.ipv6.conf.all.forwarding', '0'],
+  ]);
+  writes: string[] = [];
+  async read(k: string) {
+    return this.values.get(k) ?? '0';
+  }
+  async write(k: string, v: string) {
+    this.writes.push(`${k}=${v}`);
+    this.values.set(k, v);
+  }
+}
+
+function net(over: Partial<Network> = {}): Network {
+  return {
+    name: 'n1',
+    uuid: '00000000-0000-4000-8000-000000000001',
+    forward: { mode: 'route', interfaces: [] },
+    bridge: { name: 'virbr5', stp: false, delay: 0 },
+    mac: '52:54:00:00:00:05',
+    ips: [{ family: 'ipv4', address: '10.5.0.1', prefix: 24 }],
+    routes: [],
+    dns: { enable: false, forwarders: [], txts: [], srvs: [], hosts: [] },
+    dnsmasqOptions: [],
+    ignored: [],
+    ...over,
+  };
+}
+
+describe('LinuxEngine (dry run)', () => {
+  let dir: string;
+  let runner: DryRunRunner;
+  let host: FakeHost;
+  let sys: FakeSysctl;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'vh5-engine-'));
+    runner = new DryRunRunner();
+    host = new FakeHost();
+    sys = new FakeSysctl();
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  const make = () =>
+    LinuxEngine.create({ runDir: dir, runner, probe: host, sysctl: sys, firewall: 'nftables' });
+
+  it('starts in order: links in one batch, sysctls, firewall in one transaction; stop undoes it all', async () => {
+    const e = await make();
+    await e.start(net());
+    expect(runner.commandLines()).toEqual(['nft list tables', 'ip -batch -', 'nft -f -']);
+    expect(runner.calls[1]!.input).toContain('link add name virbr5 address 52:54:00:00:00:05 type bridge');
+    expect(sys.values.get('net.ipv4.ip_forward')).toBe('1');
+    expect(e.isActive('n1')).toBe(true);
+    host.links_.add('virbr5');
+    await e.stop('n1');
+    expect(runner.commandLines().slice(3)).toEqual(['nft -f -', 'ip -batch -']);
+    expect(runner.calls[3]!.input).toMatch(/^delete table ip virtnet_/m);
+    expect(runner.calls[4]!.input).toBe('link set dev virbr5 down\nlink del dev virbr5\n');
+    // ip_forward back to what it was.
+    expect(sys.values.get('net.ipv4.ip_forward')).toBe('0');
+    expect(e.isActive('n1')).toBe(false);
+  });
+
+  it('rolls back in reverse when the firewall fails, and names the step and stderr', async () => {
+    runner.on(['nft', '-f', '-'], (req) =>
+      req.input?.startsWith('delete')
+        ? {}
+        : { exitCode: 1, stderr: 'Error: Could not process rule: No such file' },
+    );
+    const e = await make();
+    host.links_.add('virbr5'); // the batch "created" it
+    host.links_.delete('virbr5');
+    const err = await e.start(net()).catch((x: Error) => x);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toMatch(/firewall: add nftables rules of network n1.*No such file/);
+    // After the failing nft: firewall removal, sysctls restored, bridge deleted.
+    const lines = runner.commandLines();
+    expect(lines[0]).toBe('nft list tables');
+    expect(lines[1]).toBe('ip -batch -');
+    expect(lines[2]).toBe('nft -f -');
+    expect(sys.values.get('net.ipv4.ip_forward')).toBe('0');
+    expect(e.isActive('n1')).toBe(false);
+    expect(e.list()).toEqual([]);
+  });
+
+  it('deletes the bridge on rollback when it exists', async () => {
+    runner.on(['nft', '-f', '-'], { exitCode: 1, stderr: 'boom' });
+    const e = await make();
+    // The fake host sees the bridge as soon as the batch ran.
+    runner.respond((req) => {
+      if (req.argv[0] === 'ip' && req.input?.startsWith('link add')) host.links_.add('virbr5');
+      return undefined;
+    });
+    await expect(e.start(net())).rejects.toThrow(/boom/);
+    const last = runner.calls.at(-1)!;
+    expect(last.argv).toEqual(['ip', '-batch', '-']);
+    expect(last.input).toBe('link del dev virbr5\n');
+  });
+
+  it('refuses conflicts before running anything', async () => {
+    const e = await make();
+    const before = runner.calls.length;
+    host.links_.add('virbr5');
+    await expect(e.start(net())).rejects.toThrow(/virbr5 already exists/);
+    host.links_.delete('virbr5');
+    await expect(
+      e.start(net({ ips: [{ family: 'ipv4', address: '192.0.2.129', prefix: 25 }] })),
+    ).rejects.toThrow(/overlaps the route to 192\.0\.2\.0\/24 on eth0/);
+    await expect(e.start(net({ forward: { mode: 'nat', dev: 'wan9', interfaces: [] } }))).rejects.toThrow(
+      /forward dev wan9 does not exist/,
+    );
+    await expect(
+      e.start(net({ forward: { mode: 'bridge', interfaces: [] }, bridge: { name: 'br7' }, ips: [] })),
+    ).rejects.toThrow(/host bridge br7 does not exist/);
+    expect(runner.calls.length).toBe(before);
+    await e.start(net());
+    await expect(
+      e.start(
+        net({
+          name: 'n2',
+          bridge: { name: 'virbr6' },
+          ips: [{ family: 'ipv4', address: '10.5.0.128', prefix: 25 }],
+        }),
+      ),
+    ).rejects.toThrow(/overlaps network n1/);
+    await expect(e.start(net())).rejects.toThrow(/already active/);
+  });
+
+  it('keeps ip_forward while another network needs it', async () => {
+    const e = await make();
+    await e.start(net());
+    await e.start(
+      net({
+        name: 'n2',
+        bridge: { name: 'virbr6' },
+        ips: [{ family: 'ipv4', address: '10.6.0.1', prefix: 24 }],
+      }),
+    );
+    host.links_.add('virbr5').add('virbr6');
+    await e.stop('n1');
+    expect(sys.values.get('net.ipv4.ip_forward')).toBe('1');
+    await e.stop('n2');
+    expect(sys.values.get('net.ipv4.ip_forward')).toBe('0');
+  });
+
+  it('a new engine adopts from the state files and re-applies the rules atomically', async () => {
+    const e1 = await make();
+    await e1.start(net());
+    host.links_.add('virbr5');
+    await e1.close();
+    const r2 = new DryRunRunner();
+    const e2 = await LinuxEngine.create({
+      runDir: dir,
+      runner: r2,
+      probe: host,
+      sysctl: sys,
+      firewall: 'nftables',
+    });
+    await e2.adopt([]);
+    expect(e2.isActive('n1')).toBe(true);
+    // presence check (nft -c), then one transaction remove + apply.
+    expect(r2.commandLines()).toEqual(['nft list tables', 'nft -c -f -', 'nft -f -']);
+    expect(r2.calls[2]!.input).toMatch(/delete table ip virtnet_[\s\S]*table ip virtnet_/);
+  });
+});
