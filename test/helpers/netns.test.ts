@@ -10,6 +10,7 @@ import {
   liveNetns,
   parseLeaseRecord,
   sleep,
+  startGuestDhcp,
   uniqueIfname,
 } from './netns.js';
 import { missingPrereqs } from './require.js';
@@ -118,6 +119,13 @@ describe.skipIf(skip)('netns harness (real namespaces)', () => {
     await guest.exec(['ping', '-c', '1', '-W', '2', '10.77.0.1']).catch(async () => {
       await guest.exec(['busybox', 'ping', '-c', '1', '-W', '2', '10.77.0.1']);
     });
+
+    // a client that stays: renews on SIGUSR1, exits on stop()
+    const client = await startGuestDhcp(guest, 'eth0');
+    expect(client.lease.ip).toBe(lease.ip);
+    expect((await client.renew()).ip).toBe(lease.ip);
+    expect(client.events().map((e) => e.split(' ')[0])).toEqual(['deconfig', 'bound', 'renew']);
+    await client.stop();
 
     // nothing appeared in the root namespace
     const rootAfter = rootLinks();

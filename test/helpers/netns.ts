@@ -114,6 +114,8 @@ export interface GuestDhcpOptions {
   requestIp?: string;
   /** Apply the address and default route inside the guest (default true). */
   apply?: boolean;
+  /** Release the lease when udhcpc exits (-R): the server drops it at once. */
+  release?: boolean;
 }
 
 export class Netns {
@@ -334,7 +336,8 @@ export async function link(
 const UDHCPC_SCRIPT = `#!/bin/sh
 # udhcpc event script written by test/helpers/netns.ts: records the lease and applies it.
 out="$VH_LEASE_FILE"
-case "$1" in
+ev="$1"
+case "$ev" in
   deconfig)
     [ "$VH_APPLY" = 1 ] && ip addr flush dev "$interface" && ip link set "$interface" up
     ;;
@@ -359,10 +362,9 @@ case "$1" in
       echo "serverid=$serverid"
     } > "$out.tmp" && mv "$out.tmp" "$out"
     ;;
-  leasefail|nak)
-    echo "$1 \${message:-}" >> "$out.events"
-    ;;
 esac
+# after the lease file: an event line means its effects are visible
+echo "$ev \${ip:-}" >> "$out.events"
 exit 0
 `;
 
@@ -389,37 +391,35 @@ export function parseLeaseRecord(text: string): DhcpLease {
   return lease;
 }
 
-/**
- * Run `busybox udhcpc -i IF -f -q -n -t 5 -T 1 -s SCRIPT` in `ns`; resolves with the lease the script
- * recorded (and applied, unless `apply: false`). Rejects when no lease was obtained.
- */
-export async function guestDhcp(ns: Netns, ifname: string, opts: GuestDhcpOptions = {}): Promise<DhcpLease> {
+function udhcpcSetup(ns: Netns, ifname: string, opts: GuestDhcpOptions, oneShot: boolean) {
   const script = join(ns.dir, 'udhcpc.sh');
   writeFileSync(script, UDHCPC_SCRIPT, { mode: 0o755 });
   const leaseFile = join(ns.dir, `lease-${ifname}`);
   rmSync(leaseFile, { force: true });
+  rmSync(`${leaseFile}.events`, { force: true });
   const tries = opts.tries ?? 5;
   const timeoutSec = opts.timeoutSec ?? 1;
-  const argv = [
-    'busybox',
-    'udhcpc',
-    '-i',
-    ifname,
-    '-f',
-    '-q',
-    '-n',
-    '-t',
-    String(tries),
-    '-T',
-    String(timeoutSec),
-  ];
-  argv.push('-s', script);
+  const argv = ['busybox', 'udhcpc', '-i', ifname, '-f'];
+  if (oneShot) argv.push('-q', '-n');
+  argv.push('-t', String(tries), '-T', String(timeoutSec), '-s', script);
   if (opts.hostname) argv.push('-x', `hostname:${opts.hostname}`);
   if (opts.requestIp) argv.push('-r', opts.requestIp);
+  if (opts.release) argv.push('-R');
+  const env = { VH_LEASE_FILE: leaseFile, VH_APPLY: opts.apply === false ? '0' : '1' };
+  return { argv, env, leaseFile, tries, timeoutSec };
+}
+
+/**
+ * Run `busybox udhcpc -i IF -f -q -n -t 5 -T 1 -s SCRIPT` in `ns`; resolves with the lease the script
+ * recorded (and applied, unless `apply: false`). Rejects when no lease was obtained. (With -q, udhcpc
+ * exits without releasing even under -R: use startGuestDhcp to release.)
+ */
+export async function guestDhcp(ns: Netns, ifname: string, opts: GuestDhcpOptions = {}): Promise<DhcpLease> {
+  const { argv, env, leaseFile, tries, timeoutSec } = udhcpcSetup(ns, ifname, opts, true);
   const r = await ns.exec(argv, {
     allowFail: true,
     timeoutMs: (tries * timeoutSec + 30) * 1000,
-    env: { VH_LEASE_FILE: leaseFile, VH_APPLY: opts.apply === false ? '0' : '1' },
+    env,
   });
   let text: string;
   try {
@@ -430,6 +430,84 @@ export async function guestDhcp(ns: Netns, ifname: string, opts: GuestDhcpOption
     );
   }
   return parseLeaseRecord(text);
+}
+
+/** A DHCP client that keeps running in the guest (renews, releases). */
+export interface GuestDhcpClient {
+  readonly lease: DhcpLease;
+  process: SpawnedProcess;
+  /** The script events so far ("deconfig", "bound 10.0.0.5", "renew …", "leasefail", …). */
+  events(): string[];
+  /** SIGUSR1: renew now; resolves with the renewed lease. */
+  renew(timeoutMs?: number): Promise<DhcpLease>;
+  /** SIGUSR2: release the lease (the server drops it); the client stays, unconfigured. */
+  release(timeoutMs?: number): Promise<void>;
+  /** SIGTERM (releases first when started with `release: true`) and wait for the exit. */
+  stop(): Promise<void>;
+}
+
+/** Start `busybox udhcpc -f` (no -q) in `ns` and wait for its first lease. */
+export async function startGuestDhcp(
+  ns: Netns,
+  ifname: string,
+  opts: GuestDhcpOptions = {},
+): Promise<GuestDhcpClient> {
+  const { argv, env, leaseFile, tries, timeoutSec } = udhcpcSetup(ns, ifname, opts, false);
+  const proc = ns.spawn(argv, { env });
+  const events = (): string[] => {
+    try {
+      return readFileSync(`${leaseFile}.events`, 'utf8').split('\n').filter(Boolean);
+    } catch {
+      return [];
+    }
+  };
+  const waitEvent = async (from: number, re: RegExp, timeoutMs: number): Promise<string> => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const hit = events()
+        .slice(from)
+        .find((e) => re.test(e));
+      if (hit) return hit;
+      if (proc.child.exitCode !== null || proc.child.signalCode !== null) {
+        throw new Error(`${ns.name}: udhcpc exited: ${proc.output().stderr.trim()}`);
+      }
+      if (Date.now() > deadline) {
+        throw new Error(`${ns.name}: no ${re} from udhcpc on ${ifname}: ${events().join('; ')}`);
+      }
+      await sleep(10);
+    }
+  };
+  const readLease = () => parseLeaseRecord(readFileSync(leaseFile, 'utf8'));
+  try {
+    await waitEvent(0, /^bound /, (tries * timeoutSec + 10) * 1000);
+  } catch (e) {
+    proc.kill('SIGKILL');
+    throw e;
+  }
+  let lease = readLease();
+  return {
+    get lease() {
+      return lease;
+    },
+    process: proc,
+    events,
+    async renew(timeoutMs = 5000) {
+      const n = events().length;
+      proc.kill('SIGUSR1');
+      await waitEvent(n, /^(renew|bound) /, timeoutMs);
+      lease = readLease();
+      return lease;
+    },
+    async release(timeoutMs = 5000) {
+      const n = events().length;
+      proc.kill('SIGUSR2');
+      await waitEvent(n, /^deconfig/, timeoutMs);
+    },
+    async stop() {
+      proc.kill('SIGTERM');
+      await proc.exited;
+    },
+  };
 }
 
 export function sleep(ms: number): Promise<void> {
