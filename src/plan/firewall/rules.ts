@@ -157,7 +157,7 @@ export function planFirewall(net: Network): FirewallRuleSet {
   if (mode === 'open' || mode === 'bridge') return { network: net.name, mode, rules: [] };
 
   const bridge = net.bridge.name;
-  if (!bridge) {
+  if (bridge === undefined) {
     throw new Error(`internal: network '${net.name}' has no bridge name (defaults not applied)`);
   }
   checkIfname(bridge, 'network/bridge@name');
@@ -219,9 +219,17 @@ export function planFirewall(net: Network): FirewallRuleSet {
   // Per-<ip> rules, in document order.
   net.ips.forEach((ip, index) => {
     const family = ip.family;
-    const parsed = parseIp(ip.address);
+    const parsed = typeof ip.address === 'string' ? parseIp(ip.address) : undefined;
     if (!parsed || parsed.family !== family) {
       throw ValidationError.one(`network/ip[${index}]@address`, ip.address, `not an ${family} address`);
+    }
+    const maxPrefix = family === 'ipv4' ? 32 : 128;
+    if (!Number.isInteger(ip.prefix) || ip.prefix < 0 || ip.prefix > maxPrefix) {
+      throw ValidationError.one(
+        `network/ip[${index}]@prefix`,
+        String(ip.prefix),
+        `prefix must be 0..${maxPrefix}`,
+      );
     }
     const subnet = cidr(ip.address, ip.prefix);
     const masquerade = mode === 'nat' && (family === 'ipv4' || net.forward.nat?.ipv6 === true);
@@ -278,6 +286,7 @@ function natTarget(net: Network, family: FwFamily, defaultPorts: PortRange | und
       !(
         Number.isInteger(ports.start) &&
         Number.isInteger(ports.end) &&
+        ports.start >= 1 &&
         ports.start < ports.end &&
         ports.end < 65536
       )
@@ -285,7 +294,7 @@ function natTarget(net: Network, family: FwFamily, defaultPorts: PortRange | und
       throw ValidationError.one(
         'network/forward/nat/port',
         `${ports.start}-${ports.end}`,
-        'invalid port range: start must be below end, end at most 65535',
+        'invalid port range: need 1 <= start < end <= 65535',
       );
     }
     ports = { start: ports.start, end: ports.end };
