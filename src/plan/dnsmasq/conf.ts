@@ -220,6 +220,15 @@ function srvLine(srv: DnsSrv, path: string): string {
 function dhcpLines(ip: IpDef, index: number, out: string[]): number {
   const path = `network/ip[${index}]`;
   const dhcp = ip.dhcp!;
+  if (ip.family === 'ipv6' && ip.prefix < 64) {
+    // libvirt writes the line anyway and dnsmasq then refuses to start ("prefix length must be at
+    // least 64"): say so now, with the element to change.
+    throw ValidationError.one(
+      `${path}@prefix`,
+      String(ip.prefix),
+      'DHCPv6 needs a prefix of 64 or longer (dnsmasq)',
+    );
+  }
   let leases = 0;
   dhcp.ranges.forEach((r, i) => {
     const rpath = `${path}/dhcp/range[${i}]`;

@@ -395,6 +395,8 @@ describe('renderDnsmasqConf', () => {
     // IPv4 ranges may span the last two octets: the count crosses the octet boundary.
     const wide = net({ ips: [v4('10.1.0.1', 16, { dhcp: dhcp('10.1.0.10', '10.1.2.9') })] });
     expect(render(wide)).toContain('dhcp-lease-max=512');
+    const v6short = net({ ips: [v6('fd00::1', 56, { dhcp: dhcp('fd00::10', 'fd00::20') })] });
+    expect(() => renderDnsmasqConf(v6short, paths)).toThrow(/ip\[0\]@prefix.*64 or longer/);
     const v6wide = net({ ips: [v6('fd00::1', 64, { dhcp: dhcp('fd00::1:0', 'fd00::2:0') })] });
     expect(() => renderDnsmasqConf(v6wide, paths)).toThrow(/too large/);
   });
