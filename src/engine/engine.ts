@@ -328,8 +328,12 @@ export class LinuxEngine implements Engine {
     };
     const undos: Undo[] = [];
     const entry: Active = { state };
-    let step = 'start';
+    let step = 'state: record start';
     try {
+      undos.push({ step: 'state: remove', run: () => this.store.remove(net.name) });
+      await this.store.save({ ...state, phase: 'starting' }).catch((e) => {
+        throw stepError(step, e);
+      });
       // 1. Links.
       if (net.forward.mode === 'bridge' && net.bridge.enslave) {
         step = `links: enslave ${net.bridge.enslave} to ${br}`;
@@ -386,7 +390,7 @@ export class LinuxEngine implements Engine {
       }
       // 6. State.
       step = 'state: record';
-      undos.push({ step: 'state: remove', run: () => this.store.remove(net.name) });
+      state.phase = 'active';
       await this.store.save(state).catch((e) => {
         throw stepError(step, e);
       });
@@ -510,6 +514,13 @@ export class LinuxEngine implements Engine {
       if (this.active.has(name)) continue;
       const entry: Active = { state };
       try {
+        // A start that never finished (the process died in it): undo whatever it did.
+        if (state.phase === 'starting') {
+          this.log?.warning(`network ${name}: found a start that did not finish; removing what it did`);
+          this.active.set(name, entry);
+          await this.doStop(name).catch((e) => this.log?.warning(errText(e)));
+          continue;
+        }
         // The bridge vanished: nothing to adopt; clean the rest and start again from the definition.
         if (state.createdBridge && !(await this.probe.linkExists(state.bridge))) {
           this.log?.warning(`network ${name}: bridge ${state.bridge} is gone; starting the network again`);

@@ -27,6 +27,11 @@ export interface NetworkState {
   ports: string[];
   extraHosts: HostEntry[];
   startedAt: string;
+  /**
+   * 'starting' is recorded before the first change: a process that dies mid-start leaves it behind,
+   * and the next engine then removes whatever that start had done. 'active' once start finished.
+   */
+  phase?: 'starting' | 'active';
 }
 
 export class StateStore {

@@ -269,3 +269,70 @@ export function dropEmptySaveTables(save: string): string {
     })
     .join('');
 }
+
+export interface Topology {
+  host: Netns;
+  up: Netns;
+  guests: Netns[];
+  /** State of the host namespace before the engine touched it. */
+  before: Record<string, string>;
+  runDir: string;
+}
+
+/**
+ * host ⇄ uplink (wan0 192.0.2.2/24 ⇄ up0 192.0.2.1/24, host default route via the uplink) and N
+ * guests, each a namespace whose eth0 (MAC 52:54:00:aa:00:0N) is the peer of vnet(N-1) in host.
+ */
+export async function topology(
+  createNetns: (prefix: string) => Promise<Netns>,
+  link: (a: Netns, ifA: string, b: Netns, ifB: string, o?: { macB?: string }) => Promise<void>,
+  guests: number,
+): Promise<Topology> {
+  const host = await createNetns('vh5-h');
+  const up = await createNetns('vh5-u');
+  await link(host, 'wan0', up, 'up0');
+  await host.addAddr('wan0', '192.0.2.2/24');
+  await up.addAddr('up0', '192.0.2.1/24');
+  await host.addRoute('default', { via: '192.0.2.1' });
+  const gs: Netns[] = [];
+  for (let i = 0; i < guests; i++) {
+    const g = await createNetns('vh5-g');
+    await link(host, `vnet${i}`, g, 'eth0', { macB: guestMac(i) });
+    gs.push(g);
+  }
+  await settle(host);
+  const before = await snapshot(host);
+  return { host, up, guests: gs, before, runDir: await runDirFor(host) };
+}
+
+export function guestMac(i: number): string {
+  return `52:54:00:aa:00:${(i + 1).toString(16).padStart(2, '0')}`;
+}
+
+/** A node TCP server in `ns` that answers each connection with the peer address it sees. */
+export function peerEcho(ns: Netns, port: number) {
+  return ns.spawn([
+    'node',
+    '-e',
+    `require('net').createServer(s=>{console.log('conn '+s.remoteAddress);s.end(s.remoteAddress+'\\n')}).listen(${port},()=>console.log('listening'))`,
+  ]);
+}
+
+export async function waitFor(
+  fn: () => boolean | Promise<boolean>,
+  ms = 5000,
+  what = 'condition',
+): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await fn())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+/** Connect from `ns` to ip:port with busybox nc; the peer address the server saw, or undefined. */
+export async function tcpProbe(ns: Netns, ip: string, port: number): Promise<string | undefined> {
+  const r = await ns.exec(['busybox', 'nc', '-w', '2', ip, String(port)], { input: '', allowFail: true });
+  const out = r.stdout.trim().replace(/^::ffff:/, '');
+  return r.exitCode === 0 && out ? out : undefined;
+}
