@@ -153,6 +153,27 @@ describe.skipIf(skip !== undefined)('firewall rules carry real traffic (netns)',
     expect(await backends.nftables.snapshot()).toBe(before);
   });
 
+  it('iptables: the network re-applied after the domain forward does not shadow it (acceptDnat)', async () => {
+    const before = await backends.iptables.snapshot();
+    const restore = (input: string) => host.exec(['iptables-restore', '--noflush', '-w'], { input });
+    const pf = renderPortForwardsIptables(planPortForwards(forwardInput)).v4;
+    for (const acceptDnat of [true, false]) {
+      const n = renderIptables(planFirewall(network), { acceptDnat }).v4;
+      // Domain first, then the network: the network's jumps now come first in FORWARD.
+      await restore(pf.apply);
+      await restore(n.apply);
+      try {
+        const got = await get(uplink, 'http://10.99.0.1:8080/');
+        if (acceptDnat) expect(got).toBe('guest');
+        else expect(got).toMatch(/^failed/); // libvirt's rules alone reject it
+      } finally {
+        await restore(pf.remove);
+        await restore(n.remove);
+      }
+    }
+    expect(await backends.iptables.snapshot()).toBe(before);
+  });
+
   for (const [name, b] of Object.entries(backends)) {
     it(`${name}: NAT out, inbound refused, port forward from outside, host and hairpin; removal clean`, async () => {
       const before = await b.snapshot();

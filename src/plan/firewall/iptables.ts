@@ -16,8 +16,12 @@
  * - `renderIptablesReplace(rs, family, saved)`: given the current `iptables-save` output, one text
  *   that deletes every existing jump to this network's chains (duplicates included), drops chains no
  *   longer planned, and re-creates the planned ones — the idempotent re-apply for adoption.
- * - `iptablesRemoveFromSave(network, family, saved)`: removes whatever of this network is present.
+ * - `iptablesRemoveFromSave(network, saved)`: removes whatever of this network the save shows.
  * A family without rules gets empty texts.
+ *
+ * virtnet extension (not in libvirt; `{ acceptDnat: false }` turns it off): in nat mode `-FWI`
+ * first accepts DNATed connections into the subnet, as the nftables rendering does — see
+ * `IptablesOptions`.
  */
 import type { FirewallRule, FirewallRuleSet, FwChain, FwFamily, NatTarget } from './rules.js';
 import { chainRules } from './rules.js';
@@ -130,11 +134,35 @@ interface PlannedChain {
   rules: string[];
 }
 
-function planned(rs: FirewallRuleSet, family: FwFamily): PlannedChain[] {
+export interface IptablesOptions {
+  /**
+   * virtnet extension, as in nftables.ts: in nat mode the `-FWI` chain first accepts connections
+   * the host destination-NATed into a subnet (`--ctstate DNAT`), so that per-domain port forwards
+   * work whatever the order of the jumps in FORWARD (a network re-applied after a domain's forward
+   * chain was hooked would otherwise shadow it). Default true; false gives libvirt's rules only.
+   */
+  acceptDnat?: boolean;
+}
+
+/** The DNAT accept of `acceptDnat`, in front of a nat network's related/established accept. */
+function dnatAccept(rule: FirewallRule): string[] {
+  if (rule.kind !== 'forward-allow-related-in') return [];
+  const phys = rule.physdev ? ` -i ${assertIfname(rule.physdev)}` : '';
+  return [
+    `-d ${assertCidr(rule.subnet, rule.family)}${phys} -o ${assertIfname(rule.bridge)} -m conntrack --ctstate DNAT -j ACCEPT`,
+  ];
+}
+
+function planned(rs: FirewallRuleSet, family: FwFamily, opts: IptablesOptions = {}): PlannedChain[] {
   const stem = iptablesNetworkStem(rs.network);
   const out: PlannedChain[] = [];
   for (const spec of CHAINS) {
-    const rules = chainRules(rs, family, spec.role).map(iptablesRuleSpec);
+    const inChain = chainRules(rs, family, spec.role);
+    const extra =
+      spec.role === 'forward-in' && rs.mode === 'nat' && opts.acceptDnat !== false
+        ? inChain.flatMap(dnatAccept)
+        : [];
+    const rules = [...extra, ...inChain.map(iptablesRuleSpec)];
     if (rules.length > 0) out.push({ spec, name: chainName(stem, spec), rules });
   }
   return out;
@@ -175,10 +203,10 @@ function removeText(chains: PlannedChain[]): string {
   }).join('');
 }
 
-export function renderIptables(rs: FirewallRuleSet): IptablesScripts {
+export function renderIptables(rs: FirewallRuleSet, opts: IptablesOptions = {}): IptablesScripts {
   if (rs.rules.length > 0 && !rs.bridge) throw new FirewallRenderError('internal: rule set without a bridge');
   const one = (family: FwFamily): IptablesFamilyScripts => {
-    const chains = planned(rs, family);
+    const chains = planned(rs, family, opts);
     return { apply: applyText(chains), remove: removeText(chains) };
   };
   return { v4: one('ipv4'), v6: one('ipv6') };
@@ -241,8 +269,13 @@ function reconcileText(stem: string, chains: PlannedChain[], saved: string): str
  * The idempotent re-apply: from the current `iptables-save` (or `ip6tables-save`) output of the
  * family, one restore text that leaves exactly the planned chains and one jump to each.
  */
-export function renderIptablesReplace(rs: FirewallRuleSet, family: FwFamily, saved: string): string {
-  return reconcileText(iptablesNetworkStem(rs.network), planned(rs, family), saved);
+export function renderIptablesReplace(
+  rs: FirewallRuleSet,
+  family: FwFamily,
+  saved: string,
+  opts: IptablesOptions = {},
+): string {
+  return reconcileText(iptablesNetworkStem(rs.network), planned(rs, family, opts), saved);
 }
 
 /** Removes whatever chains and jumps of `network` the saved state shows ('' when there are none). */
