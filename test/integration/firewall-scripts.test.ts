@@ -7,10 +7,44 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderIptables, renderIptablesReplace } from '../../src/plan/firewall/iptables.js';
 import { nftRemoveAnyScript, renderNftables } from '../../src/plan/firewall/nftables.js';
+import {
+  type PortForwardInput,
+  planPortForwards,
+  renderPortForwardsIptables,
+  renderPortForwardsNftables,
+} from '../../src/plan/firewall/portforward.js';
 import { planFirewall } from '../../src/plan/firewall/rules.js';
 import { cleanupAllNetns, createNetns, type Netns } from '../helpers/netns.js';
 import { missingPrereqs } from '../helpers/require.js';
 import { goldenNetworks } from '../plan/firewall/fixtures.js';
+
+/** A domain with IPv4 and IPv6 forwards, with and without a host address. */
+const forwards: PortForwardInput = {
+  network: 'default',
+  bridge: 'virbr0',
+  domain: 'web1',
+  subnets: ['192.168.122.0/24', '2001:db8:ca2:2::/64'],
+  forwards: [
+    { proto: 'tcp', hostPort: 8080, guestIp: '192.168.122.10', guestPort: 80, family: 'ipv4' },
+    {
+      proto: 'udp',
+      hostPort: 5353,
+      guestIp: '192.168.122.10',
+      guestPort: 53,
+      family: 'ipv4',
+      hostAddress: '203.0.113.5',
+    },
+    { proto: 'tcp', hostPort: 8443, guestIp: '2001:db8:ca2:2::10', guestPort: 443, family: 'ipv6' },
+    {
+      proto: 'tcp',
+      hostPort: 2222,
+      guestIp: '2001:db8:ca2:2::10',
+      guestPort: 22,
+      family: 'ipv6',
+      hostAddress: '2001:db8::5',
+    },
+  ],
+};
 
 const skip = missingPrereqs([
   'ip',
@@ -130,6 +164,19 @@ describe.skipIf(skip !== undefined)('firewall scripts in a real kernel (netns)',
     });
   });
 
+  it('nftables: a domain port-forward table (IPv4 and IPv6) loads, replaces itself and goes away', async () => {
+    const before = await ruleset();
+    const s = renderPortForwardsNftables(planPortForwards(forwards));
+    await nft(s.apply);
+    const applied = await ruleset();
+    expect(applied).toContain('dnat to [2001:db8:ca2:2::10]:443');
+    expect(applied).toContain('fib daddr type local tcp dport 8080');
+    await nft(s.apply);
+    expect(await ruleset()).toBe(applied);
+    await nft(s.remove);
+    expect(await ruleset()).toBe(before);
+  });
+
   for (const variant of ['nft', 'legacy'] as const) {
     const restore = (fam: 'v4' | 'v6') =>
       variant === 'nft'
@@ -174,6 +221,18 @@ describe.skipIf(skip !== undefined)('firewall scripts in a real kernel (netns)',
           }
         });
       }
+
+      it('a domain port forward (IPv4 and IPv6): kernel shows exactly the planned rules; remove → as before', async () => {
+        const scripts = renderPortForwardsIptables(planPortForwards(forwards));
+        for (const f of ['v4', 'v6'] as const) {
+          const s = scripts[f];
+          const before = await dump(f);
+          await load(f, s.apply);
+          expect(ownRules(await dump(f))).toEqual(ownRules(s.apply));
+          await load(f, s.remove);
+          expect(await dump(f)).toBe(before);
+        }
+      });
 
       it('replace after a crash (jumps applied twice) leaves exactly one jump per chain', async () => {
         const rs = planFirewall(goldenNetworks['nat-ipv6-masquerade']!);
