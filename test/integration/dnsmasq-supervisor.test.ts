@@ -9,8 +9,9 @@ import { readLeaseFile } from '../../src/dnsmasq/leases.js';
 import { realProbe } from '../../src/dnsmasq/proc.js';
 import { DnsmasqSupervisor } from '../../src/dnsmasq/supervisor.js';
 import { writeFileAtomic } from '../../src/util/atomic-write.js';
-import { cleanupAllNetns, createNetns, guestDhcp, link, type Netns, sleep } from '../helpers/netns.js';
+import { cleanupAllNetns, createNetns, guestDhcp, link, type Netns, run, sleep } from '../helpers/netns.js';
 import { missingPrereqs } from '../helpers/require.js';
+import { projectRoot } from '../helpers/shared.js';
 
 const skip = missingPrereqs(['ip', 'busybox', 'dnsmasq']);
 
@@ -174,6 +175,33 @@ describe.skipIf(skip)('dnsmasq supervisor with a real dnsmasq', () => {
     });
     expect(await s.adopt()).toBe(false);
     other.kill('SIGKILL');
+  });
+
+  it('survives the exit of the process that started it; adopted afterwards', async () => {
+    await sup.stop();
+    // another Node process starts dnsmasq through the supervisor and exits
+    const script = join(host.dir, 'starter.ts');
+    const src = join(projectRoot, 'src', 'dnsmasq', 'supervisor.ts');
+    writeFileSync(
+      script,
+      `import { DnsmasqSupervisor } from ${JSON.stringify(src)};\n` +
+        `const s = new DnsmasqSupervisor(${JSON.stringify({ name: 'itest', confFile: conf, pidFile, leaseFile, netns: host.name })});\n` +
+        'console.log(await s.start());\n',
+    );
+    const out = await run([
+      'node',
+      '--import',
+      join(projectRoot, 'test', 'helpers', 'ts-register.mjs'),
+      script,
+    ]);
+    const pid = Number(out.stdout.trim());
+    expect(pid).toBeGreaterThan(0);
+    await sleep(100);
+    expect(realProbe.cmdline(pid)).toEqual(sup.argv);
+    sup = newSupervisor();
+    expect(await sup.adopt()).toBe(true);
+    expect(sup.pid).toBe(pid);
+    expect((await guestDhcp(guest1, 'eth0')).ip).toBe('10.66.0.50');
   });
 
   it('stop(): no dnsmasq left, pid file removed, not restarted', async () => {
