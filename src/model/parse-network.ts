@@ -75,7 +75,8 @@ export interface ParseOptions {
   randomUuid?: () => string;
 }
 
-class Ctx {
+/** Collects problems and ignored elements while parsing (also used by update-network.ts). */
+export class Ctx {
   readonly problems: Problem[] = [];
   readonly ignored: IgnoredElement[] = [];
   /** The forward mode was unknown or unsupported: skip the checks that depend on it. */
@@ -241,32 +242,40 @@ function parseIpDef(ctx: Ctx, el: XmlElement, path: string): IpDef {
   return ip;
 }
 
+/** One `<range start end>` (with optional `<lease>`). */
+export function parseDhcpRangeElement(ctx: Ctx, r: XmlElement, p: string): DhcpRange {
+  attrsOk(ctx, r, p, ['start', 'end']);
+  const range: DhcpRange = {
+    start: ipText(required(ctx, r, 'start', p)),
+    end: ipText(required(ctx, r, 'end', p)),
+  };
+  const lease = parseLease(ctx, r, p);
+  if (lease) range.lease = lease;
+  return range;
+}
+
+/** One DHCP `<host mac|id|name|ip>` (with optional `<lease>`); completeness is checked by validation. */
+export function parseDhcpHostElement(ctx: Ctx, h: XmlElement, p: string): DhcpHost {
+  attrsOk(ctx, h, p, ['mac', 'id', 'name', 'ip']);
+  const host: DhcpHost = {};
+  if (h.attrs.mac !== undefined) host.mac = macText(h.attrs.mac);
+  if (h.attrs.id !== undefined) host.id = h.attrs.id;
+  if (h.attrs.name !== undefined) host.name = h.attrs.name;
+  if (h.attrs.ip !== undefined) host.ip = ipText(h.attrs.ip);
+  const lease = parseLease(ctx, h, p);
+  if (lease) host.lease = lease;
+  return host;
+}
+
 function parseDhcp(ctx: Ctx, el: XmlElement, path: string, family: IpFamily): Dhcp {
   attrsOk(ctx, el, path, []);
   const m = children(ctx, el, path, ['range', 'host', 'bootp']);
   const dhcp: Dhcp = { ranges: [], hosts: [] };
   (m.get('range') ?? []).forEach((r, i) => {
-    const p = `${path}/range[${i}]`;
-    attrsOk(ctx, r, p, ['start', 'end']);
-    const range: DhcpRange = {
-      start: ipText(required(ctx, r, 'start', p)),
-      end: ipText(required(ctx, r, 'end', p)),
-    };
-    const lease = parseLease(ctx, r, p);
-    if (lease) range.lease = lease;
-    dhcp.ranges.push(range);
+    dhcp.ranges.push(parseDhcpRangeElement(ctx, r, `${path}/range[${i}]`));
   });
   (m.get('host') ?? []).forEach((h, i) => {
-    const p = `${path}/host[${i}]`;
-    attrsOk(ctx, h, p, ['mac', 'id', 'name', 'ip']);
-    const host: DhcpHost = {};
-    if (h.attrs.mac !== undefined) host.mac = macText(h.attrs.mac);
-    if (h.attrs.id !== undefined) host.id = h.attrs.id;
-    if (h.attrs.name !== undefined) host.name = h.attrs.name;
-    if (h.attrs.ip !== undefined) host.ip = ipText(h.attrs.ip);
-    const lease = parseLease(ctx, h, p);
-    if (lease) host.lease = lease;
-    dhcp.hosts.push(host);
+    dhcp.hosts.push(parseDhcpHostElement(ctx, h, `${path}/host[${i}]`));
   });
   const bootp = single(ctx, m, 'bootp', path);
   // libvirt reads <bootp> only in an IPv4 <ip> (and ignores it in IPv6).
@@ -406,6 +415,54 @@ function parseNat(ctx: Ctx, el: XmlElement, path: string): NonNullable<Forward['
   return nat;
 }
 
+/**
+ * One DNS `<host ip><hostname>…</host>`. With `partial` (update/delete lookups, like libvirt's
+ * partialOkay) the ip may be missing; the value checks are validation's.
+ */
+export function parseDnsHostElement(ctx: Ctx, h: XmlElement, p: string, partial: boolean): DnsHost {
+  attrsOk(ctx, h, p, ['ip']);
+  const hm = children(ctx, h, p, ['hostname']);
+  const ip = h.attrs.ip;
+  if (ip === undefined && !partial) required(ctx, h, 'ip', p);
+  const host: DnsHost = { ip: ip === undefined ? '' : ipText(ip), hostnames: [] };
+  (hm.get('hostname') ?? []).forEach((n, j) => {
+    const np = `${p}/hostname[${j}]`;
+    attrsOk(ctx, n, np, []);
+    if (childElements(n).length > 0) ctx.add(np, undefined, '<hostname> holds text only');
+    host.hostnames.push(textContent(n));
+  });
+  if (partial && ip === undefined && host.hostnames.length === 0) {
+    ctx.add(p, undefined, 'a DNS host needs an ip or a hostname');
+  }
+  return host;
+}
+
+/** One DNS `<srv>`; with `partial`, service and protocol may be missing (lookups). */
+export function parseDnsSrvElement(ctx: Ctx, s: XmlElement, p: string, partial: boolean): DnsSrv {
+  attrsOk(ctx, s, p, ['service', 'protocol', 'domain', 'target', 'port', 'priority', 'weight']);
+  children(ctx, s, p, []);
+  const srv: DnsSrv = { protocol: partial ? (s.attrs.protocol ?? '') : required(ctx, s, 'protocol', p) };
+  if (partial) {
+    if (s.attrs.service !== undefined) srv.service = s.attrs.service;
+  } else srv.service = required(ctx, s, 'service', p);
+  if (s.attrs.domain !== undefined) srv.domain = s.attrs.domain;
+  if (s.attrs.target !== undefined) srv.target = s.attrs.target;
+  for (const k of ['port', 'priority', 'weight'] as const) {
+    const n = uint(ctx, s, k, p);
+    if (n !== undefined) srv[k] = n;
+  }
+  return srv;
+}
+
+/** One DNS `<txt name value>`; with `partial` the value may be missing (lookups). */
+export function parseDnsTxtElement(ctx: Ctx, t: XmlElement, p: string, partial: boolean): DnsTxt {
+  attrsOk(ctx, t, p, ['name', 'value']);
+  children(ctx, t, p, []);
+  const name = required(ctx, t, 'name', p);
+  const value = partial ? (t.attrs.value ?? '') : required(ctx, t, 'value', p);
+  return { name, value };
+}
+
 function parseDns(ctx: Ctx, el: XmlElement, path: string): Dns {
   attrsOk(ctx, el, path, ['enable', 'forwardPlainNames']);
   const m = children(ctx, el, path, ['forwarder', 'host', 'srv', 'txt']);
@@ -426,38 +483,13 @@ function parseDns(ctx: Ctx, el: XmlElement, path: string): Dns {
     dns.forwarders.push(fw);
   });
   (m.get('host') ?? []).forEach((h, i) => {
-    const p = `${path}/host[${i}]`;
-    attrsOk(ctx, h, p, ['ip']);
-    const hm = children(ctx, h, p, ['hostname']);
-    const host: DnsHost = { ip: ipText(required(ctx, h, 'ip', p)), hostnames: [] };
-    (hm.get('hostname') ?? []).forEach((n, j) => {
-      const np = `${p}/hostname[${j}]`;
-      attrsOk(ctx, n, np, []);
-      if (childElements(n).length > 0) ctx.add(np, undefined, '<hostname> holds text only');
-      host.hostnames.push(textContent(n));
-    });
-    dns.hosts.push(host);
+    dns.hosts.push(parseDnsHostElement(ctx, h, `${path}/host[${i}]`, false));
   });
   (m.get('srv') ?? []).forEach((s, i) => {
-    const p = `${path}/srv[${i}]`;
-    attrsOk(ctx, s, p, ['service', 'protocol', 'domain', 'target', 'port', 'priority', 'weight']);
-    children(ctx, s, p, []);
-    const srv: DnsSrv = { protocol: required(ctx, s, 'protocol', p) };
-    srv.service = required(ctx, s, 'service', p);
-    if (s.attrs.domain !== undefined) srv.domain = s.attrs.domain;
-    if (s.attrs.target !== undefined) srv.target = s.attrs.target;
-    for (const k of ['port', 'priority', 'weight'] as const) {
-      const n = uint(ctx, s, k, p);
-      if (n !== undefined) srv[k] = n;
-    }
-    dns.srvs.push(srv);
+    dns.srvs.push(parseDnsSrvElement(ctx, s, `${path}/srv[${i}]`, false));
   });
   (m.get('txt') ?? []).forEach((t, i) => {
-    const p = `${path}/txt[${i}]`;
-    attrsOk(ctx, t, p, ['name', 'value']);
-    children(ctx, t, p, []);
-    const txt: DnsTxt = { name: required(ctx, t, 'name', p), value: required(ctx, t, 'value', p) };
-    dns.txts.push(txt);
+    dns.txts.push(parseDnsTxtElement(ctx, t, `${path}/txt[${i}]`, false));
   });
   return dns;
 }

@@ -48,5 +48,16 @@ export const unsupported: Record<string, Record<string, string>> = {
     'isolated-ports': '<port isolated> is rejected: virtnet does not implement bridge port isolation',
   },
   /** virNetworkUpdate cases. */
-  networkxml2xmlupdate: {},
+  networkxml2xmlupdate: {
+    'insert-portgroup':
+      '<portgroup> is not supported by virtnet (and the base network openvswitch-net is rejected)',
+    'append-duplicate-portgroup':
+      '<portgroup> is not supported by virtnet (it would fail for that reason, not the duplicate)',
+    'modify-portgroup': '<portgroup> is not supported by virtnet',
+    'modify-missing-portgroup':
+      '<portgroup> is not supported by virtnet (it would fail for that reason, not the missing group)',
+    'delete-portgroup': '<portgroup> is not supported by virtnet',
+    'delete-missing-portgroup':
+      '<portgroup> is not supported by virtnet (it would fail for that reason, not the missing group)',
+  },
 };
