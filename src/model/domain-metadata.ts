@@ -47,6 +47,7 @@ import {
   validatePort,
   validateUuid,
 } from './validators.js';
+import { childElements, isElement, textContent, type XmlElement } from './xml.js';
 
 export const VIRTNET_DOMAIN_NS = 'https://virtnet.org/xmlns/domain/1';
 /** Any virtnet domain namespace (other versions are recognised so they can be reported, not applied). */
@@ -86,40 +87,54 @@ export interface VirtnetDomainSettings {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Minimal XML tree access (fast-xml-parser output with every element an array, attributes '@_'-prefixed,
-// text under '#text'). Own-property lookups only: element names like `toString` must not reach the
-// prototype.
+// Tree access over src/model/xml.ts elements. Own-property lookups only (attribute names like
+// `toString` must not reach the prototype).
 
-export type XNode = Record<string, unknown>;
-
-export function elems(node: XNode, name: string): XNode[] {
-  if (!Object.hasOwn(node, name)) return [];
-  const v = node[name];
-  const list = Array.isArray(v) ? v : [v];
-  return list.map((x) => (typeof x === 'object' && x !== null ? (x as XNode) : {}));
+/** Child elements with this qualified name (libvirt's own elements have no namespace). */
+export function elems(el: XmlElement, name: string): XmlElement[] {
+  return childElements(el).filter((c) => c.name === name);
 }
 
-export function attr(node: XNode, name: string): string | undefined {
-  const key = `@_${name}`;
-  if (!Object.hasOwn(node, key)) return undefined;
-  const v = node[key];
-  return typeof v === 'string' ? v : v === undefined || v === null ? undefined : String(v);
+/** Child elements in virtnet's domain namespace with this local name, whatever their prefix. */
+export function virtnetElems(el: XmlElement, local: string): XmlElement[] {
+  return childElements(el).filter((c) => c.ns === VIRTNET_DOMAIN_NS && c.local === local);
 }
 
-export function text(node: XNode): string | undefined {
-  if (!Object.hasOwn(node, '#text')) return undefined;
-  const v = node['#text'];
-  return typeof v === 'string' ? v : String(v);
+export function attr(el: XmlElement, name: string): string | undefined {
+  return Object.hasOwn(el.attrs, name) ? el.attrs[name] : undefined;
 }
 
-export function attrNames(node: XNode): string[] {
-  return Object.keys(node)
-    .filter((k) => k.startsWith('@_'))
-    .map((k) => k.slice(2));
+/** The element's text (trimmed), or undefined when it has none. */
+export function text(el: XmlElement): string | undefined {
+  const t = textContent(el).trim();
+  return t === '' ? undefined : t;
 }
 
-export function childNames(node: XNode): string[] {
-  return Object.keys(node).filter((k) => !k.startsWith('@_') && k !== '#text');
+/** Text directly inside the element (not inside its children), trimmed. */
+function ownText(el: XmlElement): string {
+  return el.children
+    .filter((c) => !isElement(c))
+    .map((c) => (c as { text: string }).text)
+    .join('')
+    .trim();
+}
+
+/** Report attributes outside `allowed` (namespace declarations are always fine). */
+function unknownAttrs(el: XmlElement, path: string, allowed: ReadonlySet<string>, problems: Problems): void {
+  for (const a of Object.keys(el.attrs)) {
+    if (a === 'xmlns' || a.startsWith('xmlns:') || allowed.has(a)) continue;
+    problems.add(`${path}@${a}`, el.attrs[a], 'unknown attribute in the virtnet namespace');
+  }
+}
+
+/** Report child elements other than `local` in virtnet's namespace, and stray text. */
+function unknownChildren(el: XmlElement, path: string, local: string | undefined, problems: Problems): void {
+  for (const c of childElements(el)) {
+    if (local !== undefined && c.ns === VIRTNET_DOMAIN_NS && c.local === local) continue;
+    problems.add(`${path}/${c.name}`, undefined, 'unknown element in the virtnet namespace');
+  }
+  const t = ownText(el);
+  if (t) problems.add(path, t, 'unexpected text in the virtnet namespace');
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -223,57 +238,48 @@ export interface InterfaceRef {
 }
 
 /**
- * Parse the children of the virtnet namespace element (`<virtnet:domain>`). `prefix` is the namespace
- * prefix used in the document ('' for a default namespace), `path` the element's path for problems.
+ * Parse virtnet's namespace element (`<virtnet:domain>`); `path` is its path for problems.
  */
 export function parseVirtnetDomainElement(
-  el: XNode,
-  prefix: string,
+  el: XmlElement,
   path: string,
   ifaces: InterfaceRef[],
   problems: Problems,
 ): VirtnetDomainSettings {
-  const q = (local: string) => (prefix ? `${prefix}:${local}` : local);
   const settings: VirtnetDomainSettings = { interfaces: [] };
-  for (const a of attrNames(el)) {
-    if (a === 'xmlns' || a.startsWith('xmlns:')) continue;
-    problems.add(`${path}@${a}`, attr(el, a), 'unknown attribute in the virtnet namespace');
-  }
-  for (const c of childNames(el)) {
-    if (c !== q('interface'))
-      problems.add(`${path}/${c}`, undefined, 'unknown element in the virtnet namespace');
-  }
-  if (text(el)?.trim()) problems.add(path, text(el), 'unexpected text in the virtnet namespace');
+  unknownAttrs(el, path, new Set(), problems);
+  unknownChildren(el, path, 'interface', problems);
 
-  const seenMatch = new Map<string, string>();
-  elems(el, q('interface')).forEach((ie, i) => {
-    const ipath = `${path}/${q('interface')}[${i}]`;
-    const entry = parseInterfaceEntry(ie, q, ipath, problems);
-    if (!entry) return;
+  const seenMatch = new Map<number, string>();
+  const forwards: { f: PortForward; path: string }[] = [];
+  virtnetElems(el, 'interface').forEach((ie, i) => {
+    const ipath = `${path}/${ie.name}[${i}]`;
+    const parsed = parseInterfaceEntry(ie, ipath, problems);
+    if (!parsed) return;
+    const { entry, forwardPaths } = parsed;
     const target = resolveMatch(entry.match, ifaces);
     if (target === undefined) {
       const [k, v] = 'mac' in entry.match ? ['mac', entry.match.mac] : ['index', String(entry.match.index)];
       problems.add(`${ipath}@${k}`, v, `the domain has no <interface> with this ${k}`);
       return;
     }
-    const key = String(target);
-    const prev = seenMatch.get(key);
+    const prev = seenMatch.get(target);
     if (prev !== undefined) {
       problems.add(ipath, undefined, `names the same <interface> as ${prev}`);
       return;
     }
-    seenMatch.set(key, ipath);
+    seenMatch.set(target, ipath);
     settings.interfaces.push(entry);
+    entry.forwards.forEach((f, j) => {
+      forwards.push({ f, path: forwardPaths[j]! });
+    });
   });
 
   // The same host port twice (same protocol, overlapping family and host address) cannot work.
-  const all = settings.interfaces.flatMap((e, i) =>
-    e.forwards.map((f, j) => ({ f, path: `${path}/${q('interface')}[${i}]/${q('forward')}[${j}]` })),
-  );
-  for (let a = 0; a < all.length; a++) {
-    for (let b = a + 1; b < all.length; b++) {
-      const x = all[a]!;
-      const y = all[b]!;
+  for (let a = 0; a < forwards.length; a++) {
+    for (let b = a + 1; b < forwards.length; b++) {
+      const x = forwards[a]!;
+      const y = forwards[b]!;
       if (forwardsClash(x.f, y.f))
         problems.add(`${y.path}@host-port`, String(y.f.hostPort), `host port already forwarded by ${x.path}`);
     }
@@ -301,20 +307,13 @@ const IFACE_ATTRS = new Set(['mac', 'index', 'network', 'ip', 'ip6', 'name']);
 const FORWARD_ATTRS = new Set(['proto', 'host-port', 'guest-port', 'host-address', 'family']);
 
 function parseInterfaceEntry(
-  ie: XNode,
-  q: (local: string) => string,
+  ie: XmlElement,
   ipath: string,
   problems: Problems,
-): VirtnetInterfaceSettings | undefined {
+): { entry: VirtnetInterfaceSettings; forwardPaths: string[] } | undefined {
   const before = problems.list.length;
-  for (const a of attrNames(ie)) {
-    if (!IFACE_ATTRS.has(a)) problems.add(`${ipath}@${a}`, attr(ie, a), 'unknown attribute');
-  }
-  for (const c of childNames(ie)) {
-    if (c !== q('forward'))
-      problems.add(`${ipath}/${c}`, undefined, 'unknown element in the virtnet namespace');
-  }
-  if (text(ie)?.trim()) problems.add(ipath, text(ie), 'unexpected text');
+  unknownAttrs(ie, ipath, IFACE_ATTRS, problems);
+  unknownChildren(ie, ipath, 'forward', problems);
 
   const macRaw = attr(ie, 'mac');
   const indexRaw = attr(ie, 'index');
@@ -340,26 +339,27 @@ function parseInterfaceEntry(
   if (name !== undefined) entry.name = problems.check(`${ipath}@name`, name, checkHostname);
   for (const k of ['network', 'ip', 'ip6', 'name'] as const) if (entry[k] === undefined) delete entry[k];
 
-  elems(ie, q('forward')).forEach((fe, j) => {
-    const fpath = `${ipath}/${q('forward')}[${j}]`;
+  const forwardPaths: string[] = [];
+  virtnetElems(ie, 'forward').forEach((fe, j) => {
+    const fpath = `${ipath}/${fe.name}[${j}]`;
     const f = parseForward(fe, fpath, { ip: ip !== undefined, ip6: ip6 !== undefined }, problems);
-    if (f) entry.forwards.push(f);
+    if (f) {
+      entry.forwards.push(f);
+      forwardPaths.push(fpath);
+    }
   });
-  return problems.list.length === before ? entry : undefined;
+  return problems.list.length === before ? { entry, forwardPaths } : undefined;
 }
 
 function parseForward(
-  fe: XNode,
+  fe: XmlElement,
   fpath: string,
   has: { ip: boolean; ip6: boolean },
   problems: Problems,
 ): PortForward | undefined {
   const before = problems.list.length;
-  for (const a of attrNames(fe)) {
-    if (!FORWARD_ATTRS.has(a)) problems.add(`${fpath}@${a}`, attr(fe, a), 'unknown attribute');
-  }
-  for (const c of childNames(fe)) problems.add(`${fpath}/${c}`, undefined, 'unexpected element');
-  if (text(fe)?.trim()) problems.add(fpath, text(fe), 'unexpected text');
+  unknownAttrs(fe, fpath, FORWARD_ATTRS, problems);
+  unknownChildren(fe, fpath, undefined, problems);
 
   const protoRaw = attr(fe, 'proto');
   let proto: ForwardProto | undefined;

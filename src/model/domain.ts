@@ -11,7 +11,6 @@
  * document that virtnet does not use is ignored.
  */
 
-import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { ValidationError } from '../errors.js';
 import {
   attr,
@@ -30,8 +29,8 @@ import {
   VIRTNET_DOMAIN_NS_PREFIX,
   type VirtnetDomainSettings,
   type VirtnetInterfaceSettings,
-  type XNode,
 } from './domain-metadata.js';
+import { childElements, parseXmlDocument, type XmlElement } from './xml.js';
 
 export type {
   ForwardProto,
@@ -104,59 +103,26 @@ export interface NetworkHookData {
   };
 }
 
-const MAX_XML_BYTES = 4 * 1024 * 1024;
-
-const parser = new XMLParser({
-  ignoreAttributes: false,
-  attributeNamePrefix: '@_',
-  isArray: (_name, _jpath, _leaf, isAttribute) => !isAttribute,
-  alwaysCreateTextNode: true,
-  parseTagValue: false,
-  parseAttributeValue: false,
-  trimValues: true,
-  processEntities: true,
-  htmlEntities: true,
-  ignoreDeclaration: true,
-  ignorePiTags: true,
-  removeNSPrefix: false,
-});
-
-/** Well-formed XML with exactly one root element named `root`; returns that element. */
-function parseDocument(xml: unknown, root: string): XNode {
-  if (typeof xml !== 'string') throw ValidationError.one(root, undefined, 'XML document must be a string');
-  if (Buffer.byteLength(xml, 'utf8') > MAX_XML_BYTES)
-    throw ValidationError.one(root, `${xml.slice(0, 40)}`, `XML document larger than ${MAX_XML_BYTES} bytes`);
-  if (/<!DOCTYPE/i.test(xml) || /<!ENTITY/i.test(xml))
-    throw ValidationError.one(root, undefined, 'DOCTYPE and entity declarations are not accepted');
-  if (!xml.trim())
-    throw ValidationError.one(root, undefined, `empty document: expected exactly one <${root}> root element`);
-  const valid = XMLValidator.validate(xml);
-  if (valid !== true) {
-    const { msg, line, col } = valid.err;
-    const where = col === undefined ? `line ${line}` : `line ${line}, column ${col}`;
-    throw ValidationError.one(root, undefined, `not well-formed XML (${where}): ${msg}`);
-  }
-  let doc: unknown;
+/**
+ * The document's root element, which must be `<root>` (xml.ts refuses DOCTYPEs, entity declarations,
+ * CDATA and non-XML characters up front). Problems are reported under `root`.
+ */
+function parseDocument(xml: string, root: string): XmlElement {
+  let el: XmlElement;
   try {
-    doc = parser.parse(xml);
+    el = parseXmlDocument(xml);
   } catch (e) {
+    if (e instanceof ValidationError)
+      throw new ValidationError(e.problems.map((p) => (p.path === 'xml' ? { ...p, path: root } : p)));
+    throw e;
+  }
+  if (el.name !== root || el.ns !== '')
     throw ValidationError.one(
       root,
-      undefined,
-      `XML not accepted: ${e instanceof Error ? e.message : String(e)}`,
+      el.name,
+      `expected exactly one <${root}> root element, found <${el.name}>`,
     );
-  }
-  const top = typeof doc === 'object' && doc !== null ? (doc as XNode) : {};
-  const roots = Object.keys(top).filter((k) => k !== '#text');
-  const count = roots.reduce((n, k) => n + (Array.isArray(top[k]) ? (top[k] as unknown[]).length : 1), 0);
-  if (roots.length !== 1 || roots[0] !== root || count !== 1) {
-    throw ValidationError.one(
-      root,
-      roots.join(', ') || undefined,
-      `expected exactly one <${root}> root element`,
-    );
-  }
-  return elems(top, root)[0]!;
+  return el;
 }
 
 /**
@@ -237,7 +203,12 @@ function parseDomainUnsafe(xml: string): Domain {
   return domain;
 }
 
-function parseInterface(ie: XNode, index: number, problems: Problems, warnings: string[]): DomainInterface {
+function parseInterface(
+  ie: XmlElement,
+  index: number,
+  problems: Problems,
+  warnings: string[],
+): DomainInterface {
   const path = `domain/devices/interface[${index}]`;
   const rawType = attr(ie, 'type');
   let type: DomainInterfaceType = 'other';
@@ -300,57 +271,38 @@ function parseInterface(ie: XNode, index: number, problems: Problems, warnings: 
   return iface;
 }
 
-/** Namespace declarations in scope: the root's, `<metadata>`'s, then the element's own. */
-function namespaceOf(qname: string, scopes: XNode[]): string | undefined {
-  const colon = qname.indexOf(':');
-  const key = colon < 0 ? 'xmlns' : `xmlns:${qname.slice(0, colon)}`;
-  let uri: string | undefined;
-  for (const s of scopes) {
-    const v = attr(s, key);
-    if (v !== undefined) uri = v;
-  }
-  return uri;
-}
-
 function parseMetadata(
-  root: XNode,
+  root: XmlElement,
   interfaces: DomainInterface[],
   problems: Problems,
   warnings: string[],
 ): VirtnetDomainSettings | undefined {
   let found: VirtnetDomainSettings | undefined;
   let foundPath: string | undefined;
-  for (const md of elems(root, 'metadata')) {
-    for (const qname of Object.keys(md)) {
-      if (qname.startsWith('@_') || qname === '#text') continue;
-      elems(md, qname).forEach((el, i) => {
-        const uri = namespaceOf(qname, [root, md, el]);
-        if (uri === undefined || !uri.startsWith(VIRTNET_DOMAIN_NS_PREFIX)) return;
-        const path = `domain/metadata/${qname}${i ? `[${i}]` : ''}`;
-        if (uri !== VIRTNET_DOMAIN_NS) {
-          warnings.push(`${path}: virtnet metadata namespace '${uri}' is not supported (ignored)`);
-          return;
-        }
-        const colon = qname.indexOf(':');
-        const prefix = colon < 0 ? '' : qname.slice(0, colon);
-        const local = colon < 0 ? qname : qname.slice(colon + 1);
-        if (local !== 'domain') {
-          problems.add(
-            path,
-            undefined,
-            `expected <${prefix ? `${prefix}:` : ''}domain> in the virtnet namespace`,
-          );
-          return;
-        }
-        if (found) {
-          problems.add(path, undefined, `more than one virtnet metadata element (first: ${foundPath})`);
-          return;
-        }
-        foundPath = path;
-        found = parseVirtnetDomainElement(el, prefix, path, interfaces, problems);
-      });
+  const mds = elems(root, 'metadata');
+  mds.forEach((md, m) => {
+    const seen = new Map<string, number>();
+    for (const el of childElements(md)) {
+      const n = seen.get(el.name) ?? 0;
+      seen.set(el.name, n + 1);
+      if (!el.ns.startsWith(VIRTNET_DOMAIN_NS_PREFIX)) continue;
+      const path = `domain/metadata${mds.length > 1 ? `[${m}]` : ''}/${el.name}${n ? `[${n}]` : ''}`;
+      if (el.ns !== VIRTNET_DOMAIN_NS) {
+        warnings.push(`${path}: virtnet metadata namespace '${el.ns}' is not supported (ignored)`);
+        continue;
+      }
+      if (el.local !== 'domain') {
+        problems.add(path, undefined, 'expected <domain> in the virtnet namespace');
+        continue;
+      }
+      if (found) {
+        problems.add(path, undefined, `more than one virtnet metadata element (first: ${foundPath})`);
+        continue;
+      }
+      foundPath = path;
+      found = parseVirtnetDomainElement(el, path, interfaces, problems);
     }
-  }
+  });
   return found;
 }
 

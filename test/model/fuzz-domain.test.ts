@@ -1,4 +1,7 @@
 /**
+ * (Each property has a 240 s budget: it takes ~10 s on an idle 2-core machine, several times that
+ * when other test suites load the same machine.)
+ *
  * Property test: generated and mutated domain XMLs (and network hook data), including hostile strings.
  * Parsing either succeeds — and then every value in the result is safe to use — or raises
  * ValidationError with problems that each name a path and a reason. Nothing else, ever.
@@ -272,11 +275,11 @@ function checkDomain(xml: string): void {
 describe('fuzz: parseDomainXml', () => {
   it('generated domain XMLs: success or ValidationError (6,000 runs)', () => {
     fc.assert(fc.property(domainXml, checkDomain), { numRuns: 6000 });
-  });
+  }, 240_000);
 
   it('mutated domain XMLs (hand-written seed + captured hook stdin): success or ValidationError (6,000 runs)', () => {
     fc.assert(fc.property(mutated(seeds(/-qemu-.*\.stdin\.xml$/)), checkDomain), { numRuns: 6000 });
-  });
+  }, 240_000);
 
   it('both outcomes occurred (the generators are not trivially one-sided)', () => {
     expect(accepted).toBeGreaterThan(100);
@@ -301,5 +304,5 @@ describe('fuzz: parseNetworkHookData', () => {
       }),
       { numRuns: 3000 },
     );
-  });
+  }, 240_000);
 });
