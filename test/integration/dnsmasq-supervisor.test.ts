@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readLeaseFile } from '../../src/dnsmasq/leases.js';
 import { realProbe } from '../../src/dnsmasq/proc.js';
 import { DnsmasqSupervisor } from '../../src/dnsmasq/supervisor.js';
+import { CommandError } from '../../src/errors.js';
 import { writeFileAtomic } from '../../src/util/atomic-write.js';
 import { cleanupAllNetns, createNetns, guestDhcp, link, type Netns, run, sleep } from '../helpers/netns.js';
 import { missingPrereqs } from '../helpers/require.js';
@@ -159,6 +160,28 @@ describe.skipIf(skip)('dnsmasq supervisor with a real dnsmasq', () => {
     const newPid = await died;
     expect(newPid).not.toBe(pid);
     expect((await guestDhcp(guest2, 'eth0')).ip).toBe('10.66.0.51');
+  });
+
+  it("a config dnsmasq rejects: start() throws a CommandError with dnsmasq's message, nothing left running", async () => {
+    const badConf = join(host.dir, 'bad.conf');
+    await writeFileAtomic(badConf, 'interface=br0\nno-such-option=1\n');
+    const bad = new DnsmasqSupervisor({
+      name: 'bad',
+      confFile: badConf,
+      pidFile: join(host.dir, 'bad.pid'),
+      leaseFile: join(host.dir, 'bad.leases'),
+      netns: host.name,
+    });
+    const err = await bad.start().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(CommandError);
+    expect((err as CommandError).step).toBe('dnsmasq: start bad');
+    expect((err as CommandError).stderr).toMatch(/bad option|no-such-option/);
+    expect(bad.state).toBe('idle');
+    const ours = host.pids().filter((p) => realProbe.cmdline(p)?.some((a) => a.includes('bad.conf')));
+    expect(ours).toEqual([]);
   });
 
   it('adopt() refuses a pid file naming some other process', async () => {
