@@ -107,6 +107,12 @@ export function formatIp(family: IpFamily, value: bigint): string {
     i = j;
   }
   const hex = groups.map((g) => g.toString(16));
+  // Like inet_ntop (which libvirt uses): IPv4-compatible (::a.b.c.d) and IPv4-mapped
+  // (::ffff:a.b.c.d) addresses end in dotted-quad form.
+  if (bestStart === 0 && (bestLen === 6 || (bestLen === 5 && groups[5] === 0xffff))) {
+    const v4 = formatIp('ipv4', value & 0xffffffffn);
+    return bestLen === 6 ? `::${v4}` : `::ffff:${v4}`;
+  }
   if (bestLen < 2) return hex.join(':');
   const left = hex.slice(0, bestStart).join(':');
   const right = hex.slice(bestStart + bestLen).join(':');
