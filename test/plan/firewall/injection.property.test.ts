@@ -6,12 +6,14 @@
  * wrong-family addresses, bad prefixes and ports). For each: planning either fails with a
  * ValidationError, or every renderer succeeds and every line of its output matches the fixed grammar
  * of that backend, in which every slot a value can fill admits only a safe token, and no hostile
- * marker appears anywhere. 6,000 networks + 4,000 port-forward requests.
+ * marker appears anywhere. 6,000 networks + 4,000 port-forward requests, plus 2,000 network XML
+ * documents through the real parser (parse → plan → render).
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../../src/errors.js';
 import type { IpDef, Network } from '../../../src/model/network.js';
+import { parseNetworkXml } from '../../../src/model/parse-network.js';
 import { renderIptables } from '../../../src/plan/firewall/iptables.js';
 import { renderLibvirtArgs } from '../../../src/plan/firewall/libvirt-args.js';
 import { renderNftables } from '../../../src/plan/firewall/nftables.js';
@@ -272,5 +274,70 @@ describe('firewall renderers: no line or statement comes from an input value', (
       { numRuns: 4000 },
     );
     expect(planned).toBeGreaterThan(500);
+  });
+
+  it('network XML through the parser (2,000 generated)', () => {
+    const xmlEsc = (v: string) =>
+      v.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll("'", '&apos;').replaceAll('\n', '&#10;');
+    const attr = (k: string, v: string | undefined) => (v === undefined ? '' : ` ${k}='${xmlEsc(v)}'`);
+    const val = <T>(good: fc.Arbitrary<T>) =>
+      fc.oneof({ weight: 4, arbitrary: good.map(String) }, { weight: 1, arbitrary: hostile });
+    const doc = fc
+      .record({
+        name: fc.oneof(fc.stringMatching(/^[a-z][a-z0-9_-]{0,20}$/), hostile.map((h) => h.replaceAll(MARKER, 'nm'))),
+        mode: fc.constantFrom(undefined, 'nat', 'route', 'open'),
+        dev: fc.option(val(safeIf), { nil: undefined }),
+        bridge: val(safeIf),
+        v4: fc.option(fc.record({ a: val(v4), p: val(fc.integer({ min: 8, max: 30 })) }), { nil: undefined }),
+        v6: fc.option(fc.record({ a: val(v6), p: val(fc.integer({ min: 48, max: 64 })) }), {
+          nil: undefined,
+        }),
+        port: fc.option(
+          fc.record({
+            s: val(fc.integer({ min: 1, max: 3000 })),
+            e: val(fc.integer({ min: 3001, max: 65535 })),
+          }),
+          {
+            nil: undefined,
+          },
+        ),
+        natAddr: fc.option(val(v4), { nil: undefined }),
+        natV6: fc.boolean(),
+      })
+      .map((r) => {
+        const nat =
+          r.mode === 'nat' && (r.port || r.natAddr || r.natV6)
+            ? `<nat${r.natV6 ? " ipv6='yes'" : ''}>${r.natAddr ? `<address${attr('start', r.natAddr)}${attr('end', r.natAddr)}/>` : ''}${r.port ? `<port${attr('start', r.port.s)}${attr('end', r.port.e)}/>` : ''}</nat>`
+            : '';
+        const forward = r.mode
+          ? `<forward${attr('mode', r.mode)}${attr('dev', r.mode === 'open' ? undefined : r.dev)}>${nat}</forward>`
+          : '';
+        const ip4 = r.v4 ? `<ip${attr('address', r.v4.a)}${attr('prefix', r.v4.p)}/>` : '';
+        const ip6 = r.v6 ? `<ip family='ipv6'${attr('address', r.v6.a)}${attr('prefix', r.v6.p)}/>` : '';
+        return `<network><name>${xmlEsc(r.name)}</name>${forward}<bridge${attr('name', r.bridge)}/>${ip4}${ip6}</network>`;
+      });
+    let planned = 0;
+    fc.assert(
+      fc.property(doc, (xml) => {
+        let rs: ReturnType<typeof planFirewall>;
+        try {
+          rs = planFirewall(parseNetworkXml(xml, { fillDefaults: true }).network);
+        } catch (e) {
+          if (!(e instanceof ValidationError)) throw e;
+          return;
+        }
+        planned++;
+        const nft = renderNftables(rs);
+        checkLines(nft.apply, NFT_LINE, 'nft apply');
+        checkLines(nft.remove, NFT_LINE, 'nft remove');
+        const ipt = renderIptables(rs);
+        for (const f of [ipt.v4, ipt.v6]) {
+          checkLines(f.apply, IPT_LINE, 'iptables apply');
+          checkLines(f.remove, IPT_LINE, 'iptables remove');
+        }
+      }),
+      { numRuns: 2000 },
+    );
+    expect(planned).toBeGreaterThan(300);
   });
 });
