@@ -284,7 +284,10 @@ describe('firewall renderers: no line or statement comes from an input value', (
       fc.oneof({ weight: 4, arbitrary: good.map(String) }, { weight: 1, arbitrary: hostile });
     const doc = fc
       .record({
-        name: fc.oneof(fc.stringMatching(/^[a-z][a-z0-9_-]{0,20}$/), hostile.map((h) => h.replaceAll(MARKER, 'nm'))),
+        name: fc.oneof(
+          fc.stringMatching(/^[a-z][a-z0-9_-]{0,20}$/),
+          hostile.map((h) => h.replaceAll(MARKER, 'nm')),
+        ),
         mode: fc.constantFrom(undefined, 'nat', 'route', 'open'),
         dev: fc.option(val(safeIf), { nil: undefined }),
         bridge: val(safeIf),
