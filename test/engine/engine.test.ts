@@ -200,4 +200,31 @@ describe('LinuxEngine (dry run)', () => {
     expect(r2.commandLines()).toEqual(['nft list tables', 'nft -c -f -', 'nft -f -']);
     expect(r2.calls[2]!.input).toMatch(/delete table ip virtnet_[\s\S]*table ip virtnet_/);
   });
+
+  it('a start cut short (state still "starting") is undone by the next engine', async () => {
+    const { StateStore } = await import('../../src/engine/state.js');
+    const store = new StateStore(dir);
+    await store.init();
+    const n = net();
+    await store.save({
+      version: 1,
+      network: n,
+      bridge: 'virbr5',
+      createdBridge: true,
+      macTap: false,
+      firewall: 'none',
+      dnsmasq: false,
+      ports: [],
+      extraHosts: [],
+      startedAt: new Date().toISOString(),
+      phase: 'starting',
+    });
+    host.links_.add('virbr5');
+    const e = await make();
+    await e.adopt([]);
+    expect(e.isActive('n1')).toBe(false);
+    expect(runner.commandLines()).toEqual(['nft list tables', 'ip -batch -']);
+    expect(runner.calls[1]!.input).toContain('link del dev virbr5');
+    expect(await store.loadAll()).toEqual([]);
+  });
 });

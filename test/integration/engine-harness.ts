@@ -244,14 +244,12 @@ export function dropEmptyBuiltins(ruleset: string): string {
       return !(BUILTIN.test(name) && body.length === 0);
     });
     if (live.length === 0) continue;
-    kept.push(
-      [head, ...live]
-        .join('\n')
-        .replace(/\n*$/, '\n}\n')
-        .replace(/\n}\n}\n$/, '\n}\n'),
-    );
+    // Chain order inside a table carries no meaning (iptables-nft re-creates chains in another
+    // order); rule order inside a chain does and is kept.
+    const chainsText = live.map((c) => c.replace(/\s+$/, '').replace(/\n}$/, '').replace(/\s+$/, '')).sort();
+    kept.push(`${head.replace(/\s+$/, '')}\n${chainsText.join('\n')}\n}\n`);
   }
-  return kept.join('');
+  return kept.sort().join('');
 }
 
 /** iptables-save output without tables that hold nothing but built-in ACCEPT chains. */
