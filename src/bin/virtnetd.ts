@@ -25,6 +25,16 @@ async function run(): Promise<number> {
   }
   const opts = parsed.options;
   const log = createLogger({ level: opts.logLevel, format: opts.logFormat });
+  // A stop request while starting is honoured once the start is complete (never half-way).
+  let stopWhileStarting: string | undefined;
+  const early = (sig: string) => () => {
+    stopWhileStarting = sig;
+    log.info(`${sig} while starting: will shut down once started`);
+  };
+  const onTerm = early('SIGTERM');
+  const onInt = early('SIGINT');
+  process.once('SIGTERM', onTerm);
+  process.once('SIGINT', onInt);
   try {
     const daemon = await startDaemon(opts, {
       log,
@@ -36,9 +46,12 @@ async function run(): Promise<number> {
           dnsmasqDbus: true,
         }),
     });
-    handleSignals(daemon, log);
+    process.off('SIGTERM', onTerm);
+    process.off('SIGINT', onInt);
+    if (stopWhileStarting) await daemon.shutdown(stopWhileStarting);
+    else handleSignals(daemon, log);
     await daemon.done;
-    return 0;
+    process.exit(0);
   } catch (e) {
     const msg = e instanceof StartupError ? e.message : `startup failed: ${(e as Error)?.stack ?? String(e)}`;
     log.error(msg);

@@ -260,7 +260,7 @@ export class BusObjects {
         this.error(msg, `${DBUS_ERROR}.UnknownProperty`, `no property ${prop} on ${ifaceName}`);
         return;
       }
-      this.run(msg, async () => [new Variant(p.type, impl.get(p.name))], 'v', false);
+      this.run(msg, async () => [new Variant(p.type, impl.get(p.name))], 'v');
       return;
     }
     if (member === 'GetAll') {
@@ -272,11 +272,11 @@ export class BusObjects {
       if (ifaceName === '') {
         const all: Record<string, Variant> = {};
         for (const impl of map.values()) Object.assign(all, propsVariantMap(impl));
-        this.run(msg, async () => [all], 'a{sv}', false);
+        this.run(msg, async () => [all], 'a{sv}');
         return;
       }
       const impl = lookup(ifaceName);
-      this.run(msg, async () => [impl ? propsVariantMap(impl) : {}], 'a{sv}', false);
+      this.run(msg, async () => [impl ? propsVariantMap(impl) : {}], 'a{sv}');
       return;
     }
     if (member === 'Set') {
