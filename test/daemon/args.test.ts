@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import { DEFAULTS, HELP, parseDaemonArgs } from '../../src/daemon/args.js';
+
+describe('virtnetd command line', () => {
+  it('defaults', () => {
+    expect(parseDaemonArgs([])).toEqual({ kind: 'run', options: DEFAULTS });
+    expect(DEFAULTS).toMatchObject({
+      configDir: '/etc/virtnet/networks',
+      stateDir: '/var/lib/virtnet',
+      runDir: '/run/virtnet',
+      bus: 'system',
+      firewall: 'auto',
+    });
+  });
+
+  it('every option, both spellings', () => {
+    const r = parseDaemonArgs([
+      '--config-dir',
+      '/c',
+      '--state-dir=/s',
+      '--run-dir',
+      '/r',
+      '--bus',
+      'unix:path=/tmp/b',
+      '--firewall=iptables',
+      '--log-level',
+      'debug',
+      '--log-format',
+      'json',
+    ]);
+    expect(r).toEqual({
+      kind: 'run',
+      options: {
+        configDir: '/c',
+        stateDir: '/s',
+        runDir: '/r',
+        bus: 'unix:path=/tmp/b',
+        firewall: 'iptables',
+        logLevel: 'debug',
+        logFormat: 'json',
+      },
+    });
+  });
+
+  it('help and version', () => {
+    expect(parseDaemonArgs(['--help'])).toEqual({ kind: 'help' });
+    expect(parseDaemonArgs(['-V'])).toEqual({ kind: 'version' });
+    for (const o of ['--config-dir', '--state-dir', '--run-dir', '--bus', '--firewall', '--log-level']) {
+      expect(HELP).toContain(o);
+    }
+  });
+
+  it.each([
+    [['--bogus'], "unknown option '--bogus'"],
+    [['--config-dir'], '--config-dir needs a value'],
+    [['--firewall', 'ebtables'], '--firewall expects auto, nftables or iptables'],
+    [['--log-level', 'loud'], '--log-level expects'],
+    [['--bus', 'session'], "--bus expects 'system' or a D-Bus address"],
+    [['--config-dir', '--bus'], '--config-dir needs a value'],
+  ])('%j is a usage error', (argv, msg) => {
+    const r = parseDaemonArgs(argv);
+    expect(r.kind).toBe('usage-error');
+    expect(r.kind === 'usage-error' && r.message).toContain(msg);
+  });
+});
