@@ -135,9 +135,9 @@ function checkHostFields(h: DhcpHost, ip: IpDef, path: string): void {
 }
 
 function updateDhcpHost(net: Network, cmd: UpdateCommand, el: XmlElement, parentIndex: number): void {
-  const path = 'host';
-  expectElement(el, 'host', path);
   const ip = ipByIndex(net, parentIndex);
+  const path = `network/ip[${net.ips.indexOf(ip)}]/dhcp/host`;
+  expectElement(el, 'host', path);
   const ctx = new Ctx();
   const host = parseDhcpHostElement(ctx, el, path);
   if (ctx.problems.length) throw new ValidationError(ctx.problems);
@@ -198,9 +198,9 @@ function updateDhcpHost(net: Network, cmd: UpdateCommand, el: XmlElement, parent
 }
 
 function updateDhcpRange(net: Network, cmd: UpdateCommand, el: XmlElement, parentIndex: number): void {
-  const path = 'range';
-  expectElement(el, 'range', path);
   const ip = ipByIndex(net, parentIndex);
+  const path = `network/ip[${net.ips.indexOf(ip)}]/dhcp/range`;
+  expectElement(el, 'range', path);
   if (cmd === 'modify') fail(path, undefined, 'DHCP ranges cannot be modified, only added or deleted');
   const ctx = new Ctx();
   const range = parseDhcpRangeElement(ctx, el, path);
@@ -229,7 +229,7 @@ function updateDhcpRange(net: Network, cmd: UpdateCommand, el: XmlElement, paren
 }
 
 function updateForwardInterface(net: Network, cmd: UpdateCommand, el: XmlElement): void {
-  const path = 'interface';
+  const path = 'network/forward/interface';
   expectElement(el, 'interface', path);
   if (cmd === 'modify')
     fail(path, undefined, 'forward interface entries cannot be modified, only added or deleted');
@@ -253,7 +253,7 @@ function updateForwardInterface(net: Network, cmd: UpdateCommand, el: XmlElement
 }
 
 function updateDnsHost(net: Network, cmd: UpdateCommand, el: XmlElement): void {
-  const path = 'host';
+  const path = 'network/dns/host';
   expectElement(el, 'host', path);
   const isAdd = cmd === 'add-first' || cmd === 'add-last';
   const ctx = new Ctx();
@@ -292,7 +292,7 @@ function updateDnsHost(net: Network, cmd: UpdateCommand, el: XmlElement): void {
 }
 
 function updateDnsTxt(net: Network, cmd: UpdateCommand, el: XmlElement): void {
-  const path = 'txt';
+  const path = 'network/dns/txt';
   expectElement(el, 'txt', path);
   const isAdd = cmd === 'add-first' || cmd === 'add-last';
   const ctx = new Ctx();
@@ -317,7 +317,7 @@ function updateDnsTxt(net: Network, cmd: UpdateCommand, el: XmlElement): void {
 }
 
 function updateDnsSrv(net: Network, cmd: UpdateCommand, el: XmlElement): void {
-  const path = 'srv';
+  const path = 'network/dns/srv';
   if (cmd === 'modify') fail(path, undefined, 'DNS SRV records cannot be modified, only added or deleted');
   expectElement(el, 'srv', path);
   const isAdd = cmd === 'add-first' || cmd === 'add-last';

@@ -41,6 +41,7 @@ describe('updateNetwork: ip-dhcp-host', () => {
         updateNetwork(net(), 'ip-dhcp-host', 'add-last', x, i);
     expect(add("<host mac='52:54:00:00:00:01' name='z' ip='10.0.0.12'/>")).toThrow(ConflictError);
     expect(add("<host name='z'/>")).toThrow(ValidationError);
+    expect(add("<host name='z'/>")).toThrow('network/ip[1]/dhcp/host@ip: missing IP address in static host');
     expect(add("<host mac='52:54:00:00:00:02' name='z' ip='fd00::5'/>")).toThrow(/family/);
     expect(add("<host name='z,evil' ip='10.0.0.12'/>")).toThrow(ValidationError);
     expect(add("<host name='z' ip='10.9.9.9'/>")).toThrow(/outside the subnet/);
