@@ -2,7 +2,9 @@
  * Checks of the arguments of bus calls, before anything is touched: each bad value is a
  * ValidationError naming the argument, the value (shortened) and the reason. Pure.
  */
+
 import { ValidationError } from '../errors.js';
+import { hookKindOfXml } from '../hooks/args.js';
 import { canonicalIp, inSubnet, parseIp } from '../model/ip.js';
 import type { Network } from '../model/network.js';
 import {
@@ -87,10 +89,13 @@ export function checkMac(mac: string): string {
   return normalizeMac(mac);
 }
 
-const HOOK_OBJECTS = new Set(['qemu', 'network', 'lxc', 'libxl', 'daemon']);
 const HOOK_WORD = /^[a-z][a-z0-9-]{0,63}$/;
 
-/** HookEvent(object, operation, sub_operation, extra, xml): libvirt's hook arguments, checked. */
+/**
+ * HookEvent(object, operation, sub_operation, extra, xml): libvirt's hook arguments, checked. `object`
+ * is libvirt's first argument — the domain's or network's name; the XML tells which hook called
+ * (`<domain>`: qemu, `<hookData>`: network). See src/hooks/.
+ */
 export function checkHookArgs(
   object: string,
   operation: string,
@@ -99,11 +104,14 @@ export function checkHookArgs(
   xml: string,
 ): void {
   const problems = [];
-  if (!HOOK_OBJECTS.has(object)) {
+  const objWhy =
+    object.length === 0 ? 'empty' : object.length > 255 ? 'longer than 255 characters' : singleLine(object);
+  if (objWhy) problems.push({ path: 'object', value: object, reason: objWhy });
+  if (!hookKindOfXml(xml)) {
     problems.push({
-      path: 'object',
-      value: object,
-      reason: `expected one of ${[...HOOK_OBJECTS].join(', ')}`,
+      path: 'xml',
+      value: xml.slice(0, 40),
+      reason: 'expected a <domain> (qemu hook) or <hookData> (network hook) document',
     });
   }
   if (!HOOK_WORD.test(operation)) {

@@ -9,6 +9,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import type { Engine } from '../engine/types.js';
+import { createDaemonHooks } from '../hooks/bus-adapter.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { BUS_NAME } from './api.js';
 import type { DaemonOptions } from './args.js';
@@ -71,6 +72,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
       else log.debug(`allowed ${d.action} to ${d.sender} (uid ${d.uid}): ${d.why}`);
     },
   });
+  const hooks = createDaemonHooks({ engine, runDir: opts.runDir, log });
   const service = new VirtnetService({
     bus,
     engine,
@@ -79,6 +81,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     authorize: (ctx, action, method) => authorizer.authorize(ctx, action, method),
     version: virtnetVersion(),
     log,
+    hooks,
   });
 
   const reply = await bus.requestName(BUS_NAME, NameFlag.DO_NOT_QUEUE);
@@ -89,6 +92,9 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   }
 
   await service.start();
+  // Running domains' reservations and port forwards, as recorded by the hooks (issue 5).
+  for (const p of await hooks.reconcile(service.hookView()))
+    log.warning(`hooks: could not reconcile a running domain: ${p}`);
   log.info(
     `virtnetd ${virtnetVersion()} ready on ${address} as ${BUS_NAME} (config ${opts.configDir}, firewall ${engine.firewallBackend})`,
   );

@@ -22,6 +22,8 @@
 
 import type { Engine, EngineEvents } from '../engine/types.js';
 import { ConflictError, NotFoundError } from '../errors.js';
+import type { DaemonHooks, HookServiceView } from '../hooks/bus-adapter.js';
+import type { HookEvents } from '../hooks/context.js';
 import type { Network } from '../model/network.js';
 import type { Logger } from '../util/log.js';
 import {
@@ -48,6 +50,8 @@ export interface ServiceOptions {
   authorize: (ctx: CallContext, action: string, method: MethodSpec) => Promise<void>;
   version: string;
   log: Logger;
+  /** libvirt hook events (Manager.HookEvent); without it HookEvent only checks its arguments. */
+  hooks?: DaemonHooks;
 }
 
 interface Entry {
@@ -353,6 +357,38 @@ export class VirtnetService {
     }
   }
 
+  /**
+   * What the hook handler sees of the service: the defined networks, and where its events go — port
+   * events become the network's PortAttached/PortDetached (as the engine's own do), a libvirt-managed
+   * network's hook call becomes NetworkEvent(name, manager path, 'libvirt-<operation>').
+   */
+  hookView(): HookServiceView {
+    return {
+      networks: () => [...this.entries.values()].map((e) => e.net),
+      emit: (event, payload) => {
+        if (event === 'port-attached') {
+          const p = payload as HookEvents['port-attached'];
+          this.listeners['port-attached']?.({
+            name: p.network,
+            ifname: p.ifname,
+            mac: p.mac,
+            domain: p.domain,
+          });
+        } else if (event === 'port-detached') {
+          const p = payload as HookEvents['port-detached'];
+          this.listeners['port-detached']?.({ name: p.network, ifname: p.ifname, domain: p.domain });
+        } else if (event === 'libvirt-network') {
+          const p = payload as HookEvents['libvirt-network'];
+          this.objects.signal(MANAGER_PATH, MANAGER_INTERFACE, 'NetworkEvent', 'sos', [
+            p.name,
+            MANAGER_PATH,
+            `libvirt-${p.operation}`,
+          ]);
+        }
+      },
+    };
+  }
+
   // ---------------------------------------------------------------- Manager
 
   private managerImpl(): InterfaceImpl {
@@ -384,8 +420,15 @@ export class VirtnetService {
           case 'HookEvent': {
             const [object, operation, sub, extra, xml] = args as string[];
             checkHookArgs(object!, operation!, sub!, extra!, xml!);
-            // Issue 5 gives hooks their behaviour; until then a checked, accepted no-op.
-            return [''];
+            if (!this.o.hooks) return [''];
+            const a = {
+              object: object!,
+              operation: operation!,
+              subOperation: sub!,
+              extra: extra!,
+              xml: xml!,
+            };
+            return [await this.o.hooks.hookEvent(a, this.hookView())];
           }
           default:
             throw new Error(`unhandled method ${m}`);

@@ -119,7 +119,10 @@ export function parseHookArgs(kind: HookKind, argv: readonly string[]): HookArgs
  */
 export function hookKindOfXml(xml: string): HookKind | undefined {
   // Skip BOM, XML declaration, comments, processing instructions and whitespace.
-  const m = /^(?:\uFEFF)?(?:\s|<\?[\s\S]*?\?>|<!--[\s\S]*?-->)*<([A-Za-z_][\w.:-]*)/.exec(xml);
+  // Only the head matters (bounded work whatever the size of the document).
+  const m = /^(?:\uFEFF)?(?:\s|<\?[\s\S]*?\?>|<!--[\s\S]*?-->)*<([A-Za-z_][\w.:-]*)/.exec(
+    xml.slice(0, 65536),
+  );
   if (!m) return undefined;
   if (m[1] === 'domain') return 'qemu';
   if (m[1] === 'hookData') return 'network';

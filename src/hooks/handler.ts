@@ -284,8 +284,9 @@ async function startPorts(ctx: HookContext, domain: Domain, key: string, op: str
       await ctx.records.put({ ...newRecord(domain, 'prepared', planned) });
       throw e;
     }
+    // Engine.attachPort announces the taps it attached itself; the others (libvirt enslaved them) here.
     for (const p of rec.ports) {
-      if (p.kind !== 'network' && p.ifname)
+      if (p.kind !== 'network' && p.ifname && !p.attached)
         ctx.emit('port-attached', {
           network: p.network,
           ifname: p.ifname,
@@ -330,15 +331,18 @@ async function undo(ctx: HookContext, rec: DomainRecord): Promise<void> {
           ctx.engine.removeHost(p.network, p.mac!),
         );
     }
+    let announced = false;
     if (p.attached && p.ifname && ctx.engine.isActive(p.network)) {
-      const ports = ctx.engine.info(p.network)?.ports ?? [];
-      // The tap usually vanished with QEMU already; only detach what is still there.
-      if (ports.includes(p.ifname))
+      // Engine.detachPort forgets the port (and announces it); it only runs `ip link set nomaster`
+      // when the tap is still on the bridge (it usually vanished with QEMU already).
+      if ((ctx.engine.info(p.network)?.ports ?? []).includes(p.ifname)) {
         await attempt(`detach ${p.ifname} from ${p.network}`, () =>
           ctx.engine.detachPort(p.network, p.ifname!, { domain: rec.domain }),
         );
+        announced = true;
+      }
     }
-    if (p.kind !== 'network' && p.ifname)
+    if (p.kind !== 'network' && p.ifname && !announced)
       ctx.emit('port-detached', { network: p.network, ifname: p.ifname, domain: rec.domain });
   }
   if (errors.length) throw new Error(errors.join('; '));

@@ -118,6 +118,8 @@ export function planPorts(domain: Domain, networks: readonly Network[]): PortRec
       forwards: [],
     };
     if (iface.target) port.ifname = iface.target;
+    const bridge = kind === 'network' ? iface.source.bridge : net?.bridge.name;
+    if (bridge) port.bridge = bridge;
     if (meta?.ip) port.ip = meta.ip;
     if (meta?.ip6) port.ip6 = meta.ip6;
     if (meta) port.forwards = meta.forwards.map((f) => ({ ...f, families: [...f.families] }));

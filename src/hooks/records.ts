@@ -22,6 +22,8 @@ export interface PortRecord {
   mac?: string;
   /** The tap, known from `start` on. */
   ifname?: string;
+  /** The bridge the tap is on (a libvirt network's is known from `start` on). */
+  bridge?: string;
   /** Fixed addresses (metadata), the DNAT targets of the forwards. */
   ip?: string;
   ip6?: string;
@@ -44,6 +46,11 @@ export interface DomainRecord {
   /** The domain's port-forward rules are installed. */
   forwardsApplied?: boolean;
   updatedAt: string;
+}
+
+/** Where records and locks live under a run dir (daemon and fallback agree on it). */
+export function hookPaths(runDir: string): { records: string; locks: string } {
+  return { records: join(runDir, 'hooks', 'domains'), locks: join(runDir, 'hooks', 'locks') };
 }
 
 /** The record's key: the domain's UUID when known (always, from libvirt), else its name. */
