@@ -17,7 +17,16 @@ describe('planPorts', () => {
   it("type='bridge' on a virtnet bridge: reservation by MAC + domain name", () => {
     const ports = plan(domainXml({ name: 'web', uuid: U, mac: MAC, bridge: 'vbr-lab', tap: 'vnet3' }));
     expect(ports).toEqual([
-      { index: 0, kind: 'bridge', network: 'lab', mac: MAC, ifname: 'vnet3', hostname: 'web', forwards: [] },
+      {
+        index: 0,
+        kind: 'bridge',
+        network: 'lab',
+        mac: MAC,
+        ifname: 'vnet3',
+        bridge: 'vbr-lab',
+        hostname: 'web',
+        forwards: [],
+      },
     ]);
   });
 
