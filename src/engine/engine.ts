@@ -75,6 +75,57 @@ interface Active {
   state: NetworkState;
   supervisor?: DnsmasqSupervisor;
   firewall?: Firewall;
+  hosts?: HostsCache;
+}
+
+/**
+ * The hostsfile split the way the planner builds it — [XML hosts v4][live v4][XML hosts v6][live v6] —
+ * with the XML part rendered once per definition and each live line rendered once, so adding one
+ * reservation costs the same with 1 or 10,000 present.
+ */
+export interface HostsCache {
+  v4: string;
+  v6: string;
+  /** Rendered line of each live entry, by the entry's JSON. */
+  lines: Map<string, string>;
+}
+
+const NO_IPS: Network = {
+  name: 'live',
+  uuid: '',
+  forward: { mode: 'none', interfaces: [] },
+  bridge: {},
+  ips: [],
+  routes: [],
+  dnsmasqOptions: [],
+  ignored: [],
+};
+
+export function hostsCacheOf(net: Network): HostsCache {
+  const only = (family: 'ipv4' | 'ipv6'): Network => ({
+    ...net,
+    ips: net.ips.map((ip) =>
+      ip.family === family || !ip.dhcp ? ip : { ...ip, dhcp: { ...ip.dhcp, hosts: [] } },
+    ),
+  });
+  return { v4: renderHostsfile(only('ipv4')), v6: renderHostsfile(only('ipv6')), lines: new Map() };
+}
+
+/** The hostsfile for `net` + `extra`, from the cache (same bytes as renderHostsfile(net, extra)). */
+export function cachedHostsfile(cache: HostsCache, extra: HostEntry[]): string {
+  const v4: string[] = [];
+  const v6: string[] = [];
+  for (const h of extra) {
+    if (!h.mac) continue;
+    const key = JSON.stringify(h);
+    let line = cache.lines.get(key);
+    if (line === undefined) {
+      line = renderHostsfile(NO_IPS, [h]);
+      cache.lines.set(key, line);
+    }
+    (h.ip?.includes(':') ? v6 : v4).push(line);
+  }
+  return cache.v4 + v4.join('') + cache.v6 + v6.join('');
 }
 
 function errText(e: unknown): string {
@@ -278,18 +329,27 @@ export class LinuxEngine implements Engine {
     return s;
   }
 
-  private async writeDnsmasqFiles(net: Network, extra: HostEntry[], withConf: boolean): Promise<void> {
+  private async writeDnsmasqFiles(
+    net: Network,
+    extra: HostEntry[],
+    what: { conf?: boolean; addnhosts?: boolean; cache?: HostsCache } = {},
+  ): Promise<void> {
     const f = this.files(net.name);
-    const o = { noDirSync: true } as const;
-    if (withConf) {
-      await writeFileAtomic(
-        f.conf,
-        renderDnsmasqConf(net, { hostsfile: f.hostsfile, addnhosts: f.addnhosts }),
-        o,
+    const o = { noSync: true } as const;
+    const writes: Promise<void>[] = [];
+    if (what.conf) {
+      writes.push(
+        writeFileAtomic(
+          f.conf,
+          renderDnsmasqConf(net, { hostsfile: f.hostsfile, addnhosts: f.addnhosts }),
+          o,
+        ),
       );
     }
-    await writeFileAtomic(f.hostsfile, renderHostsfile(net, extra), o);
-    await writeFileAtomic(f.addnhosts, renderAddnhosts(net, extra), o);
+    const hosts = what.cache ? cachedHostsfile(what.cache, extra) : renderHostsfile(net, extra);
+    writes.push(writeFileAtomic(f.hostsfile, hosts, o));
+    if (what.addnhosts !== false) writes.push(writeFileAtomic(f.addnhosts, renderAddnhosts(net, extra), o));
+    await Promise.all(writes);
   }
 
   private async removeDnsmasqFiles(name: string): Promise<void> {
@@ -334,52 +394,76 @@ export class LinuxEngine implements Engine {
       await this.store.save({ ...state, phase: 'starting' }).catch((e) => {
         throw stepError(step, e);
       });
-      // 1. Links.
+      // Independent chains run side by side; each registers its undo before it changes anything.
+      // Links ‖ firewall → host sysctls (forwarding only once the rules are in) ‖ dnsmasq files.
+      const chains: Promise<void>[] = [];
+      const named = async (name: string, fn: () => Promise<void>) => {
+        try {
+          await fn();
+        } catch (e) {
+          throw stepError(name, e);
+        }
+      };
       if (net.forward.mode === 'bridge' && net.bridge.enslave) {
-        step = `links: enslave ${net.bridge.enslave} to ${br}`;
-        const nic = await this.probe.nicState(net.bridge.enslave);
-        state.enslaved = nic;
-        undos.push({ step: `links: release ${nic.name}`, run: () => this.releaseNic(net, nic) });
-        await this.batch(step, planEnslave(net, nic));
+        const nicName = net.bridge.enslave;
+        chains.push(
+          named(`links: enslave ${nicName} to ${br}`, async () => {
+            const nic = await this.probe.nicState(nicName);
+            state.enslaved = nic;
+            undos.push({ step: `links: release ${nic.name}`, run: () => this.releaseNic(net, nic) });
+            await this.batch(`links: enslave ${nicName} to ${br}`, planEnslave(net, nic));
+          }),
+        );
       } else if (net.forward.mode !== 'bridge') {
-        step = `links: create bridge ${br}`;
         const plan = planLinksUp(net, { macTap });
         undos.push({ step: `links: delete bridge ${br}`, run: () => this.deleteBridge(net, macTap) });
-        await this.batch(step, plan.ops);
-        step = `sysctls of bridge ${br}`;
-        await this.writeSysctls(step, plan.bridgeSysctls);
+        chains.push(
+          named(`links: create bridge ${br}`, async () => {
+            await this.batch(`links: create bridge ${br}`, plan.ops);
+            await this.writeSysctls(`sysctls of bridge ${br}`, plan.bridgeSysctls);
+          }),
+        );
       }
-      // 2. Host sysctls (restored when the last network that needs them stops).
       const host = planSysctls(net);
-      if (host.length) {
-        step = 'sysctls';
-        undos.push({ step: 'sysctls: restore', run: () => this.sysctls.release(net.name) });
-        await this.sysctls.claim(net.name, host).catch((e) => {
-          throw stepError(step, e);
-        });
-      }
-      // 3. Firewall.
-      if (scripts) {
-        step = `firewall (${scripts.backend})`;
+      if (scripts || host.length) {
         const fw = this.firewall;
-        entry.firewall = fw;
-        undos.push({ step: 'firewall: remove', run: () => fw.remove(net.name, scripts) });
-        await fw.apply(net.name, scripts);
+        if (scripts) {
+          entry.firewall = fw;
+          undos.push({ step: 'firewall: remove', run: () => fw.remove(net.name, scripts) });
+        }
+        if (host.length) undos.push({ step: 'sysctls: restore', run: () => this.sysctls.release(net.name) });
+        chains.push(
+          (async () => {
+            if (scripts) await named(`firewall (${scripts.backend})`, () => fw.apply(net.name, scripts));
+            if (host.length) await named('sysctls', () => this.sysctls.claim(net.name, host));
+          })(),
+        );
       }
-      // 4. dnsmasq.
       if (state.dnsmasq) {
-        step = 'dnsmasq: write config';
+        entry.hosts = hostsCacheOf(net);
+        const cache = entry.hosts;
         undos.push({ step: 'dnsmasq: remove files', run: () => this.removeDnsmasqFiles(net.name) });
-        await this.writeDnsmasqFiles(net, state.extraHosts, true).catch((e) => {
-          throw stepError(step, e);
-        });
+        chains.push(
+          named('dnsmasq: write config', () =>
+            this.writeDnsmasqFiles(net, state.extraHosts, { conf: true, cache }),
+          ),
+        );
+      }
+      const settled = await Promise.allSettled(chains);
+      const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) {
+        step = (failed.reason as { step?: string }).step ?? 'start';
+        throw failed.reason;
+      }
+      // dnsmasq once its interface is up (it answers as soon as start() resolves).
+      if (state.dnsmasq) {
         step = 'dnsmasq: start';
         const sup = this.makeSupervisor(state);
         entry.supervisor = sup;
         undos.push({ step: 'dnsmasq: stop', run: () => sup.stop() });
         await sup.start();
       }
-      // 5. Ports that were attached before (update with restart).
+      // Ports that were attached before (update with restart).
       for (const p of state.ports) {
         step = `ports: attach ${p}`;
         await this.runner.run({
@@ -388,7 +472,6 @@ export class LinuxEngine implements Engine {
           allowFail: true,
         });
       }
-      // 6. State.
       step = 'state: record';
       state.phase = 'active';
       await this.store.save(state).catch((e) => {
@@ -450,50 +533,56 @@ export class LinuxEngine implements Engine {
         errors.push(`${step}: ${errText(e)}`);
       }
     };
-    if (state.dnsmasq) {
+    // Three independent chains, side by side: dnsmasq; rules then host sysctls; links.
+    const dnsmasqChain = async () => {
+      if (!state.dnsmasq) return;
       const sup = entry.supervisor ?? this.makeSupervisor(state);
       await attempt('dnsmasq: stop', () => sup.stop());
       await attempt('dnsmasq: remove files', () => this.removeDnsmasqFiles(name));
-    }
-    if (state.firewallScripts) {
-      const fw = entry.firewall ?? this.firewallFor(state.firewallScripts.backend);
-      const scripts = state.firewallScripts;
-      await attempt('firewall: remove', () => fw.remove(name, scripts));
-    }
-    await attempt('sysctls: restore', () => this.sysctls.release(name));
-    if (state.enslaved) {
-      const nic = state.enslaved;
-      await attempt(`links: release ${nic.name}`, () => this.releaseNic(net, nic));
-    } else if (state.createdBridge) {
-      // Detach ports first so their own state (up, MTU) is untouched by the bridge going away.
-      const ops: LinkOp[] = planLinksDown(net, { macTap: state.macTap });
-      await attempt(`links: delete bridge ${state.bridge}`, async () => {
-        const r = await this.runner.run({
-          step: `links: delete bridge ${state.bridge}`,
-          argv: ['ip', '-batch', '-'],
-          input: renderIpBatch(ops),
-          allowFail: true,
-        });
-        if (r.exitCode !== 0 && (await this.probe.linkExists(state.bridge))) {
-          throw new CommandError(
-            `links: delete bridge ${state.bridge}`,
-            ['ip', '-batch', '-'],
-            r.exitCode,
-            r.stderr,
-          );
-        }
-      });
-    } else {
-      for (const p of state.ports) {
-        await attempt(`ports: detach ${p}`, async () => {
-          await this.runner.run({
-            step: `ports: detach ${p}`,
-            argv: ['ip', 'link', 'set', 'dev', p, 'nomaster'],
+    };
+    const firewallChain = async () => {
+      if (state.firewallScripts) {
+        const fw = entry.firewall ?? this.firewallFor(state.firewallScripts.backend);
+        const scripts = state.firewallScripts;
+        await attempt('firewall: remove', () => fw.remove(name, scripts));
+      }
+      await attempt('sysctls: restore', () => this.sysctls.release(name));
+    };
+    const linksChain = async () => {
+      if (state.enslaved) {
+        const nic = state.enslaved;
+        await attempt(`links: release ${nic.name}`, () => this.releaseNic(net, nic));
+      } else if (state.createdBridge) {
+        const ops: LinkOp[] = planLinksDown(net, { macTap: state.macTap });
+        await attempt(`links: delete bridge ${state.bridge}`, async () => {
+          const r = await this.runner.run({
+            step: `links: delete bridge ${state.bridge}`,
+            argv: ['ip', '-batch', '-'],
+            input: renderIpBatch(ops),
             allowFail: true,
           });
+          if (r.exitCode !== 0 && (await this.probe.linkExists(state.bridge))) {
+            throw new CommandError(
+              `links: delete bridge ${state.bridge}`,
+              ['ip', '-batch', '-'],
+              r.exitCode,
+              r.stderr,
+            );
+          }
         });
+      } else {
+        for (const p of state.ports) {
+          await attempt(`ports: detach ${p}`, async () => {
+            await this.runner.run({
+              step: `ports: detach ${p}`,
+              argv: ['ip', 'link', 'set', 'dev', p, 'nomaster'],
+              allowFail: true,
+            });
+          });
+        }
       }
-    }
+    };
+    await Promise.all([dnsmasqChain(), firewallChain(), linksChain()]);
     await attempt('state: remove', () => this.store.remove(name));
     this.active.delete(name);
     this.emit('stopped', { name });
@@ -545,7 +634,7 @@ export class LinuxEngine implements Engine {
           entry.supervisor = sup;
           if (!(await sup.adopt())) {
             this.log?.warning(`network ${name}: dnsmasq not running; starting it`);
-            await this.writeDnsmasqFiles(state.network, state.extraHosts, true);
+            await this.writeDnsmasqFiles(state.network, state.extraHosts, { conf: true });
             await sup.start();
           }
         }
@@ -575,8 +664,12 @@ export class LinuxEngine implements Engine {
       if (host.ip && others.some((h) => h.ip === host.ip)) {
         throw new ConflictError(`network ${name}: ${host.ip} is already reserved`);
       }
-      st.extraHosts = [...others, { ...host, ...(key ? { mac: key } : {}) }];
-      await this.hostsChanged(entry);
+      const entryHost = { ...host, ...(key ? { mac: key } : {}) };
+      // Validate it (the planner names a bad field) before anything is written.
+      renderHostsfile(NO_IPS, [entryHost]);
+      renderAddnhosts(NO_IPS, [entryHost]);
+      st.extraHosts = [...others, entryHost];
+      await this.hostsChanged(entry, entryHost);
     });
   }
 
@@ -584,21 +677,26 @@ export class LinuxEngine implements Engine {
     return this.serial(async () => {
       const entry = this.need(name);
       const key = mac.toLowerCase();
-      const before = entry.state.extraHosts.length;
-      entry.state.extraHosts = entry.state.extraHosts.filter((h) => h.mac?.toLowerCase() !== key);
-      if (entry.state.extraHosts.length === before)
-        throw new NotFoundError(`network ${name}: no live host ${mac}`);
-      await this.hostsChanged(entry);
+      const gone = entry.state.extraHosts.find((h) => h.mac?.toLowerCase() === key);
+      if (!gone) throw new NotFoundError(`network ${name}: no live host ${mac}`);
+      entry.state.extraHosts = entry.state.extraHosts.filter((h) => h !== gone);
+      entry.hosts?.lines.delete(JSON.stringify(gone));
+      await this.hostsChanged(entry, gone);
     });
   }
 
-  /** Hostsfile and addn-hosts rewritten atomically + SIGHUP. No firewall change. */
-  private async hostsChanged(entry: Active): Promise<void> {
+  /** Hostsfile (and addn-hosts when a DNS-only entry changed) rewritten atomically + SIGHUP. No firewall change. */
+  private async hostsChanged(entry: Active, changed: HostEntry): Promise<void> {
     const st = entry.state;
-    await this.store.save(st);
-    if (!st.dnsmasq || !entry.supervisor) return;
-    await this.writeDnsmasqFiles(st.network, st.extraHosts, false);
-    await entry.supervisor.reload();
+    if (st.dnsmasq && entry.supervisor) {
+      entry.hosts ??= hostsCacheOf(st.network);
+      await this.writeDnsmasqFiles(st.network, st.extraHosts, {
+        cache: entry.hosts,
+        addnhosts: !changed.mac,
+      });
+      await entry.supervisor.reload();
+    }
+    await this.store.saveLive(st);
     this.emit('updated', { name: st.network.name });
   }
 
@@ -618,7 +716,7 @@ export class LinuxEngine implements Engine {
         argv: ['ip', 'link', 'set', 'dev', ifname, 'master', st.bridge, 'up'],
       });
       if (!st.ports.includes(ifname)) st.ports.push(ifname);
-      await this.store.save(st);
+      await this.store.saveLive(st);
       this.emit('port-attached', { name, ifname, mac: meta.mac ?? '', domain: meta.domain ?? '' });
     });
   }
@@ -634,7 +732,7 @@ export class LinuxEngine implements Engine {
         });
       }
       st.ports = st.ports.filter((p) => p !== ifname);
-      await this.store.save(st);
+      await this.store.saveLive(st);
       this.emit('port-detached', { name, ifname, domain: meta.domain ?? '' });
     });
   }
@@ -737,6 +835,7 @@ export class LinuxEngine implements Engine {
     const confNew = needed ? renderDnsmasqConf(net, { hostsfile: f.hostsfile, addnhosts: f.addnhosts }) : '';
     st.network = net;
     st.dnsmasq = needed;
+    entry.hosts = needed ? hostsCacheOf(net) : undefined;
     if (wasNeeded && !needed) {
       await entry.supervisor?.stop();
       delete entry.supervisor;
@@ -745,12 +844,12 @@ export class LinuxEngine implements Engine {
       const hostsOld = renderHostsfile(old, st.extraHosts) + renderAddnhosts(old, st.extraHosts);
       const hostsNew = renderHostsfile(net, st.extraHosts) + renderAddnhosts(net, st.extraHosts);
       if (!wasNeeded || confOld !== confNew) {
-        await this.writeDnsmasqFiles(net, st.extraHosts, true);
+        await this.writeDnsmasqFiles(net, st.extraHosts, { conf: true });
         entry.supervisor ??= this.makeSupervisor(st);
         if (wasNeeded) await entry.supervisor.restart();
         else await entry.supervisor.start();
       } else if (hostsOld !== hostsNew) {
-        await this.writeDnsmasqFiles(net, st.extraHosts, false);
+        await this.writeDnsmasqFiles(net, st.extraHosts);
         await entry.supervisor?.reload();
       }
     }

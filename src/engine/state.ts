@@ -48,15 +48,29 @@ export class StateStore {
     await mkdir(this.dir, { recursive: true, mode: 0o755 });
   }
 
+  /** The part that changes with live edits (hosts, ports), kept apart so an edit rewrites only it. */
+  livePath(name: string): string {
+    return join(this.dir, `${name}.live`);
+  }
+
+  /** Both files. Run-directory files are atomic (temp + rename) but not fsynced: /run does not survive a reboot. */
   async save(s: NetworkState): Promise<void> {
-    await writeFileAtomic(this.path(s.network.name), `${JSON.stringify(s)}\n`, {
+    const { extraHosts: _h, ports: _p, ...rest } = s;
+    await this.saveLive(s);
+    await writeFileAtomic(this.path(s.network.name), `${JSON.stringify(rest)}\n`, {
       mode: 0o600,
-      noDirSync: true,
+      noSync: true,
     });
+  }
+
+  async saveLive(s: Pick<NetworkState, 'network' | 'extraHosts' | 'ports'>): Promise<void> {
+    const text = `${JSON.stringify({ extraHosts: s.extraHosts, ports: s.ports })}\n`;
+    await writeFileAtomic(this.livePath(s.network.name), text, { mode: 0o600, noSync: true });
   }
 
   async remove(name: string): Promise<void> {
     await rm(this.path(name), { force: true });
+    await rm(this.livePath(name), { force: true });
   }
 
   async loadAll(): Promise<NetworkState[]> {
@@ -71,7 +85,12 @@ export class StateStore {
       if (!f.endsWith('.json') || f.startsWith('.')) continue;
       try {
         const s = JSON.parse(await readFile(join(this.dir, f), 'utf8')) as NetworkState;
-        if (s.version === 1 && s.network?.name) out.push(s);
+        if (s.version !== 1 || !s.network?.name) continue;
+        const live = await readFile(this.livePath(s.network.name), 'utf8').then(
+          (t) => JSON.parse(t) as Pick<NetworkState, 'extraHosts' | 'ports'>,
+          () => ({ extraHosts: [], ports: [] }),
+        );
+        out.push({ ...s, extraHosts: live.extraHosts ?? [], ports: live.ports ?? [] });
       } catch {
         // A torn file cannot happen (atomic writes); anything unreadable is not ours to adopt.
       }

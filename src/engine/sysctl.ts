@@ -57,7 +57,7 @@ export class SysctlManager {
   }
 
   private async save(): Promise<void> {
-    await writeFileAtomic(this.file, `${JSON.stringify(this.table, null, 1)}\n`, { noDirSync: true });
+    await writeFileAtomic(this.file, `${JSON.stringify(this.table, null, 1)}\n`, { noSync: true });
   }
 
   /** Set each sysctl for `holder`, remembering the original value. Returns what was claimed. */

@@ -176,7 +176,6 @@ export function planLinksDown(net: Network, opts: LinksPlanOptions = {}): LinkOp
   const br = requireBridge(net);
   const ops: LinkOp[] = [];
   if (opts.macTap && net.mac) ops.push({ kind: 'link-del', name: macTapName(br) });
-  ops.push({ kind: 'link-set', name: br, down: true });
   ops.push({ kind: 'link-del', name: br });
   return ops;
 }

@@ -21,6 +21,11 @@ export interface AtomicWriteOptions {
   mode?: number;
   /** Skip the directory fsync (faster; the rename is still atomic but may not survive power loss). */
   noDirSync?: boolean;
+  /**
+   * Skip fsync of the file too (and of the directory): still atomic for readers (temp + rename), not
+   * durable. For files under a run directory (/run), which a reboot discards anyway.
+   */
+  noSync?: boolean;
   /** For tests: a replacement for `node:fs/promises`. */
   fs?: AtomicWriteFs;
 }
@@ -66,7 +71,7 @@ export async function writeFileAtomic(
     await fh.writeFile(data);
     // open()'s mode is filtered by the umask; set the exact mode asked for.
     await fh.chmod(mode);
-    await fh.sync();
+    if (!opts.noSync) await fh.sync();
     await fh.close();
     fh = undefined;
     await afs.rename(tmp, path);
@@ -76,7 +81,7 @@ export async function writeFileAtomic(
     if (created) await afs.unlink(tmp).catch(() => {});
     throw e;
   }
-  if (!opts.noDirSync) await syncDir(afs, dirname(path));
+  if (!opts.noDirSync && !opts.noSync) await syncDir(afs, dirname(path));
 }
 
 /** fsync a directory so a rename in it is durable. Filesystems that cannot are tolerated. */

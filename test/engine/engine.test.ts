@@ -93,7 +93,7 @@ describe('LinuxEngine (dry run)', () => {
     await e.stop('n1');
     expect(runner.commandLines().slice(3)).toEqual(['nft -f -', 'ip -batch -']);
     expect(runner.calls[3]!.input).toMatch(/^delete table ip virtnet_/m);
-    expect(runner.calls[4]!.input).toBe('link set dev virbr5 down\nlink del dev virbr5\n');
+    expect(runner.calls[4]!.input).toBe('link del dev virbr5\n');
     // ip_forward back to what it was.
     expect(sys.values.get('net.ipv4.ip_forward')).toBe('0');
     expect(e.isActive('n1')).toBe(false);

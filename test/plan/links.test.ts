@@ -114,7 +114,7 @@ describe('planLinksUp', () => {
 describe('planLinksDown', () => {
   it('deletes the tap and the bridge (addresses and routes go with it)', () => {
     expect(renderIpBatch(planLinksDown(net(), { macTap: true }))).toBe(
-      'link del dev virbr0-nic\nlink set dev virbr0 down\nlink del dev virbr0\n',
+      'link del dev virbr0-nic\nlink del dev virbr0\n',
     );
   });
 });
