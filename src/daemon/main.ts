@@ -49,7 +49,6 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   const address = resolveBusAddress(opts.bus);
   // Children (dnsmasq with --enable-dbus) must talk to the same bus as the daemon.
   process.env.DBUS_SYSTEM_BUS_ADDRESS = address;
-  await mkdir(opts.stateDir, { recursive: true, mode: 0o755 });
   let bus: MessageBus;
   try {
     bus = await connectBus(address);
@@ -64,6 +63,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     log.error(`bus connection error: ${e instanceof Error ? e.message : String(e)}`);
   });
 
+  await mkdir(opts.stateDir, { recursive: true, mode: 0o755 });
   const engine = await deps.createEngine(opts, log);
   const store = new ConfigStore(opts.configDir);
   const authorizer = new BusAuthorizer(bus, {

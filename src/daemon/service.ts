@@ -9,7 +9,7 @@
  * (computed by comparing a snapshot after each operation and each engine event, so nothing is sent
  * twice and nothing is missed), and the engine's lease and port events as Network signals.
  *
- * Choices (see also the report in dbus/README):
+ * Choices:
  * - Start of an active network and Stop of an inactive one are Conflict errors (like libvirt).
  * - Undefine of an active network is a Conflict ("stop it first"): guests never lose their network
  *   by surprise. A config file removed behind our back while the network runs (Reload) makes it

@@ -131,6 +131,35 @@ describe.skipIf(skip)('virtnetctl bus commands', () => {
     expect((await run(['undefine', 'cli-net'])).out).toBe('Network cli-net has been undefined\n');
   });
 
+  it('monitor prints the events as they come (--count, --json)', async () => {
+    const io = captureIo();
+    io.env = { DBUS_SYSTEM_BUS_ADDRESS: bus.address };
+    const mon = main(['monitor', '--count', '4'], io);
+    const ioJson = captureIo();
+    ioJson.env = { DBUS_SYSTEM_BUS_ADDRESS: bus.address };
+    const monJson = main(['monitor', 'mon-net', '--json', '--count', '1'], ioJson);
+    // Wait until both are subscribed (they announce it on stderr once the match is in place).
+    for (let i = 0; i < 100 && !(io.err && ioJson.err); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(io.err).toMatch(/^Monitoring all networks on unix:path=/);
+    expect((await run(['define', 'm.xml'], { 'm.xml': XML.replace('cli-net', 'mon-net') })).code).toBe(0);
+    expect((await run(['start', 'mon-net'])).code).toBe(0);
+    expect(await mon).toBe(0);
+    const lines = io.out
+      .trim()
+      .split('\n')
+      .map((l) => l.replace(/^\S+ /, ''));
+    expect(lines).toEqual([
+      'object mon-net added /org/virtnet/network1/network/mon_2dnet',
+      'network mon-net defined',
+      'network mon-net changed Active=true',
+      'network mon-net started',
+    ]);
+    expect(await monJson).toBe(0);
+    expect(JSON.parse(ioJson.out)).toMatchObject({ member: 'InterfacesAdded', network: 'mon-net' });
+    await run(['stop', 'mon-net']);
+    await run(['undefine', 'mon-net']);
+  });
+
   it('exit codes: usage 2, not found 3, invalid XML 1 (one line per problem)', async () => {
     expect((await run(['start'])).code).toBe(2);
     expect((await run(['host-add', 'x', '52:54:00:00:00:01'])).code).toBe(2);
