@@ -17,6 +17,8 @@
 import { EventEmitter } from 'node:events';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { LeaseFileWatcher } from '../dnsmasq/lease-watch.js';
+import { activeLeases, readLeaseFile } from '../dnsmasq/leases.js';
 import { DnsmasqSupervisor } from '../dnsmasq/supervisor.js';
 import { CommandError, ConflictError, NotFoundError } from '../errors.js';
 import { type CommandRunner, ExecaRunner } from '../exec/runner.js';
@@ -45,7 +47,6 @@ import {
 import { writeFileAtomic } from '../util/atomic-write.js';
 import type { Logger } from '../util/log.js';
 import { type HostProbe, LinuxHostProbe } from './host.js';
-import { readLeaseFile } from './leases.js';
 import { type NetworkState, StateStore } from './state.js';
 import { procSysctlIo, type SysctlIo, SysctlManager } from './sysctl.js';
 import type { ActiveNetworkInfo, Engine, EngineEvents, FirewallBackend, HostEntry, Lease } from './types.js';
@@ -76,6 +77,7 @@ interface Active {
   supervisor?: DnsmasqSupervisor;
   firewall?: Firewall;
   hosts?: HostsCache;
+  leaseWatch?: LeaseFileWatcher;
 }
 
 /**
@@ -329,6 +331,16 @@ export class LinuxEngine implements Engine {
     return s;
   }
 
+  /** Lease changes from dnsmasq's lease file become 'lease-changed' events. */
+  private async watchLeases(name: string, entry: Active): Promise<void> {
+    if (entry.leaseWatch) return;
+    const w = new LeaseFileWatcher(this.files(name).leases);
+    entry.leaseWatch = w;
+    w.on('lease-changed', (c) => this.emit('lease-changed', { name, ...c }));
+    w.on('error', (e) => this.log?.warning(`network ${name}: lease file: ${e.message}`));
+    await w.start();
+  }
+
   private async writeDnsmasqFiles(
     net: Network,
     extra: HostEntry[],
@@ -462,6 +474,8 @@ export class LinuxEngine implements Engine {
         entry.supervisor = sup;
         undos.push({ step: 'dnsmasq: stop', run: () => sup.stop() });
         await sup.start();
+        undos.push({ step: 'leases: stop watching', run: async () => entry.leaseWatch?.stop() });
+        await this.watchLeases(net.name, entry);
       }
       // Ports that were attached before (update with restart).
       for (const p of state.ports) {
@@ -534,6 +548,7 @@ export class LinuxEngine implements Engine {
       }
     };
     // Three independent chains, side by side: dnsmasq; rules then host sysctls; links.
+    entry.leaseWatch?.stop();
     const dnsmasqChain = async () => {
       if (!state.dnsmasq) return;
       const sup = entry.supervisor ?? this.makeSupervisor(state);
@@ -637,6 +652,7 @@ export class LinuxEngine implements Engine {
             await this.writeDnsmasqFiles(state.network, state.extraHosts, { conf: true });
             await sup.start();
           }
+          await this.watchLeases(name, entry);
         }
         this.active.set(name, entry);
         this.log?.info(`network ${name} adopted`);
@@ -703,8 +719,7 @@ export class LinuxEngine implements Engine {
   async leases(name: string): Promise<Lease[]> {
     const entry = this.need(name);
     if (!entry.state.dnsmasq) return [];
-    const now = Math.floor(Date.now() / 1000);
-    return (await readLeaseFile(this.files(name).leases)).filter((l) => l.expiry === 0 || l.expiry > now);
+    return activeLeases(await readLeaseFile(this.files(name).leases));
   }
 
   attachPort(name: string, ifname: string, meta: { mac?: string; domain?: string } = {}): Promise<void> {
@@ -837,6 +852,8 @@ export class LinuxEngine implements Engine {
     st.dnsmasq = needed;
     entry.hosts = needed ? hostsCacheOf(net) : undefined;
     if (wasNeeded && !needed) {
+      entry.leaseWatch?.stop();
+      delete entry.leaseWatch;
       await entry.supervisor?.stop();
       delete entry.supervisor;
       await this.removeDnsmasqFiles(net.name);
@@ -848,6 +865,7 @@ export class LinuxEngine implements Engine {
         entry.supervisor ??= this.makeSupervisor(st);
         if (wasNeeded) await entry.supervisor.restart();
         else await entry.supervisor.start();
+        await this.watchLeases(net.name, entry);
       } else if (hostsOld !== hostsNew) {
         await this.writeDnsmasqFiles(net, st.extraHosts);
         await entry.supervisor?.reload();
@@ -887,7 +905,10 @@ export class LinuxEngine implements Engine {
   /** Stop supervising; networks stay up (dnsmasq keeps running, rules and links stay). */
   async close(): Promise<void> {
     await this.queue.catch(() => {});
-    for (const e of this.active.values()) e.supervisor?.detach();
+    for (const e of this.active.values()) {
+      e.supervisor?.detach();
+      e.leaseWatch?.stop();
+    }
     this.active.clear();
   }
 }

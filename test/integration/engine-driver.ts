@@ -18,8 +18,15 @@ async function handle(req: Req): Promise<unknown> {
   const a = <T = never>(i: number): T => args[i] as T;
   if (req.op === 'create') {
     engine = await LinuxEngine.create(a(0) ?? {});
-    for (const ev of ['started', 'stopped', 'updated', 'port-attached', 'port-detached'] as const) {
-      engine.on(ev, (e) => events.push({ event: ev, ...e }));
+    for (const ev of [
+      'started',
+      'stopped',
+      'updated',
+      'lease-changed',
+      'port-attached',
+      'port-detached',
+    ] as const) {
+      engine.on(ev, (e) => events.push({ kind: ev, ...e }));
     }
     return { backend: engine.firewallBackend, reason: engine.firewallChoice.reason };
   }

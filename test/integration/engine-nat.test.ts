@@ -5,9 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Network } from '../../src/model/network.js';
-import { cleanupAllNetns, createNetns, guestDhcp, link, type Netns, sleep } from '../helpers/netns.js';
+import { cleanupAllNetns, createNetns, guestDhcp, link, type Netns } from '../helpers/netns.js';
 import { missingPrereqs } from '../helpers/require.js';
-import { EngineDriver, runDirFor, settle, snapshot, testNetwork } from './engine-harness.js';
+import { EngineDriver, runDirFor, settle, snapshot, testNetwork, waitFor } from './engine-harness.js';
 
 const skip = missingPrereqs(['ip', 'nft', 'iptables-restore', 'dnsmasq', 'busybox', 'node']);
 
@@ -47,14 +47,6 @@ function peerEcho(ns: Netns, port: number) {
   ]);
 }
 
-async function waitFor(fn: () => boolean | Promise<boolean>, ms = 5000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
-
 for (const backend of ['nftables', 'iptables'] as const) {
   describe.skipIf(skip)(`engine: nat network (${backend})`, () => {
     let host: Netns;
@@ -64,6 +56,7 @@ for (const backend of ['nftables', 'iptables'] as const) {
     let eng: EngineDriver;
     let before: Record<string, string>;
     const net = natNetwork();
+    const seen: { kind: string; event?: string; mac?: string }[] = [];
 
     beforeAll(async () => {
       host = await createNetns('vh5-h');
@@ -124,6 +117,18 @@ for (const backend of ['nftables', 'iptables'] as const) {
         `${MAC1} 10.77.0.50`,
         `${MAC2} ${l2.ip}`,
       ]);
+      // The lease file watcher reported both as lease-changed events.
+      await waitFor(
+        async () => {
+          const evs = await eng.call<{ kind: string; event?: string; mac?: string }[]>('events');
+          seen.push(...evs);
+          return [MAC1, MAC2].every((m) =>
+            seen.some((e) => e.kind === 'lease-changed' && e.event === 'added' && e.mac === m),
+          );
+        },
+        5000,
+        'lease-changed events',
+      );
     });
 
     it('resolves a <dns><host> name and a reservation name through dnsmasq', async () => {
