@@ -11,7 +11,8 @@ import { mkdir } from 'node:fs/promises';
 import type { Engine } from '../engine/types.js';
 import { createDaemonHooks } from '../hooks/bus-adapter.js';
 import { createLogger, type Logger } from '../util/log.js';
-import { BUS_NAME } from './api.js';
+import { watchConfigDir } from '../watch/daemon-watch.js';
+import { BUS_NAME, MANAGER_INTERFACE } from './api.js';
 import type { DaemonOptions } from './args.js';
 import { BusAuthorizer } from './authorize.js';
 import { networkCodec } from './codec.js';
@@ -19,6 +20,7 @@ import { ConfigStore } from './config-store.js';
 import { connectBus, type MessageBus, NameFlag, RequestNameReply, resolveBusAddress } from './dbus.js';
 import type { NetworkCodec } from './network-codec.js';
 import { createNotifier, type Notifier } from './notify.js';
+import { MANAGER_PATH, networkPath } from './path-encode.js';
 import { VirtnetService } from './service.js';
 import { virtnetVersion } from './version.js';
 
@@ -95,6 +97,21 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   // Running domains' reservations and port forwards, as recorded by the hooks (issue 5).
   for (const p of await hooks.reconcile(service.hookView()))
     log.warning(`hooks: could not reconcile a running domain: ${p}`);
+  // The config dir is watched (issue 5): a valid change is applied like Reload; an invalid file is
+  // announced (NetworkEvent … 'invalid') and changes nothing.
+  const codec = deps.codec ?? networkCodec;
+  const watcher = await watchConfigDir({
+    dir: opts.configDir,
+    check: (xml) => codec.parse(xml, { usedBridges: [] }).network.name,
+    reload: () => service.reload(),
+    onInvalid: (name) =>
+      service.objects.signal(MANAGER_PATH, MANAGER_INTERFACE, 'NetworkEvent', 'sos', [
+        name,
+        networkPath(name),
+        'invalid',
+      ]),
+    log,
+  });
   log.info(
     `virtnetd ${virtnetVersion()} ready on ${address} as ${BUS_NAME} (config ${opts.configDir}, firewall ${engine.firewallBackend})`,
   );
@@ -109,6 +126,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     log.info(`shutting down (${reason}); networks stay up`);
     await notifier.stopping();
     notifier.close();
+    await watcher.close();
     await service.close();
     try {
       await bus.releaseName(BUS_NAME);
