@@ -1,0 +1,266 @@
+/**
+ * End to end with the real thing: Debian's libvirtd 9.0 and QEMU (TCG) sealed in a vh8- netns and a
+ * private mount namespace (as ../shared/notes/lab-facts.md describes), virtnet's hooks installed in
+ * its qemu.d/ and network.d/, virtnetd (real engine) on a private system bus bound at
+ * /run/dbus/system_bus_socket inside libvirt's mount namespace, a virtnet NAT network up.
+ *
+ * A diskless domain whose NIC is `<interface type='bridge'>` on virtnet's bridge, with a fixed IP and a
+ * port forward in its virtnet metadata, is started with `virsh start`: libvirt runs the hooks, virtnet
+ * adds the reservation and the DNAT rules, the domain's iPXE firmware gets the reserved address from
+ * virtnet's dnsmasq (seen in GetLeases); after `virsh destroy` everything the hooks added is gone.
+ *
+ * Host changes: none, except that /var/lib/libvirt, /var/log/libvirt and /var/cache/libvirt are
+ * created as empty mount points when the package left them out (removed again afterwards).
+ */
+import { spawn } from 'node:child_process';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  BUS_NAME,
+  busctl,
+  execOut,
+  MANAGER_PATH,
+  type Monitor,
+  NETWORK_IFACE,
+  type PrivateBus,
+  startMonitor,
+  startPrivateBus,
+  startVirtnetd,
+  type VirtnetdProcess,
+} from '../helpers/dbus.js';
+import { cleanupAllNetns, createNetns, type Netns, sleep } from '../helpers/netns.js';
+import { missingPrereqs } from '../helpers/require.js';
+import { projectRoot } from '../helpers/shared.js';
+
+const skip = missingPrereqs([
+  'ip',
+  'unshare',
+  'libvirtd',
+  'virsh',
+  'qemu-system-x86_64',
+  'dbus-daemon',
+  'busctl',
+  'dnsmasq',
+  'nft',
+]);
+
+const NET = 'vh8-e2e';
+const BRIDGE = 'vh8lvbr0';
+const NET_PATH = `${MANAGER_PATH}/network/vh8_2de2e`;
+const NET_XML = `<network>
+  <name>${NET}</name>
+  <forward mode='nat'/>
+  <bridge name='${BRIDGE}' stp='off' delay='0'/>
+  <ip address='10.91.0.1' netmask='255.255.255.0'>
+    <dhcp><range start='10.91.0.100' end='10.91.0.200'/></dhcp>
+  </ip>
+</network>
+`;
+const DOM = 'vh8-e2e-vm';
+const MAC = '52:54:00:91:00:05';
+const IP = '10.91.0.50';
+const DOMAIN_XML = `<domain type='qemu'>
+  <name>${DOM}</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <metadata>
+    <virtnet:domain xmlns:virtnet="https://virtnet.org/xmlns/domain/1">
+      <virtnet:interface mac='${MAC}' ip='${IP}'>
+        <virtnet:forward proto='tcp' host-port='8080' guest-port='80'/>
+      </virtnet:interface>
+    </virtnet:domain>
+  </metadata>
+  <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='network'/></os>
+  <devices>
+    <interface type='bridge'>
+      <source bridge='${BRIDGE}'/>
+      <mac address='${MAC}'/>
+      <model type='virtio'/>
+    </interface>
+    <serial type='null'/>
+  </devices>
+</domain>
+`;
+
+const MOUNTPOINTS = ['/var/lib/libvirt', '/var/log/libvirt', '/var/cache/libvirt'];
+
+describe.skipIf(skip)('real libvirtd + QEMU (TCG) with virtnet hooks, sealed in a vh8- netns', () => {
+  let bus: PrivateBus;
+  let host: Netns;
+  let base: string;
+  let dirs: { configDir: string; stateDir: string; runDir: string };
+  let daemon: VirtnetdProcess | undefined;
+  let mon: Monitor;
+  let lv: string;
+  const made: string[] = [];
+  let virsh: (...args: string[]) => ReturnType<typeof execOut>;
+
+  const hostsfile = () => {
+    try {
+      return readFileSync(join(dirs.runDir, 'dnsmasq', `${NET}.hostsfile`), 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  const ruleset = async () => (await host.exec(['nft', 'list', 'ruleset'])).stdout;
+
+  beforeAll(async () => {
+    bus = await startPrivateBus();
+    host = await createNetns('vh8-lv');
+    base = mkdtempSync(join(tmpdir(), 'vh8-e2e-'));
+    chmodSync(base, 0o755);
+    dirs = { configDir: join(base, 'networks'), stateDir: join(base, 'state'), runDir: join(base, 'run') };
+    mkdirSync(dirs.configDir, { recursive: true });
+    writeFileSync(join(dirs.configDir, `${NET}.xml`), NET_XML);
+    daemon = await startVirtnetd({ bus, ...dirs, netns: host.name, logLevel: 'debug' });
+    mon = await startMonitor(bus);
+    const st = await busctl(bus, ['call', BUS_NAME, NET_PATH, NETWORK_IFACE, 'Start']);
+    expect(st.code, `${st.stderr}\n${daemon.output()}`).toBe(0);
+
+    // libvirt's world: /etc/libvirt with virtnet's hooks, its state dirs, a passwd with libvirt-qemu.
+    lv = join(base, 'libvirt');
+    for (const d of [
+      'etc/hooks/qemu.d',
+      'etc/hooks/network.d',
+      'etc/qemu/networks',
+      'run',
+      'lib',
+      'log',
+      'cache',
+    ])
+      mkdirSync(join(lv, d), { recursive: true });
+    symlinkSync(join(projectRoot, 'hooks', 'qemu'), join(lv, 'etc/hooks/qemu.d/virtnet'));
+    symlinkSync(join(projectRoot, 'hooks', 'network'), join(lv, 'etc/hooks/network.d/virtnet'));
+    writeFileSync(
+      join(lv, 'etc/qemu.conf'),
+      'user = "root"\ngroup = "root"\nsecurity_driver = "none"\nstdio_handler = "file"\nnamespaces = [ ]\n',
+    );
+    writeFileSync(
+      join(lv, 'libvirtd.conf'),
+      `auth_unix_rw = "none"\nauth_unix_ro = "none"\nunix_sock_rw_perms = "0770"\nlog_outputs = "2:file:${lv}/libvirtd.log"\n`,
+    );
+    let passwd = readFileSync('/etc/passwd', 'utf8');
+    let group = readFileSync('/etc/group', 'utf8');
+    if (!/^libvirt-qemu:/m.test(passwd))
+      passwd += 'libvirt-qemu:x:64055:64055:Libvirt Qemu:/var/lib/libvirt:/usr/sbin/nologin\n';
+    if (!/^libvirt-qemu:/m.test(group)) group += 'libvirt-qemu:x:64055:\n';
+    if (!/^kvm:/m.test(group)) group += 'kvm:x:64056:\n';
+    writeFileSync(join(lv, 'passwd'), passwd);
+    writeFileSync(join(lv, 'group'), group);
+    for (const m of MOUNTPOINTS)
+      if (!existsSync(m)) {
+        mkdirSync(m, { recursive: true });
+        made.push(m);
+      }
+    const script = `#!/bin/sh
+set -e
+mount --bind ${lv}/etc /etc/libvirt
+mount -t tmpfs tmpfs /run
+mkdir -p /run/libvirt /run/dbus
+mount --bind ${lv}/run /run/libvirt
+touch /run/dbus/system_bus_socket
+mount --bind ${bus.socketPath} /run/dbus/system_bus_socket
+mount --bind ${lv}/lib /var/lib/libvirt
+mount --bind ${lv}/log /var/log/libvirt
+mount --bind ${lv}/cache /var/cache/libvirt
+mount --bind ${lv}/passwd /etc/passwd
+mount --bind ${lv}/group /etc/group
+exec libvirtd -f ${lv}/libvirtd.conf
+`;
+    writeFileSync(join(lv, 'launch.sh'), script, { mode: 0o755 });
+    // libvirtd lives in the netns (ip netns pids finds it for the cleanup) and its own mount namespace.
+    const child = spawn(
+      'ip',
+      ['netns', 'exec', host.name, 'unshare', '-m', '--propagation', 'private', join(lv, 'launch.sh')],
+      {
+        stdio: 'ignore',
+        detached: true,
+      },
+    );
+    child.unref();
+    const uri = `qemu+unix:///system?socket=${lv}/run/libvirt-sock`;
+    virsh = (...args: string[]) => execOut(['virsh', '-c', uri, ...args], { timeoutMs: 60_000 });
+    for (let i = 0; i < 100; i++) {
+      if ((await virsh('version')).code === 0) break;
+      await sleep(100);
+    }
+    const v = await virsh('version');
+    expect(v.code, v.stderr).toBe(0);
+  }, 180_000);
+
+  afterAll(async () => {
+    await virsh?.('destroy', DOM).catch(() => {});
+    await virsh?.('undefine', DOM).catch(() => {});
+    await mon?.stop();
+    await daemon?.stop('SIGTERM');
+    cleanupAllNetns(); // ends libvirtd, QEMU and dnsmasq: every pid in our namespaces
+    await bus?.stop();
+    for (const m of made) {
+      try {
+        rmdirSync(m);
+      } catch {}
+    }
+    if (base) rmSync(base, { recursive: true, force: true });
+  });
+
+  it('virsh start: the hooks reserve the IP and add the forward; iPXE gets the reserved address from virtnet', async () => {
+    writeFileSync(join(base, 'domain.xml'), DOMAIN_XML);
+    const def = await virsh('define', join(base, 'domain.xml'));
+    expect(def.code, def.stderr).toBe(0);
+    const t0 = Date.now();
+    const start = await virsh('start', DOM);
+    const startMs = Date.now() - t0;
+    expect(
+      start.code,
+      `${start.stderr}\n${readFileSync(join(lv, 'libvirtd.log'), 'utf8').slice(-3000)}`,
+    ).toBe(0);
+    console.log(`virsh start with virtnet's hooks: ${startMs} ms`);
+
+    // What the hooks did, before the guest even asked.
+    expect(hostsfile()).toContain(MAC);
+    expect(hostsfile()).toContain(IP);
+    expect(await ruleset()).toContain(`dnat to ${IP}:80`);
+    const tap = (await virsh('domiflist', DOM)).stdout.match(/\b(vnet\d+)\b/)?.[1];
+    expect(tap).toBeTruthy();
+    await mon.waitFor(
+      (m) => m.member === 'PortAttached' && m.path === NET_PATH && JSON.stringify(m).includes(DOM),
+    );
+
+    // The domain's iPXE asks for DHCP: virtnet's dnsmasq hands out the reserved address.
+    let leases: unknown[] = [];
+    for (let i = 0; i < 120; i++) {
+      const r = await busctl(bus, ['--json=short', 'call', BUS_NAME, NET_PATH, NETWORK_IFACE, 'GetLeases']);
+      leases = (JSON.parse(r.stdout || '{"data":[[]]}').data?.[0] ?? []) as unknown[];
+      if (leases.some((l) => JSON.stringify(l).includes(IP))) break;
+      await sleep(500);
+    }
+    expect(JSON.stringify(leases)).toContain(MAC);
+    expect(JSON.stringify(leases)).toContain(IP);
+  }, 120_000);
+
+  it('virsh destroy: everything the hooks added is gone', async () => {
+    const r = await virsh('destroy', DOM);
+    expect(r.code, r.stderr).toBe(0);
+    expect(hostsfile()).not.toContain(MAC);
+    expect(await ruleset()).not.toContain(IP);
+    await mon.waitFor(
+      (m) => m.member === 'PortDetached' && m.path === NET_PATH && JSON.stringify(m).includes(DOM),
+    );
+    expect(readdirSync(join(dirs.runDir, 'hooks', 'domains')).filter((f) => !f.startsWith('.'))).toEqual([]);
+    const u = await virsh('undefine', DOM);
+    expect(u.code, u.stderr).toBe(0);
+  }, 60_000);
+});
