@@ -57,6 +57,12 @@ const ZONE_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 const DUID_RE = /^[0-9a-fA-F:]+$/;
 /** libvirt's DNS_RECORD_LENGTH_SRV: 512 minus the RFC 2782 overhead. */
 export const MAX_SRV_SERVICE = 512 - 30;
+/**
+ * `_service` and `_protocol` are DNS labels in the SRV name dnsmasq builds: ≤ 63 bytes each with the
+ * leading '_'. libvirt only checks the 482-character record limit and writes a config dnsmasq then
+ * refuses ("bad SRV record"); virtnet says so at definition time.
+ */
+export const MAX_SRV_LABEL = 62;
 
 function isNetworkAddress(address: string, prefix: number): boolean {
   const p = parseIp(address);
@@ -381,13 +387,29 @@ export function validateNetwork(net: Network): Problem[] {
           out.push(
             problem(`${sp}@service`, s.service, `service is longer than ${MAX_SRV_SERVICE} characters`),
           );
+        } else if (s.service.length > MAX_SRV_LABEL) {
+          out.push(
+            problem(
+              `${sp}@service`,
+              s.service,
+              `service is longer than ${MAX_SRV_LABEL} characters (it becomes the DNS label _service)`,
+            ),
+          );
         } else if (!SERVICE_RE.test(s.service)) {
           out.push(
             problem(`${sp}@service`, s.service, 'service may contain only letters, digits and _ - + *'),
           );
         }
       }
-      if (!PROTOCOL_RE.test(s.protocol)) {
+      if (s.protocol.length > MAX_SRV_LABEL) {
+        out.push(
+          problem(
+            `${sp}@protocol`,
+            s.protocol,
+            `protocol is longer than ${MAX_SRV_LABEL} characters (it becomes the DNS label _protocol)`,
+          ),
+        );
+      } else if (!PROTOCOL_RE.test(s.protocol)) {
         out.push(problem(`${sp}@protocol`, s.protocol, 'protocol may contain only letters, digits and - +'));
       }
       if (s.domain !== undefined) {

@@ -137,6 +137,13 @@ describe('validateNetwork', () => {
     expect(
       find(d(`<srv service='${'a'.repeat(483)}' protocol='tcp'/>`), 'network/dns/srv[0]@service').reason,
     ).toContain('longer');
+    // dnsmasq refuses an SRV name whose _service or _protocol label exceeds 63 bytes.
+    expect(
+      find(d(`<srv service='${'a'.repeat(63)}' protocol='tcp'/>`), 'network/dns/srv[0]@service').reason,
+    ).toContain('DNS label');
+    expect(
+      find(d(`<srv service='a' protocol='${'t'.repeat(63)}'/>`), 'network/dns/srv[0]@protocol').reason,
+    ).toContain('DNS label');
     expect(find(d("<srv service='a' protocol='t,cp'/>"), 'network/dns/srv[0]@protocol').reason).toContain(
       'letters',
     );
