@@ -41,7 +41,7 @@ import {
   startVirtnetd,
   type VirtnetdProcess,
 } from '../helpers/dbus.js';
-import { cleanupAllNetns, createNetns, type Netns, sleep } from '../helpers/netns.js';
+import { cleanupAllNetns, createNetns, guestDhcp, link, type Netns, sleep } from '../helpers/netns.js';
 import { missingPrereqs } from '../helpers/require.js';
 import { projectRoot } from '../helpers/shared.js';
 
@@ -55,6 +55,8 @@ const skip = missingPrereqs([
   'busctl',
   'dnsmasq',
   'nft',
+  'busybox',
+  'curl',
 ]);
 
 const NET = 'vh8-e2e';
@@ -263,4 +265,77 @@ exec libvirtd -f ${lv}/libvirtd.conf
     const u = await virsh('undefine', DOM);
     expect(u.code, u.stderr).toBe(0);
   }, 60_000);
+
+  it('a forward carries traffic, from the uplink and from the host, to a netns guest that listens on the port', async () => {
+    // A netns stands in for a guest (veth named like a tap, enslaved as libvirt does for type='bridge');
+    // libvirt's calls for it are made with the hook scripts, exactly as libvirtd made them above.
+    const guest = await createNetns('vh8-lg');
+    const uplink = await createNetns('vh8-lu');
+    const GMAC = '52:54:00:91:00:06';
+    const GIP = '10.91.0.52';
+    await link(guest, 'eth0', host, 'vnet90', { macA: GMAC });
+    await link(host, 'vh8up0', uplink, 'eth0');
+    await host.addAddr('vh8up0', '10.92.0.1/24');
+    await uplink.addAddr('eth0', '10.92.0.2/24');
+    // The uplink knows the way to the guest subnet, so a direct connection is a real attempt.
+    await uplink.addRoute('10.91.0.0/24', { via: '10.92.0.1' });
+    const xml = (tap?: string) =>
+      DOMAIN_XML.replaceAll(DOM, 'vh8-e2e-guest')
+        .replaceAll(MAC, GMAC)
+        .replaceAll(IP, GIP)
+        .replace("host-port='8080'", "host-port='8081'")
+        .replace(
+          `<source bridge='${BRIDGE}'/>`,
+          `<source bridge='${BRIDGE}'/>${tap ? `<target dev='${tap}'/>` : ''}`,
+        )
+        .replace('<name>', `<uuid>6d0c51a8-0000-4000-8000-000000000052</uuid><name>`);
+    const hook = (op: string, x: string) =>
+      host.exec(
+        [
+          join(projectRoot, 'hooks', 'qemu'),
+          'vh8-e2e-guest',
+          op,
+          op.endsWith('ed') || op === 'release' ? 'end' : 'begin',
+          '-',
+        ],
+        {
+          input: x,
+          allowFail: true,
+          env: { DBUS_SYSTEM_BUS_ADDRESS: bus.address },
+        },
+      );
+    for (const [op, x] of [
+      ['prepare', xml()],
+      ['start', xml('vnet90')],
+      ['started', xml('vnet90')],
+    ] as const) {
+      const r = await hook(op, x);
+      expect(r.exitCode, `${op}: ${r.stderr}`).toBe(0);
+    }
+    await host.addPort(BRIDGE, 'vnet90'); // libvirt's part for type='bridge'
+    const lease = await guestDhcp(guest, 'eth0', { tries: 10 });
+    expect(lease.ip).toBe(GIP); // virtnet's reservation
+    const www = mkdtempSync(join(base, 'www-'));
+    writeFileSync(join(www, 'index.html'), 'guest\n');
+    guest.spawn(['busybox', 'httpd', '-f', '-p', '80', '-h', www]);
+    await sleep(300);
+    const get = async (ns: Netns, url: string) => {
+      const r = await ns.exec(['curl', '-sS', '-m', '3', url], { allowFail: true });
+      return r.exitCode === 0 ? r.stdout.trim() : `failed (${r.exitCode}): ${r.stderr.trim()}`;
+    };
+    expect(await get(uplink, 'http://10.92.0.1:8081/')).toBe('guest');
+    expect(await get(host, 'http://10.92.0.1:8081/')).toBe('guest');
+    expect(await get(host, 'http://127.0.0.1:8081/')).toBe('guest');
+    // Not forwarded: no way in.
+    expect(await get(uplink, `http://${GIP}/`)).toMatch(/^failed/);
+    for (const [op, x] of [
+      ['stopped', xml()],
+      ['release', xml()],
+    ] as const) {
+      const r = await hook(op, x);
+      expect(r.exitCode, `${op}: ${r.stderr}`).toBe(0);
+    }
+    expect(await get(uplink, 'http://10.92.0.1:8081/')).toMatch(/^failed/);
+    expect(hostsfile()).not.toContain(GMAC);
+  }, 90_000);
 });
