@@ -68,7 +68,8 @@ first_known() {
 # dbus-daemon: private test bus / system bus   dbus-bin: dbus-send (hook fast path)   systemd: busctl
 # busybox: udhcpc/nslookup for simulated guests   procps, psmisc: pgrep/ps/fuser
 # util-linux: unshare, setpriv, nsenter   ca-certificates: npm over https
-WANT=(iproute2 dnsmasq-base nftables iptables busybox procps psmisc util-linux systemd ca-certificates)
+# curl: HTTP through port forwards in the traffic tests (busybox wget is not reliable here)
+WANT=(iproute2 dnsmasq-base nftables iptables busybox procps psmisc util-linux systemd ca-certificates curl)
 if ! command -v dbus-daemon >/dev/null; then first_known dbus-daemon dbus; WANT+=("$FIRST"); fi
 if ! command -v dbus-send >/dev/null; then first_known dbus-bin dbus; WANT+=("$FIRST"); fi
 if [ "$WITH_LIBVIRT" = 1 ]; then
