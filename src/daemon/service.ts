@@ -73,6 +73,8 @@ function normUuid(u: string): string {
 export class VirtnetService {
   readonly objects: BusObjects;
   private readonly entries = new Map<string, Entry>();
+  /** The text of each network's file as last read or written: unchanged files are not re-parsed. */
+  private readonly fileText = new Map<string, string>();
   private queue: Promise<unknown> = Promise.resolve();
   private markReady!: () => void;
   private markFailed!: (e: unknown) => void;
@@ -296,6 +298,17 @@ export class VirtnetService {
     for (const u of unreadable) this.o.log.error(`cannot read ${u.path}: ${u.reason}`);
     const seen = new Set<string>(unreadable.map((u) => u.stem));
     for (const f of files) {
+      const known = this.entries.get(f.stem);
+      if (known?.persistent && this.fileText.get(f.stem) === f.xml) {
+        // Unchanged since we read or wrote it (e.g. the watcher reacting to our own DefineNetwork).
+        seen.add(f.stem);
+        const autostart = await this.o.store.isAutostart(f.stem);
+        if (autostart !== known.autostart) {
+          known.autostart = autostart;
+          this.sync(f.stem, { quiet: !announce });
+        }
+        continue;
+      }
       let net: Network;
       try {
         net = this.parse(f.xml);
@@ -313,6 +326,7 @@ export class VirtnetService {
       seen.add(net.name);
       try {
         this.checkConflicts(net);
+        this.fileText.set(net.name, f.xml);
       } catch (e) {
         this.o.log.error(`network file ${f.path}: ${(e as Error).message} — ignored`);
         continue;
@@ -351,6 +365,7 @@ export class VirtnetService {
         this.sync(name);
       } else {
         this.entries.delete(name);
+        this.fileText.delete(name);
         this.networkEvent(name, e.path, 'undefined');
         this.objects.remove(e.path);
       }
@@ -442,7 +457,9 @@ export class VirtnetService {
     return this.exclusive(async () => {
       const net = this.parse(xml);
       this.checkConflicts(net);
-      await this.o.store.write(net.name, this.o.codec.format(net));
+      const text = this.o.codec.format(net);
+      await this.o.store.write(net.name, text);
+      this.fileText.set(net.name, text);
       const old = this.entries.get(net.name);
       this.o.log.info(`defined network '${net.name}'`, { network: net.name });
       if (!old) {
@@ -514,6 +531,7 @@ export class VirtnetService {
           }
           await this.o.store.remove(name);
           this.entries.delete(name);
+          this.fileText.delete(name);
           this.o.log.info(`undefined network '${name}'`, { network: name });
           this.networkEvent(name, e.path, 'undefined');
           this.objects.remove(e.path);

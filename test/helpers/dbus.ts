@@ -86,6 +86,13 @@ export function startPrivateBus(opts: PrivateBusOptions = {}): Promise<PrivateBu
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
+  // Never leave a bus behind, even when the test process dies before stop().
+  const onExit = () => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.once('exit', onExit);
+  child.once('exit', () => process.off('exit', onExit));
   return new Promise((resolve, reject) => {
     let out = '';
     let err = '';
@@ -275,6 +282,8 @@ export interface VirtnetdOptions {
   logLevel?: string;
   /** Run this compiled virtnetd.js instead of the TypeScript sources (benchmarks: no loader in RSS). */
   compiledEntry?: string;
+  /** node flags before the entry (e.g. V8 options from the shebang). */
+  nodeArgs?: string[];
 }
 
 /** Is `name` owned on the bus? */
@@ -299,6 +308,7 @@ export async function startVirtnetd(o: VirtnetdOptions): Promise<VirtnetdProcess
   const register = join(projectRoot, 'test', 'helpers', 'ts-register.mjs');
   const args = [
     'node',
+    ...(o.nodeArgs ?? []),
     ...(o.compiledEntry ? [o.compiledEntry] : ['--import', register, entry]),
     '--bus',
     o.bus.address,
