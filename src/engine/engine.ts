@@ -21,7 +21,7 @@ import { LeaseFileWatcher } from '../dnsmasq/lease-watch.js';
 import { activeLeases, readLeaseFile } from '../dnsmasq/leases.js';
 import { DnsmasqSupervisor } from '../dnsmasq/supervisor.js';
 import { CommandError, ConflictError, NotFoundError } from '../errors.js';
-import { type CommandRunner, ExecaRunner } from '../exec/runner.js';
+import { type CommandRunner, SpawnRunner } from '../exec/runner.js';
 import { detectFirewall, type FirewallRequest, makeFirewall } from '../firewall/detect.js';
 import type { Firewall, FirewallChoice, FirewallScripts } from '../firewall/types.js';
 import { subnetsOverlap } from '../model/ip.js';
@@ -159,8 +159,14 @@ export class LinuxEngine implements Engine {
   private readonly sysctls: SysctlManager;
   private readonly probe: HostProbe;
   private readonly log: Logger | undefined;
-  /** One operation at a time (start/stop/update/…): simple and enough for a host's networks. */
-  private queue: Promise<unknown> = Promise.resolve();
+  /**
+   * Locks: one operation at a time per network (key = name); admissions (conflict checks of a start,
+   * adoption) one at a time under '*'. Order is always '*' before a name, never the reverse.
+   * Different networks start and stop side by side.
+   */
+  private readonly tails = new Map<string, Promise<unknown>>();
+  /** Networks admitted (conflict-checked) whose start is still running. */
+  private readonly reserved = new Map<string, Network>();
 
   private constructor(
     private readonly runner: CommandRunner,
@@ -178,7 +184,7 @@ export class LinuxEngine implements Engine {
 
   /** Detect the firewall backend, prepare the run directory. */
   static async create(opts: EngineOptions = {}): Promise<LinuxEngine> {
-    const runner = opts.runner ?? new ExecaRunner();
+    const runner = opts.runner ?? new SpawnRunner();
     const { firewall, choice } = await detectFirewall(runner, opts.firewall ?? 'auto');
     const e = new LinuxEngine(runner, firewall, choice, opts);
     await e.store.init();
@@ -191,9 +197,14 @@ export class LinuxEngine implements Engine {
     return this.firewallChoice.backend;
   }
 
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.queue.catch(() => {}).then(fn);
-    this.queue = next;
+  private locked<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.tails.get(key) ?? Promise.resolve();
+    const next = prev.catch(() => {}).then(fn);
+    const tail = next.catch(() => {});
+    this.tails.set(key, tail);
+    void tail.then(() => {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    });
     return next;
   }
 
@@ -248,10 +259,20 @@ export class LinuxEngine implements Engine {
 
   /** Everything that would make start fail half-way, checked before anything is touched. */
   private async checkConflicts(net: Network): Promise<void> {
+    this.checkEngineConflicts(net);
+    await this.checkHostConflicts(net);
+  }
+
+  /** Against the networks this engine runs or is starting: in memory, no await (admission is atomic). */
+  private checkEngineConflicts(net: Network): void {
     const br = net.bridge.name;
     if (!br) throw new ConflictError(`network ${net.name}: no bridge name`);
-    for (const other of this.active.values()) {
-      const o = other.state;
+    // Active networks and those admitted but still starting (started side by side).
+    const others = [
+      ...[...this.active.values()].map((a) => ({ bridge: a.state.bridge, network: a.state.network })),
+      ...[...this.reserved.values()].map((n) => ({ bridge: n.bridge.name, network: n })),
+    ].filter((o) => o.network.name !== net.name);
+    for (const o of others) {
       if (o.bridge === br) {
         throw new ConflictError(
           `network ${net.name}: bridge ${br} is already used by network ${o.network.name}`,
@@ -267,6 +288,12 @@ export class LinuxEngine implements Engine {
         }
       }
     }
+  }
+
+  /** Against the host (links, routes): read-only, so it runs outside the admission lock. */
+  private async checkHostConflicts(net: Network): Promise<void> {
+    const br = net.bridge.name;
+    if (!br) throw new ConflictError(`network ${net.name}: no bridge name`);
     if (createsBridge(net)) {
       if (await this.probe.linkExists(br)) {
         throw new ConflictError(`network ${net.name}: an interface named ${br} already exists`);
@@ -371,17 +398,35 @@ export class LinuxEngine implements Engine {
 
   // --- start -------------------------------------------------------------------------------------
 
-  start(net: Network): Promise<ActiveNetworkInfo> {
-    return this.serial(() => this.doStart(net));
+  async start(net: Network): Promise<ActiveNetworkInfo> {
+    await this.checkHostConflicts(net);
+    await this.locked('*', async () => this.admit(net));
+    try {
+      return await this.locked(net.name, () => this.doStart(net, [], [], true));
+    } finally {
+      this.reserved.delete(net.name);
+    }
+  }
+
+  /** Conflict checks, then the network is reserved: a concurrent start conflicts with it. */
+  private admit(net: Network): void {
+    if (this.active.has(net.name) || this.reserved.has(net.name)) {
+      throw new ConflictError(`network ${net.name} is already active`);
+    }
+    this.checkEngineConflicts(net);
+    this.reserved.set(net.name, net);
   }
 
   private async doStart(
     net: Network,
     extraHosts: HostEntry[] = [],
     ports: string[] = [],
+    admitted = false,
   ): Promise<ActiveNetworkInfo> {
-    if (this.active.has(net.name)) throw new ConflictError(`network ${net.name} is already active`);
-    await this.checkConflicts(net);
+    if (!admitted) {
+      if (this.active.has(net.name)) throw new ConflictError(`network ${net.name} is already active`);
+      await this.checkConflicts(net);
+    }
     const br = net.bridge.name!;
     const macTap = Boolean(this.opts.macTap) && net.forward.mode !== 'bridge';
     const scripts = renderFirewallScripts(net, this.firewall.backend);
@@ -531,7 +576,7 @@ export class LinuxEngine implements Engine {
   // --- stop --------------------------------------------------------------------------------------
 
   stop(name: string): Promise<void> {
-    return this.serial(() => this.doStop(name));
+    return this.locked(name, () => this.doStop(name));
   }
 
   private async doStop(name: string): Promise<void> {
@@ -608,7 +653,7 @@ export class LinuxEngine implements Engine {
   // --- adopt -------------------------------------------------------------------------------------
 
   adopt(defined: Network[] = []): Promise<void> {
-    return this.serial(() => this.doAdopt(defined));
+    return this.locked('*', () => this.doAdopt(defined));
   }
 
   private async doAdopt(defined: Network[]): Promise<void> {
@@ -672,7 +717,7 @@ export class LinuxEngine implements Engine {
   }
 
   addHost(name: string, host: HostEntry): Promise<void> {
-    return this.serial(async () => {
+    return this.locked(name, async () => {
       const entry = this.need(name);
       const st = entry.state;
       const key = host.mac?.toLowerCase();
@@ -690,7 +735,7 @@ export class LinuxEngine implements Engine {
   }
 
   removeHost(name: string, mac: string): Promise<void> {
-    return this.serial(async () => {
+    return this.locked(name, async () => {
       const entry = this.need(name);
       const key = mac.toLowerCase();
       const gone = entry.state.extraHosts.find((h) => h.mac?.toLowerCase() === key);
@@ -723,7 +768,7 @@ export class LinuxEngine implements Engine {
   }
 
   attachPort(name: string, ifname: string, meta: { mac?: string; domain?: string } = {}): Promise<void> {
-    return this.serial(async () => {
+    return this.locked(name, async () => {
       const entry = this.need(name);
       const st = entry.state;
       await this.runner.run({
@@ -737,7 +782,7 @@ export class LinuxEngine implements Engine {
   }
 
   detachPort(name: string, ifname: string, meta: { domain?: string } = {}): Promise<void> {
-    return this.serial(async () => {
+    return this.locked(name, async () => {
       const entry = this.need(name);
       const st = entry.state;
       if ((await this.probe.masterOf(ifname)) === st.bridge) {
@@ -755,7 +800,7 @@ export class LinuxEngine implements Engine {
   // --- update ------------------------------------------------------------------------------------
 
   update(net: Network): Promise<void> {
-    return this.serial(() => this.doUpdate(net));
+    return this.locked(net.name, () => this.doUpdate(net));
   }
 
   private async doUpdate(net: Network): Promise<void> {
@@ -904,7 +949,7 @@ export class LinuxEngine implements Engine {
 
   /** Stop supervising; networks stay up (dnsmasq keeps running, rules and links stay). */
   async close(): Promise<void> {
-    await this.queue.catch(() => {});
+    await Promise.all([...this.tails.values()]);
     for (const e of this.active.values()) {
       e.supervisor?.detach();
       e.leaseWatch?.stop();

@@ -41,6 +41,8 @@ interface Held {
 export class SysctlManager {
   private table: Record<string, Held> = {};
   private loaded = false;
+  /** claim/release are read-modify-write of one table: one at a time. */
+  private queue: Promise<unknown> = Promise.resolve();
   constructor(
     private readonly io: SysctlIo,
     private readonly file: string,
@@ -61,7 +63,21 @@ export class SysctlManager {
   }
 
   /** Set each sysctl for `holder`, remembering the original value. Returns what was claimed. */
-  async claim(holder: string, settings: readonly Sysctl[]): Promise<void> {
+  claim(holder: string, settings: readonly Sysctl[]): Promise<void> {
+    return this.one(() => this.doClaim(holder, settings));
+  }
+
+  release(holder: string): Promise<void> {
+    return this.one(() => this.doRelease(holder));
+  }
+
+  private one<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.queue.catch(() => {}).then(fn);
+    this.queue = next;
+    return next;
+  }
+
+  private async doClaim(holder: string, settings: readonly Sysctl[]): Promise<void> {
     await this.load();
     let changed = false;
     try {
@@ -87,7 +103,7 @@ export class SysctlManager {
   }
 
   /** Drop `holder` from every setting; a setting nobody holds any more gets its original value back. */
-  async release(holder: string): Promise<void> {
+  private async doRelease(holder: string): Promise<void> {
     await this.load();
     let changed = false;
     for (const [key, h] of Object.entries(this.table)) {

@@ -2,6 +2,7 @@
  * nftables driver: each script goes to the kernel through one `nft -f -`, which nft applies as one
  * transaction (all or nothing).
  */
+import { CommandError } from '../errors.js';
 import type { CommandRunner } from '../exec/runner.js';
 import type { Firewall, FirewallScripts, NftScripts, Presence } from './types.js';
 
@@ -19,9 +20,69 @@ function statements(script: string): string[] {
     .filter((l) => l !== '' && !l.startsWith('#'));
 }
 
+interface Pending {
+  step: string;
+  script: string;
+  resolve: (r: { exitCode: number; stderr: string }) => void;
+  reject: (e: unknown) => void;
+}
+
 export class NftablesFirewall implements Firewall {
   readonly backend = 'nftables' as const;
+  private pending: Pending[] = [];
+  private scheduled = false;
   constructor(private readonly runner: CommandRunner) {}
+
+  /**
+   * Scripts submitted in the same turn of the event loop (networks starting or stopping side by
+   * side) go to the kernel in ONE `nft -f -`: nft reads the whole ruleset into its cache on every run,
+   * so one run for N networks instead of N. The networks' tables are disjoint, so the combined
+   * transaction means the same; if it fails, each script is run on its own so the error belongs to
+   * its network.
+   */
+  private submit(step: string, script: string): Promise<{ exitCode: number; stderr: string }> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ step, script, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => void this.flush());
+      }
+    });
+  }
+
+  private async flush(): Promise<void> {
+    this.scheduled = false;
+    const batch = this.pending.splice(0);
+    const one = async (p: Pending) => {
+      try {
+        const r = await this.runner.run({
+          step: p.step,
+          argv: ['nft', '-f', '-'],
+          input: p.script,
+          allowFail: true,
+        });
+        p.resolve(r);
+      } catch (e) {
+        p.reject(e);
+      }
+    };
+    if (batch.length === 1) return one(batch[0]!);
+    try {
+      const r = await this.runner.run({
+        step: `firewall: nftables rules of ${batch.length} networks`,
+        argv: ['nft', '-f', '-'],
+        input: batch.map((p) => p.script).join('\n'),
+        allowFail: true,
+      });
+      if (r.exitCode === 0) {
+        for (const p of batch) p.resolve(r);
+        return;
+      }
+    } catch {
+      // fall through to one by one
+    }
+    for (const p of batch) await one(p);
+  }
 
   private async nft(step: string, script: string, opts: { check?: boolean; allowFail?: boolean } = {}) {
     return this.runner.run({
@@ -33,14 +94,14 @@ export class NftablesFirewall implements Firewall {
   }
 
   async apply(netName: string, scripts: FirewallScripts): Promise<void> {
-    await this.nft(`firewall: add nftables rules of network ${netName}`, nftOf(netName, scripts).apply);
+    const step = `firewall: add nftables rules of network ${netName}`;
+    const r = await this.submit(step, nftOf(netName, scripts).apply);
+    if (r.exitCode !== 0) throw new CommandError(step, ['nft', '-f', '-'], r.exitCode, r.stderr);
   }
 
   async remove(netName: string, scripts: FirewallScripts): Promise<void> {
     const s = nftOf(netName, scripts);
-    const r = await this.nft(`firewall: remove nftables rules of network ${netName}`, s.remove, {
-      allowFail: true,
-    });
+    const r = await this.submit(`firewall: remove nftables rules of network ${netName}`, s.remove);
     if (r.exitCode === 0) return;
     // Some objects are already gone (drift, or a half-done start): remove what is left, one by one.
     await this.removePiecewise(netName, s.remove);

@@ -91,9 +91,11 @@ describe('LinuxEngine (dry run)', () => {
     expect(e.isActive('n1')).toBe(true);
     host.links_.add('virbr5');
     await e.stop('n1');
-    expect(runner.commandLines().slice(3)).toEqual(['nft -f -', 'ip -batch -']);
-    expect(runner.calls[3]!.input).toMatch(/^delete table ip virtnet_/m);
-    expect(runner.calls[4]!.input).toBe('link del dev virbr5\n');
+    // Rules and links go side by side (either order).
+    const stopCalls = runner.calls.slice(3);
+    expect(stopCalls.map((c) => c.argv.join(' ')).sort()).toEqual(['ip -batch -', 'nft -f -']);
+    expect(stopCalls.find((c) => c.argv[0] === 'nft')!.input).toMatch(/^delete table ip virtnet_/m);
+    expect(stopCalls.find((c) => c.argv[0] === 'ip')!.input).toBe('link del dev virbr5\n');
     // ip_forward back to what it was.
     expect(sys.values.get('net.ipv4.ip_forward')).toBe('0');
     expect(e.isActive('n1')).toBe(false);
@@ -199,6 +201,27 @@ describe('LinuxEngine (dry run)', () => {
     // presence check (nft -c), then one transaction remove + apply.
     expect(r2.commandLines()).toEqual(['nft list tables', 'nft -c -f -', 'nft -f -']);
     expect(r2.calls[2]!.input).toMatch(/delete table ip virtnet_[\s\S]*table ip virtnet_/);
+  });
+
+  it('networks started side by side: conflicts still caught, rules of both in one nft run', async () => {
+    const e = await make();
+    const a = net();
+    const b = net({
+      name: 'n2',
+      bridge: { name: 'virbr6' },
+      ips: [{ family: 'ipv4', address: '10.6.0.1', prefix: 24 }],
+    });
+    const clash = net({
+      name: 'n3',
+      bridge: { name: 'virbr7' },
+      ips: [{ family: 'ipv4', address: '10.6.0.129', prefix: 25 }],
+    });
+    const results = await Promise.allSettled([e.start(a), e.start(b), e.start(clash)]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected']);
+    expect(String((results[2] as PromiseRejectedResult).reason)).toMatch(/overlaps network n2/);
+    const nft = runner.calls.filter((c) => c.argv.join(' ') === 'nft -f -');
+    expect(nft).toHaveLength(1);
+    expect(nft[0]!.step).toBe('firewall: nftables rules of 2 networks');
   });
 
   it('a start cut short (state still "starting") is undone by the next engine', async () => {

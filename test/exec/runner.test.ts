@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { CommandError } from '../../src/errors.js';
-import { DryRunRunner, ExecaRunner, effectiveArgv } from '../../src/exec/runner.js';
+import { DryRunRunner, ExecaRunner, effectiveArgv, SpawnRunner } from '../../src/exec/runner.js';
 
-describe('ExecaRunner', () => {
-  const r = new ExecaRunner();
+describe.each([
+  ['ExecaRunner', new ExecaRunner()],
+  ['SpawnRunner', new SpawnRunner()],
+])('%s', (_name, r) => {
   it('runs argv without a shell and returns stdout', async () => {
     const res = await r.run({ step: 'echo', argv: ['echo', '$HOME;', '`id`'] });
     expect(res.exitCode).toBe(0);
