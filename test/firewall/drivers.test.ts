@@ -64,6 +64,27 @@ describe('firewall drivers (dry run)', () => {
     expect(d.commandLines()).toEqual(['nft -f -']);
     expect(d.calls[0]!.input).toBe(nft.backend === 'nftables' ? nft.nft.apply : '');
   });
+  it('nftables: scripts submitted together go in one nft run; a failing one is retried alone', async () => {
+    const d = new DryRunRunner();
+    const fw = makeFirewall(d, { backend: 'nftables', reason: '' });
+    const other: FirewallScripts = {
+      backend: 'nftables',
+      nft: { apply: 'table ip other {\n}\n', remove: '' },
+    };
+    await Promise.all([fw.apply('n1', nft), fw.apply('n2', other)]);
+    expect(d.commandLines()).toEqual(['nft -f -']);
+    expect(d.calls[0]!.step).toBe('firewall: nftables rules of 2 networks');
+    expect(d.calls[0]!.input).toContain('table ip other');
+    const bad = new DryRunRunner().on(['nft'], (req) =>
+      req.input?.includes('table ip other') ? { exitCode: 1, stderr: 'Error: other is bad' } : {},
+    );
+    const fw2 = makeFirewall(bad, { backend: 'nftables', reason: '' });
+    const res = await Promise.allSettled([fw2.apply('n1', nft), fw2.apply('n2', other)]);
+    expect(res[0]!.status).toBe('fulfilled');
+    expect(String((res[1] as PromiseRejectedResult).reason)).toMatch(/network n2.*other is bad/);
+    expect(bad.commandLines()).toEqual(['nft -f -', 'nft -f -', 'nft -f -']);
+  });
+
   it('nftables: a failed apply names the step and nft stderr', async () => {
     const d = new DryRunRunner().on(['nft'], { exitCode: 1, stderr: 'Error: syntax error' });
     await expect(makeFirewall(d, { backend: 'nftables', reason: '' }).apply('n1', nft)).rejects.toThrow(
