@@ -323,8 +323,12 @@ export async function startVirtnetd(o: VirtnetdOptions): Promise<VirtnetdProcess
     ...(o.extraArgs ?? []),
   ];
   const argv = o.netns ? ['ip', 'netns', 'exec', o.netns, ...args] : args;
-  const env: NodeJS.ProcessEnv = { ...process.env, DBUS_SYSTEM_BUS_ADDRESS: o.bus.address, ...o.env };
+  // Not under systemd unless the test says so (o.env may set NOTIFY_SOCKET).
+  const env: NodeJS.ProcessEnv = { ...process.env, DBUS_SYSTEM_BUS_ADDRESS: o.bus.address };
   delete env.NOTIFY_SOCKET;
+  delete env.WATCHDOG_USEC;
+  delete env.WATCHDOG_PID;
+  Object.assign(env, o.env);
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env });
   let out = '';
   child.stdout!.on('data', (d) => {
