@@ -11,6 +11,8 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../src/cli/main.js';
+import { captureIo } from '../cli/io.js';
 import { interfacesOf } from '../daemon/introspection-xml.js';
 import {
   BUS_NAME,
@@ -129,6 +131,13 @@ describe.skipIf(skip)('virtnetd on a private system bus, real engine in a netns'
     expect(p.stdout.trim()).toBe('b true');
     const br = await host.exec(['ip', '-br', 'addr', 'show', BRIDGE]);
     expect(br.stdout).toContain('10.81.0.1/24');
+    // virtnetctl is a client of the same API.
+    const io = captureIo();
+    io.env = { DBUS_SYSTEM_BUS_ADDRESS: bus.address };
+    expect(await main(['list'], io), io.err).toBe(0);
+    expect(io.out).toBe(
+      `NAME     ACTIVE  AUTOSTART  BRIDGE  FORWARD\n${NET}  yes     no         ${BRIDGE}  nat\n`,
+    );
   });
 
   it('a guest gets a lease: GetLeases shows it and LeaseChanged was emitted', async () => {
