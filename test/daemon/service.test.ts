@@ -249,6 +249,27 @@ describe.skipIf(skip)('virtnetd bus service (private system bus, fake engine)', 
     expect(snapshot(configDir)).toBe(snap);
   });
 
+  it('redefining with another bridge and mode announces PropertiesChanged(Bridge, ForwardMode)', async () => {
+    const changed = NET_XML.replace("<forward mode='nat'/>", "<forward mode='route'/>").replace(
+      'vh7br0',
+      'vh7br3',
+    );
+    const r = await dsend(bus, MANAGER_PATH, `${MANAGER_IFACE}.DefineNetwork`, [`string:${changed}`]);
+    expect(r.ok, r.stderr).toBe(true);
+    await mon.waitFor(
+      (m) =>
+        m.member === 'PropertiesChanged' &&
+        m.path === NET_PATH &&
+        JSON.stringify(m.payload).includes('"Bridge":{"type":"s","data":"vh7br3"}') &&
+        JSON.stringify(m.payload).includes('"ForwardMode":{"type":"s","data":"route"}'),
+    );
+    const back = await dsend(bus, MANAGER_PATH, `${MANAGER_IFACE}.DefineNetwork`, [`string:${NET_XML}`]);
+    expect(back.ok, back.stderr).toBe(true);
+    expect(
+      (await busctl(bus, ['get-property', BUS_NAME, NET_PATH, NETWORK_IFACE, 'Bridge'])).stdout.trim(),
+    ).toBe('s "vh7br0"');
+  });
+
   it('Start emits PropertiesChanged(Active) and NetworkEvent started; a second Start is a Conflict', async () => {
     const r = await busctl(bus, ['call', BUS_NAME, NET_PATH, NETWORK_IFACE, 'Start']);
     expect(r.code, r.stderr).toBe(0);
