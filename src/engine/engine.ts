@@ -808,9 +808,11 @@ export class LinuxEngine implements Engine {
     const st = entry.state;
     const old = st.network;
     const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
-    // Bridge identity or mode changed: nothing can be kept — restart (ports re-attached).
+    // The bridge itself changes (name, MAC, host bridge vs ours): nothing can be kept — restart, ports
+    // re-attached. Between nat/route/open/isolated the bridge stays; rules, sysctls, dnsmasq follow.
     if (
-      old.forward.mode !== net.forward.mode ||
+      (old.forward.mode !== net.forward.mode &&
+        (old.forward.mode === 'bridge' || net.forward.mode === 'bridge')) ||
       old.bridge.name !== net.bridge.name ||
       old.bridge.enslave !== net.bridge.enslave ||
       old.mac !== net.mac
@@ -871,7 +873,10 @@ export class LinuxEngine implements Engine {
     // Firewall: only when the rendered rules differ; one transaction (old out, new in).
     const scripts = renderFirewallScripts(net, this.firewall.backend);
     if (!same(scripts, st.firewallScripts)) {
-      if (st.firewallScripts) {
+      // nftables: the planner's apply script replaces the network's tables in one transaction (old
+      // rules out, new in, atomically). iptables: old chains out, then the new ones in.
+      const atomicSwap = scripts?.backend === 'nftables' && st.firewallScripts?.backend === 'nftables';
+      if (st.firewallScripts && !atomicSwap) {
         const fw = entry.firewall ?? this.firewallFor(st.firewallScripts.backend);
         await fw.remove(net.name, st.firewallScripts);
       }
