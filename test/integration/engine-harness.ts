@@ -334,3 +334,42 @@ export async function tcpProbe(ns: Netns, ip: string, port: number): Promise<str
   const out = r.stdout.trim().replace(/^::ffff:/, '');
   return r.exitCode === 0 && out ? out : undefined;
 }
+
+/**
+ * A minimal DHCPv6 client (busybox has none): sends one SOLICIT (client id DUID-LL of `mac`, one
+ * IA_NA) from `ifname` in `ns` and returns the address the first ADVERTISE/REPLY offers, or undefined.
+ */
+export async function dhcpv6Solicit(
+  ns: Netns,
+  ifname: string,
+  mac: string,
+  timeoutMs = 5000,
+): Promise<string | undefined> {
+  const script = `
+const dgram = require('dgram');
+const mac = Buffer.from(${JSON.stringify(mac)}.split(':').map((h) => parseInt(h, 16)));
+const duid = Buffer.concat([Buffer.from([0, 3, 0, 1]), mac]);
+const opt = (code, data) => { const h = Buffer.alloc(4); h.writeUInt16BE(code, 0); h.writeUInt16BE(data.length, 2); return Buffer.concat([h, data]); };
+const iana = Buffer.alloc(12); iana.writeUInt32BE(1, 0);
+const msg = Buffer.concat([Buffer.from([1, 0x12, 0x34, 0x56]), opt(1, duid), opt(8, Buffer.alloc(2)), opt(3, iana)]);
+const s = dgram.createSocket({ type: 'udp6', reuseAddr: true });
+const done = (a) => { console.log(a || 'none'); process.exit(0); };
+setTimeout(() => done(), ${timeoutMs});
+s.on('message', (m) => {
+  if (m[0] !== 2 && m[0] !== 7) return;
+  for (let i = 4; i + 4 <= m.length;) {
+    const code = m.readUInt16BE(i), len = m.readUInt16BE(i + 2), body = m.subarray(i + 4, i + 4 + len);
+    if (code === 3) for (let j = 12; j + 4 <= body.length;) {
+      const c = body.readUInt16BE(j), l = body.readUInt16BE(j + 2);
+      if (c === 5) { const a = body.subarray(j + 4, j + 20); const g = []; for (let k = 0; k < 16; k += 2) g.push(a.readUInt16BE(k).toString(16)); done(g.join(':')); }
+      j += 4 + l;
+    }
+    i += 4 + len;
+  }
+});
+s.bind(546, '::', () => { const send = () => s.send(msg, 547, 'ff02::1:2%${ifname}'); send(); setInterval(send, 1000); });
+`;
+  const r = await ns.exec(['node', '-e', script], { timeoutMs: timeoutMs + 5000 });
+  const out = r.stdout.trim();
+  return out === 'none' ? undefined : out;
+}

@@ -8,7 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupAllNetns, createNetns, guestDhcp, link } from '../helpers/netns.js';
 import { missingPrereqs } from '../helpers/require.js';
 import {
+  dhcpv6Solicit,
   EngineDriver,
+  guestMac,
   peerEcho,
   snapshot,
   type Topology,
@@ -105,6 +107,13 @@ for (const backend of ['nftables', 'iptables'] as const) {
         15_000,
         'an RA default route in the guest',
       );
+    });
+
+    it('dnsmasq offers a DHCPv6 address from the range', async () => {
+      const offered = await dhcpv6Solicit(t.guests[0]!, 'eth0', guestMac(0));
+      expect(offered).toBeDefined();
+      // fd55:0:0:0:0:0:0:1xx, inside fd55::100 – fd55::1ff
+      expect(offered).toMatch(/^fd55:0:0:0:0:0:0:1[0-9a-f]{2}$/);
     });
 
     it('IPv6 is forwarded without NAT: the uplink sees the guest address', async () => {
