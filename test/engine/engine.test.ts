@@ -11,6 +11,7 @@ import type { HostProbe, HostRoute } from '../../src/engine/host.js';
 import type { SysctlIo } from '../../src/engine/sysctl.js';
 import { DryRunRunner } from '../../src/exec/runner.js';
 import type { Network } from '../../src/model/network.js';
+import type { NicState } from '../../src/plan/links.js';
 
 class FakeHost implements HostProbe {
   links_ = new Set(['lo', 'eth0']);
@@ -31,7 +32,7 @@ class FakeHost implements HostProbe {
   async routes() {
     return this.routes_;
   }
-  async nicState(name: string) {
+  async nicState(name: string): Promise<NicState> {
     return { name, mac: '02:00:00:00:00:01', mtu: 1500, addrs: [], routes: [] };
   }
 }
@@ -252,5 +253,43 @@ describe('LinuxEngine (dry run)', () => {
     expect(runner.commandLines()).toEqual(['nft list tables', 'ip -batch -']);
     expect(runner.calls[1]!.input).toContain('link del dev virbr5');
     expect(await store.loadAll()).toEqual([]);
+  });
+
+  it('enslave: a failed move puts the NIC back (address, default route) before reporting', async () => {
+    host.nicState = async (name: string): Promise<NicState> => ({
+      name,
+      mac: '02:00:00:00:00:01',
+      mtu: 1500,
+      addrs: [{ family: 'ipv4' as const, address: '192.0.2.10', prefix: 24, broadcast: '192.0.2.255' }],
+      routes: [{ family: 'ipv4' as const, dest: 'default', via: '192.0.2.1' }],
+    });
+    runner.on(['ip', '-batch', '-'], (req) =>
+      req.input?.includes('master br0')
+        ? { exitCode: 2, stderr: 'RTNETLINK answers: Device or resource busy\nCommand failed -:4' }
+        : {},
+    );
+    const e = await make();
+    const n = net({
+      name: 'lan',
+      forward: { mode: 'bridge', interfaces: [] },
+      bridge: { name: 'br0', enslave: 'eth0' },
+      ips: [],
+    });
+    delete n.mac;
+    await expect(e.start(n)).rejects.toThrow(/links: enslave eth0 to br0.*Device or resource busy/);
+    const release = runner.calls.find((c) => c.argv.join(' ') === 'ip -force -batch -');
+    expect(release?.input).toBe(
+      [
+        'addr del 192.0.2.10/24 dev br0',
+        'link set dev eth0 nomaster',
+        'link set dev br0 down',
+        'link del dev br0',
+        'addr add 192.0.2.10/24 broadcast 192.0.2.255 dev eth0',
+        'link set dev eth0 up',
+        'route add 0.0.0.0/0 via 192.0.2.1 dev eth0',
+        '',
+      ].join('\n'),
+    );
+    expect(e.isActive('lan')).toBe(false);
   });
 });
