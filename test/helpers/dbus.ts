@@ -105,6 +105,7 @@ export function startPrivateBus(opts: PrivateBusOptions = {}): Promise<PrivateBu
     });
     child.on('exit', (code) => {
       clearTimeout(timer);
+      rmSync(dir, { recursive: true, force: true });
       reject(new Error(`dbus-daemon exited (${code}): ${err}`));
     });
     child.stdout!.on('data', (d) => {
