@@ -3,32 +3,17 @@
  * only calls it with the process's argv and streams), so tests run it in-process.
  */
 
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { virtnetVersion } from '../util/package.js';
 import type { CliIo, Command, OptionSpec, OptionValues } from './command.js';
 import { processIo } from './command.js';
 import { commands as registry } from './commands/index.js';
 import { ExitCode, exitCodeFor, UsageError } from './exit-codes.js';
 import { PROG, reportError } from './report.js';
 
-/** The version in virtnet's package.json (found by walking up from this file), or 'unknown'. */
+/** The version in virtnet's package.json. */
 export function version(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    try {
-      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as {
-        name?: string;
-        version?: string;
-      };
-      if (pkg.name === 'virtnet' && pkg.version) return pkg.version;
-    } catch {
-      // not here: keep walking up
-    }
-    dir = dirname(dir);
-  }
-  return 'unknown';
+  return virtnetVersion();
 }
 
 const EXIT_CODES_HELP = `Exit status:
