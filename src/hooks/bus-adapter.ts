@@ -52,6 +52,7 @@ export function createDaemonHooks(opts: DaemonHooksOptions): DaemonHooks {
   const records = new FileRecordStore(paths.records);
   const locks = new LockManager({ dir: paths.locks });
   let networks: () => readonly Network[] = () => [];
+  const deferred = new Map<string, Promise<string | undefined>>();
   const forwarder =
     opts.forwarder ??
     new FirewallForwarder({
@@ -71,6 +72,7 @@ export function createDaemonHooks(opts: DaemonHooksOptions): DaemonHooks {
       locks,
       emit: view.emit,
       log: opts.log,
+      deferred,
     };
   };
   return {

@@ -66,4 +66,13 @@ export interface HookContext {
   locks: LockManager;
   emit: HookEventSink;
   log: Pick<Logger, 'info' | 'warning' | 'error' | 'debug'>;
+  /**
+   * Set by the daemon (a long-lived process): at `start` a domain's port forwards are installed in
+   * the background — QEMU is launched meanwhile, and no connection can reach a guest that is not
+   * running yet — and the domain's next hook call (`started`, `stopped`, …) waits for them and
+   * reports a failure. Keyed by record key; the value settles to an error message or undefined.
+   * Without it (the in-process fallback, one process per call) they are installed before `start`
+   * returns.
+   */
+  deferred?: Map<string, Promise<string | undefined>>;
 }

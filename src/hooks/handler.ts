@@ -103,6 +103,15 @@ async function handleDomain(ctx: HookContext, ev: HookEventInput): Promise<void>
   }
 }
 
+/** Wait for a domain's background forward installation (see HookContext.deferred); its error, if any. */
+async function settleDeferred(ctx: HookContext, key: string): Promise<string | undefined> {
+  const p = ctx.deferred?.get(key);
+  if (!p) return undefined;
+  const err = await p;
+  if (ctx.deferred?.get(key) === p) ctx.deferred.delete(key);
+  return err;
+}
+
 function requireRunning(ctx: HookContext, ports: readonly PortRecord[]): void {
   const down = [...new Set(ports.filter((p) => p.kind !== 'network').map((p) => p.network))].filter(
     (n) => !ctx.engine.isActive(n),
@@ -218,8 +227,12 @@ async function startPorts(ctx: HookContext, domain: Domain, key: string, op: str
   if (!planned.length && !existingOutside) return;
   const keys = lockKeys(key, [...planned, ...(existingOutside?.ports ?? [])]);
   await ctx.locks.withLocks(keys, async () => {
+    const pendingError = await settleDeferred(ctx, key);
     const existing = await ctx.records.get(key);
-    if (op === 'started' && existing?.phase === 'started' && samePorts(existing.ports, planned)) return;
+    if (op === 'started' && existing?.phase === 'started' && samePorts(existing.ports, planned)) {
+      if (pendingError) throw new Error(`port forwards: ${pendingError}`);
+      return;
+    }
     if (!planned.length) {
       // virtnet no longer has anything to do for this domain: undo what an earlier call did.
       if (existing?.phase === 'started') await undo(ctx, existing);
@@ -260,21 +273,46 @@ async function startPorts(ctx: HookContext, domain: Domain, key: string, op: str
       }
     };
     try {
-      for (const p of rec.ports) {
-        if (p.attached) {
-          if (!p.ifname)
-            throw ValidationError.one(
-              `domain/devices/interface[${p.index}]/target@dev`,
-              undefined,
-              'no tap name yet (libvirt gives it from the start hook on)',
+      // The engine's part (taps, reservations) and the firewall's part (the domain's forwards) are
+      // independent: they run side by side, and a failure of either is seen once both are done.
+      const enginePart = async () => {
+        for (const p of rec.ports) {
+          if (p.attached) {
+            if (!p.ifname)
+              throw ValidationError.one(
+                `domain/devices/interface[${p.index}]/target@dev`,
+                undefined,
+                'no tap name yet (libvirt gives it from the start hook on)',
+              );
+            await step(`attach ${p.ifname} to ${p.network}`, () =>
+              ctx.engine.attachPort(p.network, p.ifname!, { mac: p.mac, domain: domain.name }),
             );
-          await step(`attach ${p.ifname} to ${p.network}`, () =>
-            ctx.engine.attachPort(p.network, p.ifname!, { mac: p.mac, domain: domain.name }),
-          );
+          }
+          if (p.hostAdded) await step(`reservation on ${p.network}`, () => ensureHost(ctx, p));
         }
-        if (p.hostAdded) await step(`reservation on ${p.network}`, () => ensureHost(ctx, p));
-      }
-      if (fw.rules.length) await step('port forwards', () => ctx.forwarder.apply(fw));
+      };
+      const firewallPart = async () => {
+        if (!fw.rules.length) return;
+        if (op === 'start' && ctx.deferred) {
+          const msg = (e: unknown) => (e instanceof Error ? e.message : String(e));
+          ctx.deferred.set(
+            key,
+            ctx.forwarder.apply(fw).then(
+              () => undefined,
+              (e) => {
+                ctx.log.warning(`virtnet: port forwards of ${domain.name}: ${msg(e)}`);
+                return msg(e);
+              },
+            ),
+          );
+          return;
+        }
+        await step('port forwards', () => ctx.forwarder.apply(fw));
+      };
+      const failed = (await Promise.allSettled([enginePart(), firewallPart()])).find(
+        (r): r is PromiseRejectedResult => r.status === 'rejected',
+      );
+      if (failed) throw failed.reason;
     } catch (e) {
       // `start` failed: the domain will not run. Take back everything this call did, keep the
       // reservation (libvirt's `release` follows and forgets it), and report.
@@ -321,8 +359,10 @@ async function undo(ctx: HookContext, rec: DomainRecord): Promise<void> {
       errors.push(`${what}: ${e instanceof Error ? e.message : String(e)}`);
     }
   };
-  if (rec.forwardsApplied)
-    await attempt('remove port forwards', () => ctx.forwarder.remove(domainForwards(ctx, rec)));
+  // The firewall's part runs beside the engine's (independent, as at start).
+  const firewallPart = rec.forwardsApplied
+    ? attempt('remove port forwards', () => ctx.forwarder.remove(domainForwards(ctx, rec)))
+    : Promise.resolve();
   for (const p of rec.ports) {
     if (p.hostAdded && p.mac && ctx.engine.isActive(p.network)) {
       const have = ctx.engine.info(p.network)?.extraHosts ?? [];
@@ -345,6 +385,7 @@ async function undo(ctx: HookContext, rec: DomainRecord): Promise<void> {
     if (p.kind !== 'network' && p.ifname && !announced)
       ctx.emit('port-detached', { network: p.network, ifname: p.ifname, domain: rec.domain });
   }
+  await firewallPart;
   if (errors.length) throw new Error(errors.join('; '));
 }
 
@@ -352,6 +393,7 @@ async function stopPorts(ctx: HookContext, domain: Domain, key: string, op: stri
   const outside = await ctx.records.get(key);
   if (!outside) return;
   await ctx.locks.withLocks(lockKeys(key, outside.ports), async () => {
+    await settleDeferred(ctx, key); // a failed background install is removed below anyway
     const rec = await ctx.records.get(key);
     if (!rec) return;
     let failure: unknown;
@@ -405,6 +447,7 @@ export async function reapplyLibvirtForwards(ctx: HookContext, network: string):
     const key = domainKey({ name: r.domain, uuid: r.uuid });
     try {
       await ctx.locks.withLocks(lockKeys(key, r.ports), async () => {
+        await settleDeferred(ctx, key);
         const cur = await ctx.records.get(key);
         if (cur?.phase === 'started' && cur.forwardsApplied)
           await ctx.forwarder.apply(domainForwards(ctx, cur));
@@ -427,6 +470,7 @@ export async function reconcileRecords(ctx: HookContext): Promise<string[]> {
     const key = domainKey({ name: r.domain, uuid: r.uuid });
     try {
       await ctx.locks.withLocks(lockKeys(key, r.ports), async () => {
+        await settleDeferred(ctx, key);
         const cur = await ctx.records.get(key);
         if (cur?.phase !== 'started') return;
         for (const p of cur.ports) {

@@ -11,7 +11,7 @@
  * it runs in the netns (`ip netns exec`, counted), from sources transpiled once. Prints a table of
  * medians / p90 and one JSON line. Everything it made is removed at the end.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,13 +38,34 @@ function stats(xs: number[]) {
   return { p50: at(0.5), p90: at(0.9), min: s[0]! };
 }
 
-function timeIt(argvOf: () => string[], input: string, env: NodeJS.ProcessEnv, expectCode = 0): number {
+/**
+ * Time one hook call. Asynchronous on purpose: the bench process keeps reading the daemon's log pipe
+ * while it waits (a blocked event loop would let that pipe fill and stall the daemon).
+ */
+function timeIt(
+  argvOf: () => string[],
+  input: string,
+  env: NodeJS.ProcessEnv,
+  expectCode = 0,
+): Promise<number> {
   const [file, ...args] = argvOf();
-  const t0 = process.hrtime.bigint();
-  const r = spawnSync(file!, args, { input, env, encoding: 'utf8' });
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  if (r.status !== expectCode) throw new Error(`${argvOf().join(' ')}: exit ${r.status}: ${r.stderr}`);
-  return ms;
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const child = spawn(file!, args, { env, stdio: ['pipe', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr!.on('data', (d) => {
+      err += String(d);
+    });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      if (code !== expectCode) reject(new Error(`${argvOf().join(' ')}: exit ${code}: ${err}`));
+      else resolve(ms);
+    });
+    // An ignored operation exits without reading stdin (libvirt ignores that EPIPE too).
+    child.stdin!.on('error', () => {});
+    child.stdin!.end(input);
+  });
 }
 
 async function main(): Promise<void> {
@@ -64,7 +85,7 @@ async function main(): Promise<void> {
   const dirs = { configDir: join(base, 'networks'), stateDir: join(base, 'state'), runDir: runBase };
   mkdirSync(dirs.configDir, { recursive: true });
   writeFileSync(join(dirs.configDir, `${NET}.xml`), NET_XML);
-  let daemon = await startVirtnetd({ bus, ...dirs, netns: host.name, logLevel: 'warning' });
+  let daemon = await startVirtnetd({ bus, ...dirs, netns: host.name, logLevel: 'debug' });
   const rows: { what: string; p50: number; p90: number; min: number }[] = [];
   try {
     const r = await busctl(bus, [
@@ -84,8 +105,9 @@ async function main(): Promise<void> {
     };
     const qemu = join(projectRoot, 'hooks', 'qemu');
     const network = join(projectRoot, 'hooks', 'network');
-    const measure = (what: string, runs: number, one: (i: number) => number) => {
-      const xs = Array.from({ length: runs }, (_, i) => one(i));
+    const measure = async (what: string, runs: number, one: (i: number) => Promise<number>) => {
+      const xs: number[] = [];
+      for (let i = 0; i < runs; i++) xs.push(await one(i));
       rows.push({ what, ...stats(xs) });
     };
     const prepare = cap('04-qemu-prepare-begin.stdin.xml');
@@ -102,8 +124,8 @@ async function main(): Promise<void> {
         ),
       });
 
-    measure('floor: sh -c true', RUNS, () => timeIt(() => ['sh', '-c', 'true'], '', env));
-    measure('floor: dbus-send (one call)', RUNS, () =>
+    await measure('floor: sh -c true', RUNS, () => timeIt(() => ['sh', '-c', 'true'], '', env));
+    await measure('floor: dbus-send (one call)', RUNS, () =>
       timeIt(
         () => [
           'dbus-send',
@@ -117,25 +139,27 @@ async function main(): Promise<void> {
         env,
       ),
     );
-    measure('ignored operation (qemu attach)', RUNS, () =>
+    await measure('ignored operation (qemu attach)', RUNS, () =>
       timeIt(() => [qemu, 'golden-vm', 'attach', 'begin', '-'], prepare, env),
     );
-    measure('qemu migrate (XML passed through)', RUNS, () =>
+    await measure('qemu migrate (XML passed through)', RUNS, () =>
       timeIt(() => [qemu, 'golden-vm', 'migrate', 'begin', '-'], prepare, env),
     );
-    measure('daemon up: qemu prepare, not on virtnet', RUNS, () =>
+    await measure('daemon up: qemu prepare, not on virtnet', RUNS, () =>
       timeIt(() => [qemu, 'golden-vm', 'prepare', 'begin', '-'], prepare, env),
     );
-    measure('daemon up: network started (libvirt net)', RUNS, () =>
+    await measure('daemon up: network started (libvirt net)', RUNS, () =>
       timeIt(() => [network, 'default', 'started', 'begin', '-'], started, env),
     );
     const life: Record<string, number[]> = { prepare: [], start: [], started: [], stopped: [], release: [] };
     for (let i = 0; i < RUNS; i++) {
-      life.prepare!.push(timeIt(() => [qemu, `b${i}`, 'prepare', 'begin', '-'], vm(i), env));
-      life.start!.push(timeIt(() => [qemu, `b${i}`, 'start', 'begin', '-'], vm(i, `vnet${i}`), env));
-      life.started!.push(timeIt(() => [qemu, `b${i}`, 'started', 'begin', '-'], vm(i, `vnet${i}`), env));
-      life.stopped!.push(timeIt(() => [qemu, `b${i}`, 'stopped', 'end', '-'], vm(i), env));
-      life.release!.push(timeIt(() => [qemu, `b${i}`, 'release', 'end', '-'], vm(i), env));
+      life.prepare!.push(await timeIt(() => [qemu, `b${i}`, 'prepare', 'begin', '-'], vm(i), env));
+      life.start!.push(await timeIt(() => [qemu, `b${i}`, 'start', 'begin', '-'], vm(i, `vnet${i}`), env));
+      life.started!.push(
+        await timeIt(() => [qemu, `b${i}`, 'started', 'begin', '-'], vm(i, `vnet${i}`), env),
+      );
+      life.stopped!.push(await timeIt(() => [qemu, `b${i}`, 'stopped', 'end', '-'], vm(i), env));
+      life.release!.push(await timeIt(() => [qemu, `b${i}`, 'release', 'end', '-'], vm(i), env));
     }
     for (const [op, xs] of Object.entries(life))
       rows.push({
@@ -143,20 +167,30 @@ async function main(): Promise<void> {
         ...stats(xs),
       });
 
+    // Inside the daemon: the handler's own time per call (from its debug log), whatever the load.
+    const inside: Record<string, number[]> = {};
+    await new Promise((r) => setTimeout(r, 300)); // the last log lines
+    for (const m of daemon.output().matchAll(/hook (qemu|network) (\S+) (\S+): ([\d.]+) ms/g)) {
+      const key = m[2]!.startsWith('b') ? `virtnet domain ${m[3]}` : `${m[1]} ${m[3]}, not on virtnet`;
+      (inside[key] ??= []).push(Number(m[4]));
+    }
+    for (const [k, xs] of Object.entries(inside))
+      rows.push({ what: `inside the daemon: ${k}`, ...stats(xs) });
+
     await daemon.stop('SIGTERM');
     const inNs = (a: string[]) => () => ['ip', 'netns', 'exec', host.name, ...a];
     const FR = Math.max(5, Math.floor(RUNS / 3));
-    measure('floor: ip netns exec … true', FR, () => timeIt(inNs(['true']), '', env));
-    measure('daemon down: qemu prepare, not on virtnet', FR, () =>
+    await measure('floor: ip netns exec … true', FR, () => timeIt(inNs(['true']), '', env));
+    await measure('daemon down: qemu prepare, not on virtnet', FR, () =>
       timeIt(inNs([qemu, 'golden-vm', 'prepare', 'begin', '-']), prepare, env),
     );
     const down: Record<string, number[]> = { prepare: [], start: [], stopped: [], release: [] };
     for (let i = 0; i < FR; i++) {
       const j = 500 + i;
-      down.prepare!.push(timeIt(inNs([qemu, `b${j}`, 'prepare', 'begin', '-']), vm(j), env));
-      down.start!.push(timeIt(inNs([qemu, `b${j}`, 'start', 'begin', '-']), vm(j, `vnet${j}`), env));
-      down.stopped!.push(timeIt(inNs([qemu, `b${j}`, 'stopped', 'end', '-']), vm(j), env));
-      down.release!.push(timeIt(inNs([qemu, `b${j}`, 'release', 'end', '-']), vm(j), env));
+      down.prepare!.push(await timeIt(inNs([qemu, `b${j}`, 'prepare', 'begin', '-']), vm(j), env));
+      down.start!.push(await timeIt(inNs([qemu, `b${j}`, 'start', 'begin', '-']), vm(j, `vnet${j}`), env));
+      down.stopped!.push(await timeIt(inNs([qemu, `b${j}`, 'stopped', 'end', '-']), vm(j), env));
+      down.release!.push(await timeIt(inNs([qemu, `b${j}`, 'release', 'end', '-']), vm(j), env));
     }
     for (const [op, xs] of Object.entries(down))
       rows.push({ what: `daemon down: virtnet domain ${op}`, ...stats(xs) });

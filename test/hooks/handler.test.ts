@@ -260,6 +260,44 @@ describe('handleHookEvent: domain lifecycle', () => {
   });
 });
 
+describe('deferred port forwards (the daemon)', () => {
+  it('start returns before the forwards are in; started waits for them and reports their failure', async () => {
+    const ctx = makeContext();
+    ctx.deferred = new Map();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const real = ctx.forwarder.apply.bind(ctx.forwarder);
+    ctx.forwarder.apply = async (f) => {
+      await gate;
+      return real(f);
+    };
+    await call(ctx, 'web', 'prepare', at('prepare'));
+    await call(ctx, 'web', 'start', at('run')); // does not wait for the gate
+    expect(ctx.engine.info('vnet-h8')?.extraHosts).toHaveLength(1);
+    expect(ctx.forwarder.installed.size).toBe(0);
+    const started = call(ctx, 'web', 'started', at('run'));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(ctx.forwarder.installed.size).toBe(0); // still waiting
+    release();
+    await started;
+    expect(ctx.forwarder.installed.has(U)).toBe(true);
+
+    // A failing background install surfaces at the next call; stop still cleans up.
+    await call(ctx, 'web', 'stopped', at('stop'));
+    ctx.forwarder.fail = true;
+    await call(ctx, 'web', 'start', at('run'));
+    await expect(call(ctx, 'web', 'started', at('run'))).rejects.toThrow(
+      /port forwards: nft: Could not process rule/,
+    );
+    ctx.forwarder.fail = false;
+    await call(ctx, 'web', 'stopped', at('stop'));
+    expect(ctx.engine.info('vnet-h8')?.extraHosts).toEqual([]);
+    expect(ctx.deferred.size).toBe(0);
+  });
+});
+
 describe('concurrency', () => {
   let dir: string | undefined;
   afterEach(() => {
