@@ -314,6 +314,23 @@ export class LinuxEngine implements Engine {
         throw new NotFoundError(`network ${net.name}: forward dev ${dev} does not exist`);
       }
     }
+    // Like libvirt (virNetDevIPCheckIPv6Forwarding): switching IPv6 forwarding on makes the kernel
+    // ignore RAs on interfaces with accept_ra=1, so a default route learned from RAs would expire.
+    // Refuse unless those interfaces have accept_ra=2.
+    if (planSysctls(net).some((x) => x.key === 'net.ipv6.conf.all.forwarding')) {
+      const io = this.opts.sysctl ?? procSysctlIo();
+      const forwarding = await io.read('net.ipv6.conf.all.forwarding').catch(() => '0');
+      if (forwarding !== '1') {
+        for (const dev of await this.probe.raDefaultRouteDevs()) {
+          const ra = await io.read(`net.ipv6.conf.${dev}.accept_ra`).catch(() => '');
+          if (ra !== '2') {
+            throw new ConflictError(
+              `network ${net.name}: enabling IPv6 forwarding would drop ${dev}'s default route learned from router advertisements; set net.ipv6.conf.${dev}.accept_ra=2 first`,
+            );
+          }
+        }
+      }
+    }
     if (net.ips.length > 0) {
       const routes = await this.probe.routes();
       for (const ip of net.ips) {

@@ -23,6 +23,8 @@ export interface HostProbe {
   masterOf(name: string): Promise<string | undefined>;
   links(): Promise<string[]>;
   routes(): Promise<HostRoute[]>;
+  /** Interfaces whose IPv6 default route was learned from router advertisements. */
+  raDefaultRouteDevs(): Promise<string[]>;
   nicState(name: string): Promise<NicState>;
 }
 
@@ -117,6 +119,22 @@ export class LinuxHostProbe implements HostProbe {
     const v4 = await readFile(`${this.procNet}/route`, 'utf8').catch(() => '');
     const v6 = await readFile(`${this.procNet}/ipv6_route`, 'utf8').catch(() => '');
     return [...parseProcRoute(v4), ...parseProcIpv6Route(v6)];
+  }
+
+  async raDefaultRouteDevs(): Promise<string[]> {
+    const r = await this.runner.run({
+      step: 'conflicts: IPv6 routes learned from RAs',
+      argv: ['ip', '-j', '-6', 'route', 'show', 'default', 'proto', 'ra'],
+      allowFail: true,
+    });
+    if (r.exitCode !== 0) return [];
+    const routes = JSON.parse(r.stdout || '[]') as { dev?: string; nexthops?: { dev?: string }[] }[];
+    const devs = new Set<string>();
+    for (const rt of routes) {
+      if (rt.dev) devs.add(rt.dev);
+      for (const nh of rt.nexthops ?? []) if (nh.dev) devs.add(nh.dev);
+    }
+    return [...devs];
   }
 
   async nicState(name: string): Promise<NicState> {

@@ -32,6 +32,10 @@ class FakeHost implements HostProbe {
   async routes() {
     return this.routes_;
   }
+  raDevs: string[] = [];
+  async raDefaultRouteDevs() {
+    return this.raDevs;
+  }
   async nicState(name: string): Promise<NicState> {
     return { name, mac: '02:00:00:00:00:01', mtu: 1500, addrs: [], routes: [] };
   }
@@ -291,5 +295,19 @@ describe('LinuxEngine (dry run)', () => {
       ].join('\n'),
     );
     expect(e.isActive('lan')).toBe(false);
+  });
+
+  it('refuses IPv6 forwarding that would drop an RA-learned default route (accept_ra != 2)', async () => {
+    host.raDevs = ['eth0'];
+    sys.values.set('net.ipv6.conf.eth0.accept_ra', '1');
+    const e = await make();
+    const v6 = net({ ips: [{ family: 'ipv6', address: 'fd00:5::1', prefix: 64 }] });
+    await expect(e.start(v6)).rejects.toThrow(
+      /eth0's default route learned from router advertisements.*accept_ra=2/,
+    );
+    expect(runner.commandLines()).toEqual(['nft list tables']);
+    sys.values.set('net.ipv6.conf.eth0.accept_ra', '2');
+    await e.start(v6);
+    expect(sys.values.get('net.ipv6.conf.all.forwarding')).toBe('1');
   });
 });
