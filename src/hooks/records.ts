@@ -101,7 +101,8 @@ export class FileRecordStore implements DomainRecordStore {
     await writeFileAtomic(
       fileFor(this.dir, domainKey({ name: record.domain, uuid: record.uuid })),
       `${JSON.stringify({ ...record, updatedAt: new Date().toISOString() }, null, 1)}\n`,
-      { mode: 0o600, noDirSync: true },
+      // The run dir is a tmpfs and records die with the boot: atomicity matters, durability does not.
+      { mode: 0o600, noSync: true },
     );
   }
 
