@@ -44,7 +44,7 @@ export interface Bridge {
   delay?: number;
   macTableManager?: 'kernel' | 'libvirt';
   zone?: string;
-  /** libvirt `<bridge … dhcp…>`? no. Virtnet extension: enslave this physical NIC (bridge mode). */
+  /** virtnet extension `<virtnet:bridge enslave="eth0"/>` (bridge mode): enslave this physical NIC. */
   enslave?: string;
 }
 

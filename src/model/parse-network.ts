@@ -65,6 +65,13 @@ import {
 } from './xml.js';
 
 export const DNSMASQ_NS = 'http://libvirt.org/schemas/network/dnsmasq/1.0';
+/**
+ * virtnet's own extensions of the network XML (any prefix), top level like dnsmasq:options:
+ * `<virtnet:bridge enslave='eth0'/>` — with `<forward mode='bridge'/><bridge name='br0'/>`, virtnet
+ * creates br0 if it does not exist and enslaves the physical NIC eth0, moving its addresses and default
+ * route onto the bridge (and back on stop). libvirt itself would refuse the element; virtnet only.
+ */
+export const VIRTNET_NET_NS = 'https://virtnet.org/xmlns/network/1';
 
 export interface ParseOptions {
   /** Fill libvirt's defaults (bridge name, MAC, stp/delay) with `applyDefaults`. */
@@ -540,7 +547,18 @@ function buildNetwork(ctx: Ctx, root: XmlElement, opts: ParseOptions): Network {
   const m = new Map<string, XmlElement[]>();
   const dnsmasqOptions: string[] = [];
   let sawDnsmasqOptions = false;
+  let enslave: string | undefined;
+  let sawVirtnetBridge = false;
   for (const c of childElements(root)) {
+    if (c.ns === VIRTNET_NET_NS && c.local === 'bridge') {
+      const p = `${P}/virtnet:bridge`;
+      if (sawVirtnetBridge) ctx.add(p, undefined, `<${c.name}> may appear only once`);
+      sawVirtnetBridge = true;
+      attrsOk(ctx, c, p, ['enslave']);
+      children(ctx, c, p, []);
+      enslave = required(ctx, c, 'enslave', p);
+      continue;
+    }
     if (c.ns === DNSMASQ_NS && c.local === 'options') {
       if (sawDnsmasqOptions) ctx.add(`${P}/${c.name}`, undefined, `<${c.name}> may appear only once`);
       sawDnsmasqOptions = true;
@@ -587,6 +605,7 @@ function buildNetwork(ctx: Ctx, root: XmlElement, opts: ParseOptions): Network {
     dnsmasqOptions,
     ignored: [],
   };
+  if (enslave !== undefined) net.bridge.enslave = enslave;
 
   const ipv6 = yesNo(ctx, root, 'ipv6', P);
   if (ipv6 === true) net.ipv6 = true;

@@ -303,6 +303,17 @@ export function validateNetwork(net: Network): Problem[] {
     const why = validateIfname(net.bridge.name);
     if (why) out.push(problem(`${P}/bridge@name`, net.bridge.name, why));
   }
+  if (net.bridge.enslave !== undefined) {
+    const ep = `${P}/virtnet:bridge@enslave`;
+    const why = validateIfname(net.bridge.enslave);
+    if (why) out.push(problem(ep, net.bridge.enslave, why));
+    else if (net.forward.mode !== 'bridge')
+      out.push(problem(ep, net.bridge.enslave, "enslaving a NIC needs <forward mode='bridge'/>"));
+    else if (!net.bridge.name)
+      out.push(problem(ep, net.bridge.enslave, "enslaving a NIC needs <bridge name='…'/>"));
+    else if (net.bridge.enslave === net.bridge.name)
+      out.push(problem(ep, net.bridge.enslave, 'the NIC to enslave cannot be the bridge itself'));
+  }
   if (net.bridge.zone !== undefined && !ZONE_RE.test(net.bridge.zone)) {
     out.push(
       problem(

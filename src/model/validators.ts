@@ -85,8 +85,9 @@ export function validateIfname(value: string): string | undefined {
   const bad = /[/:%,#="\\]/.exec(value);
   if (bad) return `interface name must not contain '${bad[0]}'`;
   if (value.startsWith('-')) return "interface name must not start with '-'";
-  if (!/^[A-Za-z0-9_.+-]+$/.test(value)) {
-    return "interface name may contain only letters, digits and '_' '.' '+' '-' (it is used in nft/iptables rules)";
+  // No '+': iptables reads a trailing '+' as a wildcard (`-i virbr+` matches every virbr*).
+  if (!/^[A-Za-z0-9_.-]+$/.test(value)) {
+    return "interface name may contain only letters, digits and '_' '.' '-' (it is used in nft/iptables rules, where '+' is a wildcard)";
   }
   return undefined;
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type Problem, ValidationError } from '../../src/errors.js';
+import { formatNetworkXml } from '../../src/model/format-network.js';
 import { defaultPrefix, parseNetworkXml } from '../../src/model/parse-network.js';
 
 const NAT = `<network>
@@ -384,5 +385,38 @@ describe('parseNetworkXml: characters XML forbids', () => {
   it('accepts tab/newline/CR references and reports them where they land', () => {
     const ps = problems('<network><name>a&#9;b</name></network>');
     expect(ps[0]).toMatchObject({ path: 'network/name', value: 'a\tb' });
+  });
+});
+
+describe('virtnet extension: <virtnet:bridge enslave>', () => {
+  const xml = (inner: string, fwd = "<forward mode='bridge'/>") =>
+    `<network xmlns:v='https://virtnet.org/xmlns/network/1'><name>lan</name>${fwd}<bridge name='br0'/>${inner}</network>`;
+
+  it('parses, validates and formats back', () => {
+    const { network } = parseNetworkXml(xml("<v:bridge enslave='eth0'/>"));
+    expect(network.bridge.enslave).toBe('eth0');
+    const out = formatNetworkXml(network);
+    expect(out).toContain("xmlns:virtnet='https://virtnet.org/xmlns/network/1'");
+    expect(out).toContain("<virtnet:bridge enslave='eth0'/>");
+    expect(parseNetworkXml(out).network.bridge.enslave).toBe('eth0');
+  });
+
+  it('names the field and value on bad input', () => {
+    const msg = (x: string) => {
+      try {
+        parseNetworkXml(x);
+        return 'parsed';
+      } catch (e) {
+        expect(e).toBeInstanceOf(ValidationError);
+        return (e as Error).message;
+      }
+    };
+    expect(msg(xml("<v:bridge enslave='eth 0'/>"))).toContain('network/virtnet:bridge@enslave');
+    expect(msg(xml("<v:bridge enslave='eth0'/>", "<forward mode='nat'/>"))).toContain(
+      "needs <forward mode='bridge'/>",
+    );
+    expect(msg(xml("<v:bridge enslave='br0'/>"))).toContain('cannot be the bridge itself');
+    expect(msg(xml('<v:bridge/>'))).toContain('enslave');
+    expect(msg(xml("<v:bridge enslave='eth0' x='1'/>"))).toContain('x');
   });
 });

@@ -74,6 +74,7 @@ describe('validateIfname', () => {
     ['br;0', 'only letters'],
     ['br{0}', 'only letters'],
     ['brü', 'only letters'],
+    ['virbr+', 'wildcard'],
   ])('rejects %j (%s)', (v, why) => expect(validateIfname(v)).toContain(why));
 });
 
