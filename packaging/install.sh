@@ -8,7 +8,8 @@
 #   PREFIX/lib/virtnet/                     the program (dist/, production node_modules/, hooks/)
 #   PREFIX/bin/virtnetd, PREFIX/bin/virtnetctl
 #   SYSCONFDIR/libvirt/hooks/qemu.d/virtnet, SYSCONFDIR/libvirt/hooks/network.d/virtnet (symlinks)
-#   SYSCONFDIR/virtnet/networks/             network XML (the daemon's config dir; kept on uninstall)
+#   SYSCONFDIR/virtnet/networks/             network XML (the daemon's config dir; kept on uninstall),
+#                                            with default.xml (defined, not autostarted) when absent
 #   PREFIX/share/dbus-1/system.d/org.virtnet.network1.conf            bus policy
 #   PREFIX/share/dbus-1/system-services/org.virtnet.network1.service  bus activation
 #   PREFIX/share/dbus-1/interfaces/org.virtnet.network1.*.xml          interface XML
@@ -67,7 +68,7 @@ LIST
 
 if [ "$mode" = uninstall ]; then
   while read -r f; do rm -f "$root$f"; done < <(files_owned)
-  rm -rf "${root:?}$libdir" "$root$prefix/share/virtnet" "$root$prefix/share/doc/virtnet"
+  rm -rf -- "$root${libdir:?}" "$root$prefix/share/virtnet" "$root$prefix/share/doc/virtnet"
   rmdir "$root$sysconfdir/libvirt/hooks/qemu.d" "$root$sysconfdir/libvirt/hooks/network.d" 2>/dev/null || true
   echo "virtnet uninstalled from ${root:-/}$prefix (network definitions in $sysconfdir/virtnet kept)"
   exit 0
@@ -117,5 +118,11 @@ sed -e "s#/usr/bin/virtnetd#$prefix/bin/virtnetd#g" -e "s#/etc/virtnet#$sysconfd
 inst 0644 "$src/packaging/default.xml" "$prefix/share/virtnet/networks/default.xml"
 inst 0644 "$src/README.md" "$prefix/share/doc/virtnet/README.md"
 install -d -m 0755 "$root$sysconfdir/virtnet/networks"
+# The default network is defined but not autostarted (libvirt's own default may own virbr0): an admin
+# enables it with `virtnetctl autostart default` and starts it with `virtnetctl start default`. Never
+# overwrite an admin's edits (the .deb ships it as a conffile).
+if [ ! -e "$root$sysconfdir/virtnet/networks/default.xml" ]; then
+  inst 0644 "$src/packaging/default.xml" "$sysconfdir/virtnet/networks/default.xml"
+fi
 
 echo "virtnet installed into ${root:-/}$prefix"

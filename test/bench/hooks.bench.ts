@@ -172,7 +172,9 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 300)); // the last log lines
     for (const m of daemon.output().matchAll(/hook (qemu|network) (\S+) (\S+): ([\d.]+) ms/g)) {
       const key = m[2]!.startsWith('b') ? `virtnet domain ${m[3]}` : `${m[1]} ${m[3]}, not on virtnet`;
-      (inside[key] ??= []).push(Number(m[4]));
+      const list = inside[key] ?? [];
+      list.push(Number(m[4]));
+      inside[key] = list;
     }
     for (const [k, xs] of Object.entries(inside))
       rows.push({ what: `inside the daemon: ${k}`, ...stats(xs) });
