@@ -1,37 +1,11 @@
-/**
- * End to end with the real thing: Debian's libvirtd 9.0 and QEMU (TCG) sealed in a vh8- netns and a
- * private mount namespace (as ../shared/notes/lab-facts.md describes), virtnet's hooks installed in
- * its qemu.d/ and network.d/, virtnetd (real engine) on a private system bus bound at
- * /run/dbus/system_bus_socket inside libvirt's mount namespace, a virtnet NAT network up.
- *
- * A diskless domain whose NIC is `<interface type='bridge'>` on virtnet's bridge, with a fixed IP and a
- * port forward in its virtnet metadata, is started with `virsh start`: libvirt runs the hooks, virtnet
- * adds the reservation and the DNAT rules, the domain's iPXE firmware gets the reserved address from
- * virtnet's dnsmasq (seen in GetLeases); after `virsh destroy` everything the hooks added is gone.
- *
- * Host changes: none, except that /var/lib/libvirt, /var/log/libvirt and /var/cache/libvirt are
- * created as empty mount points when the package left them out (removed again afterwards).
- */
-import { spawn } from 'node:child_process';
-import {
-  chmodSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmdirSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   BUS_NAME,
   busctl,
-  execOut,
+  type execOut,
   MANAGER_PATH,
   type Monitor,
   NETWORK_IFACE,
@@ -41,6 +15,7 @@ import {
   startVirtnetd,
   type VirtnetdProcess,
 } from '../helpers/dbus.js';
+import { type SealedLibvirt, startSealedLibvirtd } from '../helpers/libvirt.js';
 import { cleanupAllNetns, createNetns, guestDhcp, link, type Netns, sleep } from '../helpers/netns.js';
 import { missingPrereqs } from '../helpers/require.js';
 import { projectRoot } from '../helpers/shared.js';
@@ -97,8 +72,6 @@ const DOMAIN_XML = `<domain type='qemu'>
 </domain>
 `;
 
-const MOUNTPOINTS = ['/var/lib/libvirt', '/var/log/libvirt', '/var/cache/libvirt'];
-
 describe.skipIf(skip)('real libvirtd + QEMU (TCG) with virtnet hooks, sealed in a vh8- netns', () => {
   let bus: PrivateBus;
   let host: Netns;
@@ -106,8 +79,7 @@ describe.skipIf(skip)('real libvirtd + QEMU (TCG) with virtnet hooks, sealed in 
   let dirs: { configDir: string; stateDir: string; runDir: string };
   let daemon: VirtnetdProcess | undefined;
   let mon: Monitor;
-  let lv: string;
-  const made: string[] = [];
+  let lvd: SealedLibvirt | undefined;
   let virsh: (...args: string[]) => ReturnType<typeof execOut>;
 
   const hostsfile = () => {
@@ -132,75 +104,13 @@ describe.skipIf(skip)('real libvirtd + QEMU (TCG) with virtnet hooks, sealed in 
     const st = await busctl(bus, ['call', BUS_NAME, NET_PATH, NETWORK_IFACE, 'Start']);
     expect(st.code, `${st.stderr}\n${daemon.output()}`).toBe(0);
 
-    // libvirt's world: /etc/libvirt with virtnet's hooks, its state dirs, a passwd with libvirt-qemu.
-    lv = join(base, 'libvirt');
-    for (const d of [
-      'etc/hooks/qemu.d',
-      'etc/hooks/network.d',
-      'etc/qemu/networks',
-      'run',
-      'lib',
-      'log',
-      'cache',
-    ])
-      mkdirSync(join(lv, d), { recursive: true });
-    symlinkSync(join(projectRoot, 'hooks', 'qemu'), join(lv, 'etc/hooks/qemu.d/virtnet'));
-    symlinkSync(join(projectRoot, 'hooks', 'network'), join(lv, 'etc/hooks/network.d/virtnet'));
-    writeFileSync(
-      join(lv, 'etc/qemu.conf'),
-      'user = "root"\ngroup = "root"\nsecurity_driver = "none"\nstdio_handler = "file"\nnamespaces = [ ]\n',
-    );
-    writeFileSync(
-      join(lv, 'libvirtd.conf'),
-      `auth_unix_rw = "none"\nauth_unix_ro = "none"\nunix_sock_rw_perms = "0770"\nlog_outputs = "2:file:${lv}/libvirtd.log"\n`,
-    );
-    let passwd = readFileSync('/etc/passwd', 'utf8');
-    let group = readFileSync('/etc/group', 'utf8');
-    if (!/^libvirt-qemu:/m.test(passwd))
-      passwd += 'libvirt-qemu:x:64055:64055:Libvirt Qemu:/var/lib/libvirt:/usr/sbin/nologin\n';
-    if (!/^libvirt-qemu:/m.test(group)) group += 'libvirt-qemu:x:64055:\n';
-    if (!/^kvm:/m.test(group)) group += 'kvm:x:64056:\n';
-    writeFileSync(join(lv, 'passwd'), passwd);
-    writeFileSync(join(lv, 'group'), group);
-    for (const m of MOUNTPOINTS)
-      if (!existsSync(m)) {
-        mkdirSync(m, { recursive: true });
-        made.push(m);
-      }
-    const script = `#!/bin/sh
-set -e
-mount --bind ${lv}/etc /etc/libvirt
-mount -t tmpfs tmpfs /run
-mkdir -p /run/libvirt /run/dbus
-mount --bind ${lv}/run /run/libvirt
-touch /run/dbus/system_bus_socket
-mount --bind ${bus.socketPath} /run/dbus/system_bus_socket
-mount --bind ${lv}/lib /var/lib/libvirt
-mount --bind ${lv}/log /var/log/libvirt
-mount --bind ${lv}/cache /var/cache/libvirt
-mount --bind ${lv}/passwd /etc/passwd
-mount --bind ${lv}/group /etc/group
-exec libvirtd -f ${lv}/libvirtd.conf
-`;
-    writeFileSync(join(lv, 'launch.sh'), script, { mode: 0o755 });
-    // libvirtd lives in the netns (ip netns pids finds it for the cleanup) and its own mount namespace.
-    const child = spawn(
-      'ip',
-      ['netns', 'exec', host.name, 'unshare', '-m', '--propagation', 'private', join(lv, 'launch.sh')],
-      {
-        stdio: 'ignore',
-        detached: true,
-      },
-    );
-    child.unref();
-    const uri = `qemu+unix:///system?socket=${lv}/run/libvirt-sock`;
-    virsh = (...args: string[]) => execOut(['virsh', '-c', uri, ...args], { timeoutMs: 60_000 });
-    for (let i = 0; i < 100; i++) {
-      if ((await virsh('version')).code === 0) break;
-      await sleep(100);
-    }
-    const v = await virsh('version');
-    expect(v.code, v.stderr).toBe(0);
+    lvd = await startSealedLibvirtd({
+      netns: host.name,
+      dir: base,
+      bus,
+      hooks: { qemu: join(projectRoot, 'hooks', 'qemu'), network: join(projectRoot, 'hooks', 'network') },
+    });
+    virsh = lvd.virsh;
   }, 180_000);
 
   afterAll(async () => {
@@ -210,11 +120,7 @@ exec libvirtd -f ${lv}/libvirtd.conf
     await daemon?.stop('SIGTERM');
     cleanupAllNetns(); // ends libvirtd, QEMU and dnsmasq: every pid in our namespaces
     await bus?.stop();
-    for (const m of made) {
-      try {
-        rmdirSync(m);
-      } catch {}
-    }
+    lvd?.stop();
     if (base) rmSync(base, { recursive: true, force: true });
   });
 
@@ -225,10 +131,7 @@ exec libvirtd -f ${lv}/libvirtd.conf
     const t0 = Date.now();
     const start = await virsh('start', DOM);
     const startMs = Date.now() - t0;
-    expect(
-      start.code,
-      `${start.stderr}\n${readFileSync(join(lv, 'libvirtd.log'), 'utf8').slice(-3000)}`,
-    ).toBe(0);
+    expect(start.code, `${start.stderr}\n${lvd!.log()}`).toBe(0);
     console.log(`virsh start with virtnet's hooks: ${startMs} ms`);
 
     // What the hooks did, before the guest even asked.

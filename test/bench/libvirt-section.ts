@@ -1,0 +1,74 @@
+/**
+ * libvirt's network driver on the same XML, for the side-by-side figures: Debian's libvirtd sealed in a
+ * netns and a mount namespace of its own (test/helpers/libvirt.ts), driven with `virsh` (one process
+ * per operation, as `busctl call` is on virtnet's side): net-start, net-destroy, net-update … add /
+ * delete ip-dhcp-host … --live, and one trivial call (net-list) as the client floor.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { PrivateBus } from '../../src/sandbox/bus.js';
+import type { Netns } from '../../src/sandbox/netns.js';
+import { type SealedLibvirt, startSealedLibvirtd } from '../helpers/libvirt.js';
+import { DEFAULT_XML, type Sample, time } from './lib.js';
+
+export interface LibvirtSectionOptions {
+  bus: PrivateBus;
+  ns: Netns;
+  dir: string;
+  runs: number;
+  log: (s: string) => void;
+  /** Receives the sealed libvirtd as soon as it runs (the caller removes its mount points at the end). */
+  onStarted: (l: SealedLibvirt) => void;
+}
+
+export async function libvirtSection(o: LibvirtSectionOptions): Promise<Sample[]> {
+  const out: Sample[] = [];
+  const lv = await startSealedLibvirtd({ netns: o.ns.name, dir: o.dir, bus: o.bus });
+  o.onStarted(lv);
+  const virsh = async (...args: string[]) => {
+    const r = await lv.virsh(...args);
+    if (r.code !== 0)
+      throw new Error(`virsh ${args.join(' ')}: exit ${r.code}: ${r.stderr.trim()}\n${lv.log(1500)}`);
+    return r.stdout;
+  };
+  const version =
+    (await virsh('version')).match(/Running hypervisor: .*|Using library: .*/g)?.join('; ') ?? '';
+  o.log(`libvirt: ${version}`);
+  const xml = join(o.dir, 'default.xml');
+  writeFileSync(xml, DEFAULT_XML);
+  await virsh('net-define', xml);
+  // Warm-up.
+  await virsh('net-start', 'default');
+  await virsh('net-destroy', 'default');
+  const floor: number[] = [];
+  const starts: number[] = [];
+  const stops: number[] = [];
+  for (let r = 0; r < o.runs; r++) {
+    floor.push(await time(() => virsh('net-list', '--name')));
+    starts.push(await time(() => virsh('net-start', 'default')));
+    stops.push(await time(() => virsh('net-destroy', 'default')));
+  }
+  out.push({
+    key: 'libvirt.floor',
+    what: 'one trivial call from a CLI (virsh net-list)',
+    unit: 'ms',
+    xs: floor,
+  });
+  out.push({ key: 'libvirt.start', what: 'virsh net-start', unit: 'ms', xs: starts });
+  out.push({ key: 'libvirt.stop', what: 'virsh net-destroy', unit: 'ms', xs: stops });
+
+  o.log('libvirt: net-update');
+  await virsh('net-start', 'default');
+  const adds: number[] = [];
+  const dels: number[] = [];
+  for (let r = 0; r < o.runs; r++) {
+    const host = `<host mac='52:54:01:aa:00:${r.toString(16).padStart(2, '0')}' ip='192.168.122.${100 + r}' name='live${r}'/>`;
+    adds.push(await time(() => virsh('net-update', 'default', 'add', 'ip-dhcp-host', host, '--live')));
+    dels.push(await time(() => virsh('net-update', 'default', 'delete', 'ip-dhcp-host', host, '--live')));
+  }
+  out.push({ key: 'libvirt.add', what: 'virsh net-update add ip-dhcp-host --live', unit: 'ms', xs: adds });
+  out.push({ key: 'libvirt.del', what: 'virsh net-update delete ip-dhcp-host --live', unit: 'ms', xs: dels });
+  await virsh('net-destroy', 'default');
+  out.push({ key: 'libvirt.version', what: version, unit: 'ms', xs: [] });
+  return out;
+}

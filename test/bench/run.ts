@@ -1,0 +1,259 @@
+/**
+ * virtnet's benchmarks, side by side with libvirt: ONE command, ONE table (issue 7).
+ *
+ *   npm run bench [-- --with-libvirt] [--quick] [--json] [--only engine,daemon,libvirt,firewall]
+ *   (= npm run build && node dist/test/bench/run.js …; root; not part of `npm test`)
+ *
+ * Everything runs inside network namespaces this harness makes (prefix `vh10-`), never in the root
+ * namespace, sends no traffic outside them, and is removed at the end (also after a failure):
+ *   engine    virtnet's engine in-process, in a netns of its own (this file re-runs itself there)
+ *   daemon    the compiled virtnetd in a netns, on a private system bus; clients from outside
+ *   libvirt   (--with-libvirt) Debian's libvirtd sealed in a netns + mount namespace of its own
+ *             (installed with packaging/install-deps.sh --with-libvirt when missing), same XML
+ *   firewall  one transaction vs one command per rule for the same NAT rule set, in a netns
+ * Each figure is the median of repeated runs with min and max; every ratio compares figures measured
+ * in this same run. `--quick` repeats less; `--json` prints the machine and rows as JSON instead.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type PrivateBus, startPrivateBus } from '../../src/sandbox/bus.js';
+import { cleanupAllNetns, createNetns } from '../../src/sandbox/netns.js';
+import { packageRoot } from '../../src/util/package.js';
+import type { SealedLibvirt } from '../helpers/libvirt.js';
+import { daemonSection } from './daemon-section.js';
+import { engineSection } from './engine-section.js';
+import { firewallSection } from './firewall-section.js';
+import { describeMachine, machine, type Row, row, type Sample, type Target, table } from './lib.js';
+import { libvirtSection } from './libvirt-section.js';
+
+const self = fileURLToPath(import.meta.url);
+const argv = process.argv.slice(2);
+const has = (f: string) => argv.includes(f);
+const optionValue = (f: string) => (argv.includes(f) ? argv[argv.indexOf(f) + 1] : undefined);
+
+const le = (value: number): Target => ({ op: 'le', value, on: 'abs' });
+const ge = (value: number): Target => ({ op: 'ge', value, on: 'abs' });
+
+const t0 = performance.now();
+function log(s: string): void {
+  process.stderr.write(`[bench ${((performance.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${s}\n`);
+}
+
+/** Run a section in a child of this file inside `ns`; its samples come back as JSON on stdout. */
+function inner(ns: string, section: string, args: string[]): Promise<Sample[]> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      'ip',
+      ['netns', 'exec', ns, process.execPath, ...process.execArgv, self, '--inner', section, ...args],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let stdout = '';
+    child.stdout.on('data', (d) => {
+      stdout += String(d);
+    });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code !== 0) reject(new Error(`${section} section failed (exit ${code})`));
+      else resolve(JSON.parse(stdout.trim().split('\n').at(-1)!) as Sample[]);
+    });
+  });
+}
+
+async function runInner(section: string, a: string[]): Promise<void> {
+  const samples =
+    section === 'engine'
+      ? await engineSection(join(a[0]!, 'run'), Number(a[1]), Number(a[2]))
+      : await firewallSection(Number(a[0]));
+  process.stdout.write(`${JSON.stringify(samples)}\n`);
+}
+
+function which(tool: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status === 0;
+}
+
+function buildRows(s: Map<string, Sample>, withLibvirt: boolean): Row[] {
+  const rows: Row[] = [];
+  const add = (section: string, key: string, target?: Target, otherKey?: string, otherLabel = 'libvirt') => {
+    const a = s.get(key);
+    if (!a) return;
+    const b = otherKey ? s.get(otherKey) : undefined;
+    rows.push(row(section, a, target, b ? { label: otherLabel, s: b } : undefined));
+  };
+  const lvTag = withLibvirt ? s.get('libvirt.version')?.what : '';
+  const cmp = `virtnet vs libvirt: same XML (libvirt's default NAT network), one CLI process per operation${lvTag ? ` — ${lvTag}` : ''}`;
+  const lv = (k: string) => (withLibvirt ? k : undefined);
+  add(
+    cmp,
+    'daemon.start.busctl',
+    withLibvirt ? { op: 'le', value: 0.25, on: 'ratio' } : undefined,
+    lv('libvirt.start'),
+  );
+  add(
+    cmp,
+    'daemon.stop.busctl',
+    withLibvirt ? { op: 'le', value: 0.25, on: 'ratio' } : undefined,
+    lv('libvirt.stop'),
+  );
+  add(
+    cmp,
+    'daemon.add.busctl',
+    withLibvirt ? { op: 'ge', value: 50, on: 'speedup' } : undefined,
+    lv('libvirt.add'),
+  );
+  add(cmp, 'daemon.del.busctl', undefined, lv('libvirt.del'));
+  add(cmp, 'cli.floor', undefined, lv('libvirt.floor'));
+  add(cmp, 'daemon.start.ctl', undefined, lv('libvirt.start'));
+  add(cmp, 'daemon.stop.ctl', undefined, lv('libvirt.stop'));
+  add(cmp, 'daemon.start.client', undefined, lv('libvirt.start'));
+  add(cmp, 'daemon.stop.client', undefined, lv('libvirt.stop'));
+  add(cmp, 'daemon.add.client', undefined, lv('libvirt.add'));
+  add(cmp, 'daemon.del.client', undefined, lv('libvirt.del'));
+
+  const eng = 'virtnet engine, in-process (no bus)';
+  add(eng, 'engine.start', le(100));
+  add(eng, 'engine.stop', le(80));
+  for (const n of [1, 100, 1000, 10000]) add(eng, `engine.add.${n}`, le(15));
+  for (const n of [1, 100, 1000, 10000]) add(eng, `engine.remove.${n}`);
+  for (const n of [1, 10, 100]) add(eng, `engine.up.${n}`, n === 100 ? le(5000) : undefined);
+  for (const n of [1, 10, 100]) add(eng, `engine.down.${n}`);
+
+  const dmn = 'virtnet daemon (compiled virtnetd, private system bus)';
+  add(dmn, 'daemon.up.100', le(5000));
+  add(dmn, 'daemon.down.100');
+  add(dmn, 'watch.save', le(300));
+  add(dmn, 'dbus.get.p50', le(2));
+  add(dmn, 'dbus.get.seq', ge(2000));
+  add(dmn, 'dbus.get.pipe');
+  add(dmn, 'daemon.rss.idle');
+  add(dmn, 'daemon.rss.100', le(80));
+
+  const hk = 'libvirt hook call (hooks/qemu as libvirtd runs it: argv + domain XML on stdin)';
+  for (const op of ['prepare', 'start', 'started', 'stopped', 'release']) add(hk, `hook.up.${op}`, le(25));
+  add(hk, 'hook.down.floor');
+  for (const op of ['prepare', 'start', 'release']) add(hk, `hook.down.${op}`);
+
+  const fw = "firewall step: one transaction vs one command per rule (libvirt's way), same NAT rule set";
+  add(fw, 'fw.nft.tx', undefined, 'fw.nft.cmds', 'per rule');
+  add(fw, 'fw.iptables.tx', undefined, 'fw.iptables.cmds', 'per rule');
+  add(fw, 'fw.iptables-legacy.tx', undefined, 'fw.iptables-legacy.cmds', 'per rule');
+  return rows;
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) {
+    console.error('bench: needs root (it makes network namespaces)');
+    process.exit(1);
+  }
+  const quick = has('--quick');
+  const json = has('--json');
+  const withLibvirt = has('--with-libvirt');
+  const only = optionValue('--only')?.split(',');
+  const want = (s: string) => (!only || only.includes(s)) && (s !== 'libvirt' || withLibvirt);
+  const runs = Number(optionValue('--runs') ?? (quick ? 3 : 10));
+  const heavyRuns = quick ? 1 : 3;
+  const missing = ['ip', 'dnsmasq', 'nft', 'dbus-daemon', 'busctl'].filter((t) => !which(t));
+  if (missing.length)
+    throw new Error(`bench: missing tools: ${missing.join(', ')} (packaging/install-deps.sh)`);
+  if (withLibvirt && !(which('libvirtd') && which('virsh'))) {
+    log('libvirt missing: packaging/install-deps.sh --with-libvirt');
+    const r = spawnSync('bash', [join(packageRoot(), 'packaging', 'install-deps.sh'), '--with-libvirt'], {
+      stdio: ['ignore', 2, 2],
+    });
+    if (r.status !== 0) throw new Error('bench: installing libvirt failed');
+  }
+  const m = machine();
+  log(describeMachine(m));
+  const base = mkdtempSync(join(tmpdir(), 'vh10-bench-'));
+  chmodSync(base, 0o755);
+  const samples = new Map<string, Sample>();
+  const keep = (xs: Sample[]) => {
+    for (const x of xs) samples.set(x.key, x);
+  };
+  let bus: PrivateBus | undefined;
+  let lv: SealedLibvirt | undefined;
+  try {
+    if (want('firewall')) {
+      log('firewall: one transaction vs per-rule commands');
+      const ns = await createNetns('vh10-f');
+      keep(await inner(ns.name, 'firewall', [String(runs)]));
+      ns.cleanup();
+    }
+    if (want('engine')) {
+      log('engine: start/stop, reservations, 1/10/100 networks');
+      const ns = await createNetns('vh10-e');
+      const dir = mkdtempSync(join(base, 'engine-'));
+      keep(await inner(ns.name, 'engine', [dir, String(runs), String(heavyRuns)]));
+      ns.cleanup();
+    }
+    if (want('daemon') || want('libvirt')) bus = await startPrivateBus({ tempPrefix: 'vh10-bus-' });
+    if (want('libvirt')) {
+      log('libvirt: sealed libvirtd, virsh net-start/net-destroy/net-update');
+      const ns = await createNetns('vh10-l');
+      keep(
+        await libvirtSection({
+          bus: bus!,
+          ns,
+          dir: mkdtempSync(join(base, 'libvirt-')),
+          runs,
+          log,
+          onStarted: (l) => {
+            lv = l;
+          },
+        }),
+      );
+      ns.cleanup();
+      lv?.stop();
+    }
+    if (want('daemon')) {
+      log('daemon: virtnetd on a private bus');
+      const ns = await createNetns('vh10-d');
+      keep(
+        await daemonSection({
+          bus: bus!,
+          ns,
+          dir: mkdtempSync(join(base, 'daemon-')),
+          runs,
+          heavyRuns,
+          getRounds: quick ? 3 : 7,
+          log,
+        }),
+      );
+      ns.cleanup();
+    }
+  } finally {
+    cleanupAllNetns();
+    lv?.stop();
+    await bus?.stop();
+    rmSync(base, { recursive: true, force: true });
+  }
+  m.loadAtEnd = loadavg().map((x) => Math.round(x * 100) / 100);
+  const rows = buildRows(samples, withLibvirt);
+  const command = `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}`;
+  if (json) {
+    console.log(JSON.stringify({ command, machine: m, runs, heavyRuns, rows }, null, 1));
+  } else {
+    console.log(table(rows));
+    console.log(`\n${describeMachine(m)}`);
+    console.log(
+      `runs: ${runs} per figure (100-network figures ${heavyRuns}; D-Bus Get: ${quick ? 3 : 7} rounds of 1,000); total ${((performance.now() - t0) / 1000).toFixed(0)} s; command: ${command}`,
+    );
+  }
+  const missed = rows.filter((r) => r.met === false);
+  log(missed.length ? `targets missed: ${missed.map((r) => r.key).join(', ')}` : 'all targets met');
+}
+
+if (argv[0] === '--inner') {
+  runInner(argv[1]!, argv.slice(2)).catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+} else {
+  main().catch((e) => {
+    console.error(e);
+    cleanupAllNetns();
+    process.exit(1);
+  });
+}
