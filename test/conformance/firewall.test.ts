@@ -73,7 +73,13 @@ describe.skipIf(skip !== undefined)('conformance: networkxml2firewall_v9_9_0', (
   for (const c of v99) {
     const reason = listed[`${c.name}#iptables`];
     if (reason !== undefined) {
-      it.skip(`${c.name} iptables (unsupported: ${reason})`, () => {});
+      it(`${c.name} iptables is unsupported (${reason}) and still differs`, () => {
+        let same = false;
+        try {
+          same = actualLog(c.xml, 'iptables', c.stripPrefix) === read(c.iptables);
+        } catch {}
+        expect(same, `${c.name} passes now: remove it from unsupported.ts`).toBe(false);
+      });
       continue;
     }
     it(`${c.name}: iptables log equals ${c.iptables}`, () => {
@@ -115,7 +121,13 @@ describe.skipIf(skip !== undefined)('conformance: networkxml2firewall_nft', () =
       const expected = c[b];
       const reason = listed[`${c.name}#${b}`];
       if (reason !== undefined || expected === null) {
-        it.skip(`${c.name} ${b} (unsupported: ${reason ?? 'no expected log'})`, () => {});
+        // Listed because libvirt's expected log is missing from the data (a transcription gap): check so.
+        it(`${c.name} ${b} is unsupported (${reason ?? 'no expected log'})`, () => {
+          expect(
+            expected,
+            `${c.name}#${b} has an expected log now: remove it from unsupported.ts`,
+          ).toBeNull();
+        });
         continue;
       }
       it(`${c.name}: ${b} log equals ${expected}`, () => {
