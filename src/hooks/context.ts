@@ -69,10 +69,15 @@ export interface HookContext {
   /**
    * Set by the daemon (a long-lived process): at `start` a domain's port forwards are installed in
    * the background — QEMU is launched meanwhile, and no connection can reach a guest that is not
-   * running yet — and the domain's next hook call (`started`, `stopped`, …) waits for them and
-   * reports a failure. Keyed by record key; the value settles to an error message or undefined.
-   * Without it (the in-process fallback, one process per call) they are installed before `start`
+   * running yet — and at `stopped` removed in the background (the guest is gone); the domain's next
+   * hook call (`started`, `release`, …) waits for them and reports a failure. Keyed by record key;
+   * the value settles to an error message or undefined. Without it (the in-process fallback, one process per call) they are installed before `start`
    * returns.
    */
   deferred?: Map<string, Promise<string | undefined>>;
+  /**
+   * With `deferred`: settles once this call has been answered (the daemon's reply is on its way);
+   * background work waits for it before it starts. Absent: background work starts at once.
+   */
+  replied?: Promise<void>;
 }

@@ -16,6 +16,7 @@ import type { Firewall, FirewallScripts } from '../firewall/types.js';
 import { cidr } from '../model/ip.js';
 import type { Network } from '../model/network.js';
 import {
+  type PortForwardNftScripts,
   type PortForwardRuleSet,
   planPortForwards,
   renderPortForwardsIptables,
@@ -85,8 +86,30 @@ export class FirewallForwarder implements PortForwarder {
       const scripts = this.scripts(rs);
       if (fw.backend === 'iptables') await fw.remove(this.label(rs), scripts);
       for (const [k, v] of Object.entries(rs.sysctls)) await (this.opts.writeSysctl ?? procSysctl)(k, v);
-      await fw.apply(this.label(rs), scripts);
+      await this.install(rs, scripts);
     }
+  }
+
+  /**
+   * nftables: first as a fresh install (`create`: no table deleted, so no wait for the kernel), and
+   * when the domain's tables exist already (re-apply), as the replacing script.
+   */
+  private async install(rs: PortForwardRuleSet, scripts: FirewallScripts): Promise<void> {
+    const fw = this.opts.firewall;
+    // scripts.nft comes from renderPortForwardsNftables (see scripts()).
+    const nft = scripts.backend === 'nftables' ? (scripts.nft as PortForwardNftScripts) : undefined;
+    if (nft?.create) {
+      try {
+        await fw.apply(this.label(rs), {
+          backend: 'nftables',
+          nft: { apply: nft.create, remove: nft.remove },
+        });
+        return;
+      } catch {
+        // a table of the domain exists: replace it
+      }
+    }
+    await fw.apply(this.label(rs), scripts);
   }
 
   async remove(f: DomainForwards): Promise<void> {

@@ -14,7 +14,8 @@
  *   `reconnect` re-ensures everything idempotently (no rule is removed and re-added one by one: the
  *   domain's forwards are replaced in one transaction), so running guests are not disturbed.
  * - `stopped`: undo exactly what the record says (the XML no longer names taps or bridges), emit
- *   `port-detached`; the reservation stays until `release`, which forgets the domain.
+ *   `port-detached`; the reservation stays until `release`, which forgets the domain. In the daemon
+ *   the port forwards are removed in the background (see undo); `release` waits for that.
  * Network (network hook, libvirt-managed networks): emit the event; on `started` re-apply the port
  *   forwards of running domains on that network.
  *
@@ -272,6 +273,9 @@ async function startPorts(ctx: HookContext, domain: Domain, key: string, op: str
         errors.push(`${what}: ${e instanceof Error ? e.message : String(e)}`);
       }
     };
+    // In the daemon the forwards of a starting domain go in in the background (see deferFirewall),
+    // once the engine's part is done and the call answered: they do not compete with either.
+    const deferApply = fw.rules.length > 0 && op === 'start' && !!ctx.deferred;
     try {
       // The engine's part (taps, reservations) and the firewall's part (the domain's forwards) are
       // independent: they run side by side, and a failure of either is seen once both are done.
@@ -292,31 +296,20 @@ async function startPorts(ctx: HookContext, domain: Domain, key: string, op: str
         }
       };
       const firewallPart = async () => {
-        if (!fw.rules.length) return;
-        if (op === 'start' && ctx.deferred) {
-          const msg = (e: unknown) => (e instanceof Error ? e.message : String(e));
-          ctx.deferred.set(
-            key,
-            ctx.forwarder.apply(fw).then(
-              () => undefined,
-              (e) => {
-                ctx.log.warning(`virtnet: port forwards of ${domain.name}: ${msg(e)}`);
-                return msg(e);
-              },
-            ),
-          );
-          return;
-        }
+        if (!fw.rules.length || deferApply) return;
         await step('port forwards', () => ctx.forwarder.apply(fw));
       };
       const failed = (await Promise.allSettled([enginePart(), firewallPart()])).find(
         (r): r is PromiseRejectedResult => r.status === 'rejected',
       );
       if (failed) throw failed.reason;
+      if (deferApply)
+        deferFirewall(ctx, key, `port forwards of ${domain.name}`, () => ctx.forwarder.apply(fw));
     } catch (e) {
       // `start` failed: the domain will not run. Take back everything this call did, keep the
       // reservation (libvirt's `release` follows and forgets it), and report.
-      await undo(ctx, rec).catch((u) =>
+      // (Deferred forwards were not installed yet: nothing of them to take back.)
+      await undo(ctx, deferApply ? { ...rec, forwardsApplied: false } : rec).catch((u) =>
         ctx.log.warning(`virtnet: rollback for ${domain.name}: ${String(u)}`),
       );
       await ctx.records.put({ ...newRecord(domain, 'prepared', planned) });
@@ -349,8 +342,17 @@ async function ensureHost(ctx: HookContext, p: PortRecord): Promise<void> {
   await ctx.engine.addHost(p.network, entry);
 }
 
-/** Undo what a `started` record says was done. Best effort: every step is tried; errors are joined. */
-async function undo(ctx: HookContext, rec: DomainRecord): Promise<void> {
+/**
+ * Undo what a `started` record says was done. Best effort: every step is tried; errors are joined.
+ * With `deferForwards` (the daemon at `stopped`) the domain's port forwards are removed in the
+ * background, like they were installed at `start`: the guest is gone, and the domain's next hook
+ * call (`release`, which libvirt sends right after) waits for the removal and reports its failure.
+ */
+async function undo(
+  ctx: HookContext,
+  rec: DomainRecord,
+  opts: { deferForwards?: boolean } = {},
+): Promise<void> {
   const errors: string[] = [];
   const attempt = async (what: string, fn: () => Promise<void>) => {
     try {
@@ -360,9 +362,11 @@ async function undo(ctx: HookContext, rec: DomainRecord): Promise<void> {
     }
   };
   // The firewall's part runs beside the engine's (independent, as at start).
-  const firewallPart = rec.forwardsApplied
-    ? attempt('remove port forwards', () => ctx.forwarder.remove(domainForwards(ctx, rec)))
-    : Promise.resolve();
+  const deferRemoval = !!(rec.forwardsApplied && opts.deferForwards && ctx.deferred);
+  const firewallPart =
+    rec.forwardsApplied && !deferRemoval
+      ? attempt('remove port forwards', () => ctx.forwarder.remove(domainForwards(ctx, rec)))
+      : Promise.resolve();
   for (const p of rec.ports) {
     if (p.hostAdded && p.mac && ctx.engine.isActive(p.network)) {
       const have = ctx.engine.info(p.network)?.extraHosts ?? [];
@@ -386,33 +390,73 @@ async function undo(ctx: HookContext, rec: DomainRecord): Promise<void> {
       ctx.emit('port-detached', { network: p.network, ifname: p.ifname, domain: rec.domain });
   }
   await firewallPart;
+  if (deferRemoval) {
+    const fw = domainForwards(ctx, rec);
+    deferFirewall(ctx, fw.key, `removing port forwards of ${rec.domain}`, () => ctx.forwarder.remove(fw));
+  }
   if (errors.length) throw new Error(errors.join('; '));
+}
+
+/**
+ * The daemon's background firewall work for a domain (its forwards installed at `start`, removed at
+ * `stopped`): started once the hook call has been answered (ctx.replied), so the nft/iptables run
+ * neither delays the answer nor competes with it; the domain's next hook call waits for it
+ * (settleDeferred) and gets its error.
+ */
+function deferFirewall(ctx: HookContext, key: string, what: string, run: () => Promise<void>): void {
+  const msg = (e: unknown) => (e instanceof Error ? e.message : String(e));
+  ctx.deferred?.set(
+    key,
+    (ctx.replied ?? Promise.resolve()).then(run).then(
+      () => undefined,
+      (e) => {
+        ctx.log.warning(`virtnet: ${what}: ${msg(e)}`);
+        return msg(e);
+      },
+    ),
+  );
 }
 
 async function stopPorts(ctx: HookContext, domain: Domain, key: string, op: string): Promise<void> {
   const outside = await ctx.records.get(key);
   if (!outside) return;
   await ctx.locks.withLocks(lockKeys(key, outside.ports), async () => {
-    await settleDeferred(ctx, key); // a failed background install is removed below anyway
+    // A failed background install is removed below anyway; a failed background removal (deferred
+    // at `stopped`) is tried again below.
+    const pending = ctx.deferred?.has(key) ?? false;
+    const pendingError = await settleDeferred(ctx, key);
     const rec = await ctx.records.get(key);
     if (!rec) return;
     let failure: unknown;
+    let forwardsLeft = false;
     if (rec.phase === 'started') {
+      const deferForwards = op === 'stopped' && !!ctx.deferred;
       try {
-        await undo(ctx, rec);
+        await undo(ctx, rec, { deferForwards });
       } catch (e) {
         failure = e;
       }
+      forwardsLeft = deferForwards && !!rec.forwardsApplied;
+    } else if (rec.forwardsApplied && !(pending && pendingError === undefined)) {
+      // Forwards whose removal was deferred and failed, or never ran (the daemon restarted since).
+      try {
+        await ctx.forwarder.remove(domainForwards(ctx, rec));
+      } catch (e) {
+        failure = new Error(`remove port forwards: ${e instanceof Error ? e.message : String(e)}`);
+        forwardsLeft = true;
+      }
     }
     if (op === 'release') await ctx.records.delete(key);
-    else
-      await ctx.records.put(
-        newRecord(
-          domain,
-          'prepared',
-          rec.ports.map(({ attached: _a, hostAdded: _h, ...p }) => p),
-        ),
+    else {
+      const next = newRecord(
+        domain,
+        'prepared',
+        rec.ports.map(({ attached: _a, hostAdded: _h, ...p }) => p),
       );
+      // Until the deferred removal is known to be done, the record keeps saying the forwards exist.
+      if (forwardsLeft) next.forwardsApplied = true;
+      await ctx.records.put(next);
+    }
     if (failure) throw failure;
   });
 }
@@ -466,12 +510,19 @@ export async function reapplyLibvirtForwards(ctx: HookContext, network: string):
 export async function reconcileRecords(ctx: HookContext): Promise<string[]> {
   const problems: string[] = [];
   for (const r of await ctx.records.list()) {
-    if (r.phase !== 'started') continue;
+    if (r.phase !== 'started' && !r.forwardsApplied) continue;
     const key = domainKey({ name: r.domain, uuid: r.uuid });
     try {
       await ctx.locks.withLocks(lockKeys(key, r.ports), async () => {
         await settleDeferred(ctx, key);
         const cur = await ctx.records.get(key);
+        if (cur?.phase === 'prepared' && cur.forwardsApplied) {
+          // Stopped, but the (deferred) removal of its forwards may not have happened.
+          await ctx.forwarder.remove(domainForwards(ctx, cur));
+          const { forwardsApplied: _f, ...rest } = cur;
+          await ctx.records.put(rest);
+          return;
+        }
         if (cur?.phase !== 'started') return;
         for (const p of cur.ports) {
           if (!ctx.engine.isActive(p.network) && p.kind !== 'network') continue;

@@ -1,14 +1,15 @@
 /**
  * Serialization of hook events: named locks that hold both inside one process (a promise queue per
- * key) and across processes (a lock directory per key, made with mkdir, which is atomic). The daemon
+ * key) and across processes (a symlink per key whose target is the owner's pid: symlink() is atomic
+ * and fails when the name exists, so taking a lock is one syscall and releasing it one unlink). The daemon
  * and the in-process fallback (one process per hook call when no daemon answers) use the same locks,
  * so 50 domains starting at once on one network are handled one after the other, whoever handles them.
  *
- * Several keys are always taken in sorted order (no deadlock). A lock directory whose owner process
+ * Several keys are always taken in sorted order (no deadlock). A lock whose owner process
  * is gone is broken (stale after a crash). Waiting is bounded: past `timeoutMs` the call fails with a
  * clear message instead of hanging libvirt.
  */
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readlink, rm, stat, symlink, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export interface LockOptions {
@@ -42,6 +43,7 @@ export class LockManager {
   private readonly tails = new Map<string, Promise<void>>();
   private readonly dir: string | undefined;
   private readonly timeoutMs: number;
+  private dirMade = false;
 
   constructor(opts: LockOptions = {}) {
     this.dir = opts.dir;
@@ -87,7 +89,7 @@ export class LockManager {
     try {
       const path = await this.acquireFile(key, deadline);
       return async () => {
-        await rm(path, { recursive: true, force: true });
+        await unlink(path).catch(() => {});
         cleanupLocal();
       };
     } catch (e) {
@@ -98,16 +100,25 @@ export class LockManager {
 
   private async acquireFile(key: string, deadline: number): Promise<string> {
     const dir = this.dir!;
-    await mkdir(dir, { recursive: true, mode: 0o700 });
+    if (!this.dirMade) {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      this.dirMade = true;
+    }
     const path = join(dir, lockName(key));
     let delay = 1;
     for (;;) {
       try {
-        await mkdir(path, { mode: 0o700 });
-        await writeFile(join(path, 'owner'), `${process.pid}\n`);
+        // One atomic syscall makes the lock and names its owner: a symlink whose target is our pid.
+        await symlink(String(process.pid), path);
         return path;
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') {
+          // The lock directory was removed behind our back: make it again.
+          await mkdir(dir, { recursive: true, mode: 0o700 });
+          continue;
+        }
+        if (code !== 'EEXIST') throw e;
       }
       if (await this.isStale(path)) {
         await rm(path, { recursive: true, force: true });
@@ -122,8 +133,25 @@ export class LockManager {
     }
   }
 
-  /** The owner process is gone, or the owner file never appeared within 2 s. */
+  /**
+   * The owner process is gone. (A lock directory with an `owner` file, as earlier versions made,
+   * counts too: stale when its owner is gone or the file never appeared within 2 s.)
+   */
   private async isStale(path: string): Promise<boolean> {
+    let owner: string;
+    try {
+      owner = await readlink(path);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return false; // gone already: the next attempt will tell
+      if (code !== 'EINVAL') throw e;
+      return this.isStaleDir(path);
+    }
+    const pid = Number.parseInt(owner, 10);
+    return !(Number.isInteger(pid) && pid > 0 && alive(pid));
+  }
+
+  private async isStaleDir(path: string): Promise<boolean> {
     try {
       const pid = Number.parseInt(await readFile(join(path, 'owner'), 'utf8'), 10);
       if (Number.isInteger(pid) && pid > 0) return !alive(pid);

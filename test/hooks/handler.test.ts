@@ -294,7 +294,60 @@ describe('deferred port forwards (the daemon)', () => {
     ctx.forwarder.fail = false;
     await call(ctx, 'web', 'stopped', at('stop'));
     expect(ctx.engine.info('vnet-h8')?.extraHosts).toEqual([]);
+    // stopped removes the forwards in the background; release waits for that.
+    expect(ctx.deferred.size).toBe(1);
+    expect((await ctx.records.get(U))?.forwardsApplied).toBe(true);
+    await call(ctx, 'web', 'release', at('stop'));
+    expect(ctx.forwarder.installed.size).toBe(0);
     expect(ctx.deferred.size).toBe(0);
+    expect(await ctx.records.get(U)).toBeUndefined();
+  });
+
+  it('stopped returns before the forwards are removed; release waits, and retries a failed removal', async () => {
+    const ctx = makeContext();
+    ctx.deferred = new Map();
+    await lifecycle(ctx);
+    expect(ctx.forwarder.installed.has(U)).toBe(true);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const real = ctx.forwarder.remove.bind(ctx.forwarder);
+    let failOnce = true;
+    ctx.forwarder.remove = async (f) => {
+      await gate;
+      if (failOnce) {
+        failOnce = false;
+        throw new Error('nft: No such file or directory');
+      }
+      return real(f);
+    };
+    await call(ctx, 'web', 'stopped', at('stop')); // does not wait for the gate
+    expect(ctx.engine.info('vnet-h8')?.extraHosts).toEqual([]);
+    expect(ctx.forwarder.installed.has(U)).toBe(true);
+    const rel = call(ctx, 'web', 'release', at('stop'));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(ctx.forwarder.installed.has(U)).toBe(true); // still waiting
+    release();
+    await rel; // the background removal failed; release removed them itself
+    expect(ctx.forwarder.installed.size).toBe(0);
+    expect(ctx.deferred.size).toBe(0);
+    expect(await ctx.records.get(U)).toBeUndefined();
+  });
+
+  it('a daemon restarted between stopped and release removes the forwards left behind', async () => {
+    const ctx = makeContext();
+    ctx.deferred = new Map();
+    await lifecycle(ctx);
+    const real = ctx.forwarder.remove.bind(ctx.forwarder);
+    ctx.forwarder.remove = () => new Promise(() => {}); // never finishes: the daemon dies meanwhile
+    await call(ctx, 'web', 'stopped', at('stop'));
+    ctx.forwarder.remove = real;
+    ctx.deferred = new Map(); // a new daemon
+    expect(await reconcileRecords(ctx)).toEqual([]);
+    expect(ctx.forwarder.installed.size).toBe(0);
+    expect((await ctx.records.get(U))?.forwardsApplied).toBeUndefined();
+    expect((await ctx.records.get(U))?.phase).toBe('prepared');
   });
 });
 

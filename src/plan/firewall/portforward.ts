@@ -202,8 +202,16 @@ export function planPortForwards(input: PortForwardInput): PortForwardRuleSet {
 // ---------------------------------------------------------------- rendering
 
 export interface PortForwardNftScripts {
+  /** Replaces whatever the domain has (idempotent): its tables are deleted and made again. */
   apply: string;
   remove: string;
+  /**
+   * The same rules for a domain that has none installed: `create table` fails (the transaction as a
+   * whole) when a table exists, and nothing is deleted — deleting a table with base chains makes the
+   * kernel wait for an RCU grace period (10–80 ms measured), so a first install this way is ~3x
+   * faster. Empty when there is nothing to install. Callers fall back to `apply` when it fails.
+   */
+  create: string;
 }
 
 function nftFam(f: IpFamily): 'ip' | 'ip6' {
@@ -245,6 +253,7 @@ export function renderPortForwardsNftables(rs: PortForwardRuleSet): PortForwardN
   const lines: string[] = [];
   for (const fam of ['ip', 'ip6']) lines.push(`table ${fam} ${table}`, `delete table ${fam} ${table}`);
   const families = pfFamilies(rs);
+  const preamble = lines.length;
   for (const family of families) {
     const mine = rs.rules.filter((r) => r.family === family);
     lines.push(`table ${nftFam(family)} ${table} {`);
@@ -261,9 +270,13 @@ export function renderPortForwardsNftables(rs: PortForwardRuleSet): PortForwardN
     }
     lines.push('}');
   }
+  const tables = lines.slice(preamble);
   return {
     apply: `${lines.join('\n')}\n`,
     remove: families.map((f) => `delete table ${nftFam(f)} ${table}\n`).join(''),
+    create: families.length
+      ? `${[...families.map((f) => `create table ${nftFam(f)} ${table}`), ...tables].join('\n')}\n`
+      : '',
   };
 }
 
