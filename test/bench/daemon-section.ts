@@ -350,6 +350,33 @@ export async function daemonSection(o: DaemonSectionOptions): Promise<Sample[]> 
       }
       return ops;
     };
+    const shFloor: number[] = [];
+    const sendFloor: number[] = [];
+    for (let k = 0; k < o.runs; k++) {
+      shFloor.push(await time(() => mustRun(['sh', '-c', 'true'])));
+      sendFloor.push(
+        await time(() =>
+          mustRun(
+            [
+              'dbus-send',
+              '--system',
+              '--print-reply',
+              '--dest=org.freedesktop.DBus',
+              '/org/freedesktop/DBus',
+              'org.freedesktop.DBus.GetId',
+            ],
+            { env },
+          ),
+        ),
+      );
+    }
+    out.push({ key: 'hook.floor.sh', what: 'floor: sh -c true', unit: 'ms', xs: shFloor });
+    out.push({
+      key: 'hook.floor.dbus-send',
+      what: 'floor: one dbus-send call (what the hook makes)',
+      unit: 'ms',
+      xs: sendFloor,
+    });
     await lifecycle([], 1, 0); // warm-up
     const up = await lifecycle([], o.runs, 1);
     const HOOK_NOTE: Record<string, string> = {
@@ -402,6 +429,7 @@ export async function daemonSection(o: DaemonSectionOptions): Promise<Sample[]> 
     out.push({
       key: 'daemon.up.100',
       what: '100 networks up via daemon (100 Start calls at once)',
+      note: 'the service runs Start calls one at a time',
       unit: 'ms',
       xs: ups,
     });

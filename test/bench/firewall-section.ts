@@ -27,9 +27,12 @@ export async function firewallSection(runs: number): Promise<Sample[]> {
   // has IPv4 only; libvirt's base commands for ip6 and its `nft list` probes left out).
   const nft = renderNftables(rs);
   const nftPerRule = [
-    ...libvirtBaseArgv('nftables').filter((a) => a[1] !== 'list' && a[3] === 'ip'),
-    ...libvirtArgv(rs, 'nftables').filter((a) => a[3] === 'ip'),
+    ...libvirtBaseArgv('nftables').filter((a) => a[1] !== 'list' && !a.includes('ip6')),
+    ...libvirtArgv(rs, 'nftables').filter((a) => !a.includes('ip6')),
   ];
+  // libvirt's rules name the bridge with `iif`/`oif`, which nft resolves at once: the bridge exists
+  // when a network's rules go in, here too.
+  await mustRun(['ip', 'link', 'add', net.bridge.name ?? 'virbr0', 'type', 'bridge']);
   const nftClean = () => runCmd(['nft', 'flush', 'ruleset']);
   await nftClean();
   const nftTx: number[] = [];
