@@ -245,13 +245,16 @@ async function main(): Promise<void> {
   m.loadAtEnd = loadavg().map((x) => Math.round(x * 100) / 100);
   const rows = buildRows(samples, withLibvirt);
   const command = `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}`;
+  const git = (a: string[]) =>
+    spawnSync('git', ['-C', packageRoot(), ...a], { encoding: 'utf8' }).stdout?.trim() ?? '';
+  const revision = `${git(['rev-parse', '--short', 'HEAD']) || 'unknown'}${git(['status', '--porcelain', '--untracked-files=no', 'src', 'hooks']) ? ' (+ uncommitted changes under src/ or hooks/)' : ''}`;
   if (json) {
-    console.log(JSON.stringify({ command, machine: m, runs, heavyRuns, rows }, null, 1));
+    console.log(JSON.stringify({ command, revision, machine: m, runs, heavyRuns, rows }, null, 1));
   } else {
     console.log(table(rows));
     console.log(`\n${describeMachine(m)}`);
     console.log(
-      `runs: ${runs} per figure (100-network figures ${heavyRuns}; D-Bus Get: ${quick ? 3 : 7} rounds of 1,000); total ${((performance.now() - t0) / 1000).toFixed(0)} s; command: ${command}`,
+      `runs: ${runs} per figure (100-network figures ${heavyRuns}; D-Bus Get: ${quick ? 3 : 7} rounds of 1,000); total ${((performance.now() - t0) / 1000).toFixed(0)} s; revision ${revision}; command: ${command}`,
     );
   }
   const missed = rows.filter((r) => r.met === false);
