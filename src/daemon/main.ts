@@ -21,6 +21,7 @@ import { connectBus, type MessageBus, NameFlag, RequestNameReply, resolveBusAddr
 import type { NetworkCodec } from './network-codec.js';
 import { createNotifier, type Notifier } from './notify.js';
 import { MANAGER_PATH, networkPath } from './path-encode.js';
+import { ReconnectingBus } from './reconnect.js';
 import { VirtnetService } from './service.js';
 import { virtnetVersion } from './version.js';
 
@@ -53,7 +54,8 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   process.env.DBUS_SYSTEM_BUS_ADDRESS = address;
   let bus: MessageBus;
   try {
-    bus = await connectBus(address);
+    // The bus may be restarted under us: reconnect and own the name again (ReconnectingBus).
+    bus = new ReconnectingBus(address, await connectBus(address), log);
   } catch (e) {
     throw new StartupError(`cannot connect to the bus at ${address}: ${(e as Error).message}`);
   }
@@ -139,15 +141,39 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   return { service, bus, engine, shutdown, done: donePromise };
 }
 
-/** Install signal handlers: SIGTERM/SIGINT shut down (networks stay up), SIGHUP reloads the config dir. */
-export function handleSignals(d: RunningDaemon, log: Logger): void {
+/**
+ * Signal handlers for the daemon's whole life, installed ONCE before startDaemon: SIGTERM/SIGINT shut
+ * down (networks stay up) — a stop requested while starting is honoured once the start is complete,
+ * never half-way — and SIGHUP reloads the config dir. They are never swapped: node drops a signal
+ * that is pending on a listener when the listener is removed, so replacing the "while starting"
+ * handlers after start lost a SIGTERM that arrived just then (the daemon kept running).
+ */
+export function installSignals(log: Logger): { attach(d: RunningDaemon): Promise<void> } {
+  let daemon: RunningDaemon | undefined;
+  let pending: string | undefined;
   const stop = (sig: string) => {
-    void d.shutdown(sig).then(() => process.exit(0));
+    if (daemon) {
+      void daemon.shutdown(sig).then(() => process.exit(0));
+      return;
+    }
+    if (pending) return;
+    pending = sig;
+    log.info(`${sig} while starting: will shut down once started`);
   };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', () => {
+    if (!daemon) {
+      log.info('SIGHUP while starting: ignored (the config dir is being read)');
+      return;
+    }
     log.info('SIGHUP: reloading the config dir');
-    d.service.reload().catch((e) => log.error(`reload failed: ${(e as Error).message}`));
+    daemon.service.reload().catch((e) => log.error(`reload failed: ${(e as Error).message}`));
   });
+  return {
+    async attach(d) {
+      daemon = d;
+      if (pending) await d.shutdown(pending);
+    },
+  };
 }
