@@ -9,7 +9,7 @@
  * `node --max-semi-space-size=1 …/virtnetd.js` when not executing the file directly.
  */
 import { HELP, parseDaemonArgs } from '../daemon/args.js';
-import { handleSignals, StartupError, startDaemon } from '../daemon/main.js';
+import { installSignals, StartupError, startDaemon } from '../daemon/main.js';
 import { virtnetVersion } from '../daemon/version.js';
 import { LinuxEngine } from '../engine/engine.js';
 import { createLogger } from '../util/log.js';
@@ -30,16 +30,7 @@ async function run(): Promise<number> {
   }
   const opts = parsed.options;
   const log = createLogger({ level: opts.logLevel, format: opts.logFormat });
-  // A stop request while starting is honoured once the start is complete (never half-way).
-  let stopWhileStarting: string | undefined;
-  const early = (sig: string) => () => {
-    stopWhileStarting = sig;
-    log.info(`${sig} while starting: will shut down once started`);
-  };
-  const onTerm = early('SIGTERM');
-  const onInt = early('SIGINT');
-  process.once('SIGTERM', onTerm);
-  process.once('SIGINT', onInt);
+  const signals = installSignals(log);
   try {
     const daemon = await startDaemon(opts, {
       log,
@@ -51,10 +42,7 @@ async function run(): Promise<number> {
           dnsmasqDbus: true,
         }),
     });
-    process.off('SIGTERM', onTerm);
-    process.off('SIGINT', onInt);
-    if (stopWhileStarting) await daemon.shutdown(stopWhileStarting);
-    else handleSignals(daemon, log);
+    await signals.attach(daemon);
     await daemon.done;
     process.exit(0);
   } catch (e) {

@@ -125,7 +125,8 @@ export class VirtnetService {
         if (e.autostart && !this.o.engine.isActive(e.net.name)) {
           try {
             await this.o.engine.start(e.net);
-            this.o.log.info(`autostarted network '${e.net.name}'`, { network: e.net.name });
+            // The engine logs the start (once); this only says why.
+            this.o.log.debug(`autostarted network '${e.net.name}'`, { network: e.net.name });
           } catch (err) {
             this.o.log.error(`autostart of network '${e.net.name}' failed: ${(err as Error).message}`, {
               network: e.net.name,
@@ -509,8 +510,7 @@ export class VirtnetService {
         return this.exclusive(async () => {
           const e = this.entry(name);
           if (this.o.engine.isActive(name)) throw new ConflictError(`network '${name}' is already active`);
-          await this.o.engine.start(e.net);
-          this.o.log.info(`started network '${name}'`, { network: name });
+          await this.o.engine.start(e.net); // the engine logs each change and the start
           this.sync(name);
           return [];
         });
@@ -518,8 +518,7 @@ export class VirtnetService {
         return this.exclusive(async () => {
           this.entry(name);
           if (!this.o.engine.isActive(name)) throw new ConflictError(`network '${name}' is not active`);
-          await this.o.engine.stop(name);
-          this.o.log.info(`stopped network '${name}'`, { network: name });
+          await this.o.engine.stop(name); // the engine logs each change and the stop
           this.sync(name);
           return [];
         });
@@ -555,8 +554,7 @@ export class VirtnetService {
           const [mac, ip, hostname] = args as [string, string, string];
           const host = checkHostArgs(e.net, mac, ip, hostname);
           this.requireActive(name, 'add a host');
-          await this.o.engine.addHost(name, host);
-          this.o.log.info(`network '${name}': added host ${host.mac}`, { network: name });
+          await this.o.engine.addHost(name, host); // logged by the engine
           return [];
         });
       case 'RemoveHost':
@@ -564,8 +562,7 @@ export class VirtnetService {
           this.entry(name);
           const mac = checkMac(args[0] as string);
           this.requireActive(name, 'remove a host');
-          await this.o.engine.removeHost(name, mac);
-          this.o.log.info(`network '${name}': removed host ${mac}`, { network: name });
+          await this.o.engine.removeHost(name, mac); // logged by the engine
           return [];
         });
       default:

@@ -178,25 +178,27 @@ export class DnsmasqSupervisor extends EventEmitter<DnsmasqSupervisorEvents> {
    * Already running under this supervisor: returns its pid.
    */
   start(): Promise<number> {
-    return this.serialize(async () => {
-      if (this.stateValue === 'running' && this.isAlive()) return this.pidValue!;
-      this.stateValue = 'starting';
-      try {
-        const stale = await this.findOurs();
-        if (stale !== undefined) await this.killAndWait(stale);
-        const t0 = performance.now();
-        const pid = await this.spawnDaemon();
-        const ms = performance.now() - t0;
-        this.failures = 0;
-        this.track(pid);
-        this.log?.info('dnsmasq started', { network: this.name, pid, ms: Math.round(ms) });
-        this.emit('started', { name: this.name, pid, ms });
-        return pid;
-      } catch (e) {
-        this.stateValue = 'idle';
-        throw e;
-      }
-    });
+    return this.serialize(() => this.doStart('dnsmasq started'));
+  }
+
+  private async doStart(logAs: string): Promise<number> {
+    if (this.stateValue === 'running' && this.isAlive()) return this.pidValue!;
+    this.stateValue = 'starting';
+    try {
+      const stale = await this.findOurs();
+      if (stale !== undefined) await this.killAndWait(stale);
+      const t0 = performance.now();
+      const pid = await this.spawnDaemon();
+      const ms = performance.now() - t0;
+      this.failures = 0;
+      this.track(pid);
+      this.log?.info(logAs, { network: this.name, pid, ms: Math.round(ms) });
+      this.emit('started', { name: this.name, pid, ms });
+      return pid;
+    } catch (e) {
+      this.stateValue = 'idle';
+      throw e;
+    }
   }
 
   /**
@@ -238,11 +240,16 @@ export class DnsmasqSupervisor extends EventEmitter<DnsmasqSupervisorEvents> {
     this.emit('reloaded', { name: this.name, pid });
   }
 
-  /** Stop and start again (for a changed config; optionally with a new argv). Resolves with the new pid. */
+  /**
+   * Stop and start again (for a changed config; optionally with a new argv). Resolves with the new
+   * pid. Logged once ('dnsmasq restarted'); the events are still 'stopped' then 'started'.
+   */
   async restart(argv?: readonly string[]): Promise<number> {
     if (argv) this.setArgv(argv);
-    await this.stop();
-    return this.start();
+    return this.serialize(async () => {
+      await this.doStop(false);
+      return this.doStart('dnsmasq restarted');
+    });
   }
 
   /**
@@ -250,24 +257,26 @@ export class DnsmasqSupervisor extends EventEmitter<DnsmasqSupervisorEvents> {
    * and remove the pid file. Also stops an unsupervised dnsmasq of ours found by the pid file.
    */
   stop(): Promise<void> {
-    return this.serialize(async () => {
-      this.stateValue = 'stopping';
-      this.unwatch();
-      let target: { pid: number; startTime: number } | undefined;
-      if (this.pidValue !== undefined && this.isAlive()) {
-        target = { pid: this.pidValue, startTime: this.startTime! };
-      } else {
-        target = await this.findOurs();
-      }
-      if (target) await this.killAndWait(target);
-      await rm(this.pidFile, { force: true });
-      const pid = target?.pid;
-      this.pidValue = undefined;
-      this.startTime = undefined;
-      this.stateValue = 'stopped';
-      this.log?.info('dnsmasq stopped', { network: this.name, pid });
-      this.emit('stopped', { name: this.name, pid });
-    });
+    return this.serialize(() => this.doStop(true));
+  }
+
+  private async doStop(log: boolean): Promise<void> {
+    this.stateValue = 'stopping';
+    this.unwatch();
+    let target: { pid: number; startTime: number } | undefined;
+    if (this.pidValue !== undefined && this.isAlive()) {
+      target = { pid: this.pidValue, startTime: this.startTime! };
+    } else {
+      target = await this.findOurs();
+    }
+    if (target) await this.killAndWait(target);
+    await rm(this.pidFile, { force: true });
+    const pid = target?.pid;
+    this.pidValue = undefined;
+    this.startTime = undefined;
+    this.stateValue = 'stopped';
+    if (log) this.log?.info('dnsmasq stopped', { network: this.name, pid });
+    this.emit('stopped', { name: this.name, pid });
   }
 
   /** Stop supervising but leave dnsmasq running (the supervisor's process is going away). */

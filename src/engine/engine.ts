@@ -19,6 +19,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LeaseFileWatcher } from '../dnsmasq/lease-watch.js';
 import { activeLeases, readLeaseFile } from '../dnsmasq/leases.js';
+import type { ProcessProbe } from '../dnsmasq/proc.js';
 import { DnsmasqSupervisor } from '../dnsmasq/supervisor.js';
 import { CommandError, ConflictError, NotFoundError } from '../errors.js';
 import { type CommandRunner, SpawnRunner } from '../exec/runner.js';
@@ -48,7 +49,7 @@ import { writeFileAtomic } from '../util/atomic-write.js';
 import type { Logger } from '../util/log.js';
 import { type HostProbe, LinuxHostProbe } from './host.js';
 import { type NetworkState, StateStore } from './state.js';
-import { procSysctlIo, type SysctlIo, SysctlManager } from './sysctl.js';
+import { procSysctlIo, type SysctlChange, type SysctlIo, SysctlManager } from './sysctl.js';
 import type { ActiveNetworkInfo, Engine, EngineEvents, FirewallBackend, HostEntry, Lease } from './types.js';
 
 export interface EngineOptions {
@@ -67,6 +68,12 @@ export interface EngineOptions {
   supervisor?: { pollMs?: number; backoff?: { initialMs?: number; maxMs?: number } };
   sysctl?: SysctlIo;
   probe?: HostProbe;
+  /** How the dnsmasq supervisors see processes (tests; default /proc). */
+  dnsmasqProbe?: ProcessProbe;
+  /**
+   * Every change to the host (links, addresses, routes, rule sets, sysctls, ports, DHCP hosts; dnsmasq
+   * through its supervisor) is logged once at info, tagged `network=NAME`.
+   */
   logger?: Logger;
 }
 
@@ -128,6 +135,38 @@ export function cachedHostsfile(cache: HostsCache, extra: HostEntry[]): string {
     (h.ip?.includes(':') ? v6 : v4).push(line);
   }
   return cache.v4 + v4.join('') + cache.v6 + v6.join('');
+}
+
+/** One log line for a change made by a link operation (the `ip -batch` line it came from). */
+export function describeLinkOp(op: LinkOp): string {
+  switch (op.kind) {
+    case 'bridge-add':
+      return `bridge ${op.name} created`;
+    case 'tap-add':
+      return `tap ${op.name} created`;
+    case 'link-del':
+      return `link ${op.name} removed`;
+    case 'addr-add':
+      return `address ${op.address}/${op.prefix} added to ${op.dev}`;
+    case 'addr-del':
+      return `address ${op.address}/${op.prefix} removed from ${op.dev}`;
+    case 'route-add':
+      return `route ${op.dest}${op.via ? ` via ${op.via}` : ''} added on ${op.dev ?? '?'}`;
+    case 'route-del':
+      return `route ${op.dest}${op.via ? ` via ${op.via}` : ''} removed from ${op.dev ?? '?'}`;
+    case 'link-set': {
+      const parts: string[] = [];
+      if (op.mtu !== undefined) parts.push(`mtu ${op.mtu}`);
+      if (op.address) parts.push(`address ${op.address}`);
+      if (op.master === null) parts.push('nomaster');
+      else if (op.master) parts.push(`master ${op.master}`);
+      if (op.up) parts.push('up');
+      if (op.down) parts.push('down');
+      return `link ${op.name} set ${parts.join(' ')}`;
+    }
+    default:
+      return `link change ${JSON.stringify(op)}`;
+  }
 }
 
 function errText(e: unknown): string {
@@ -244,11 +283,31 @@ export class LinuxEngine implements Engine {
     await this.runner.run({ step, argv: ['ip', '-batch', '-'], input: renderIpBatch(ops) });
   }
 
-  private async writeSysctls(step: string, settings: readonly Sysctl[]): Promise<void> {
+  // --- the log: every change to the host once, at info, tagged with the network ------------------
+
+  private note(network: string, message: string, meta: Record<string, unknown> = {}): void {
+    this.log?.info(message, { network, ...meta });
+  }
+
+  private noteSysctls(network: string, changes: readonly SysctlChange[], restored = false): void {
+    for (const c of changes)
+      this.note(network, `sysctl ${c.key} ${restored ? 'restored to' : 'set to'} ${c.value} (was ${c.was})`);
+  }
+
+  /** Bridge sysctls. `onlyChanged`: read first and write (and log) only what differs. */
+  private async writeSysctls(
+    network: string,
+    step: string,
+    settings: readonly Sysctl[],
+    onlyChanged = false,
+  ): Promise<void> {
     const io = this.opts.sysctl ?? procSysctlIo();
     for (const s of settings) {
       try {
+        const was = onlyChanged ? await io.read(s.key).catch(() => undefined) : undefined;
+        if (onlyChanged && was === s.value) continue;
         await io.write(s.key, s.value);
+        this.note(network, `sysctl ${s.key} set to ${s.value}${was !== undefined ? ` (was ${was})` : ''}`);
       } catch (e) {
         throw stepError(`${step}: ${s.key}=${s.value}`, e);
       }
@@ -367,6 +426,7 @@ export class LinuxEngine implements Engine {
       runner: this.runner,
       ...(this.opts.supervisor?.pollMs ? { pollMs: this.opts.supervisor.pollMs } : {}),
       ...(this.opts.supervisor?.backoff ? { backoff: this.opts.supervisor.backoff } : {}),
+      ...(this.opts.dnsmasqProbe ? { probe: this.opts.dnsmasqProbe } : {}),
       ...(this.log ? { logger: this.log } : {}),
     });
     s.on('restart-failed', (e) =>
@@ -486,6 +546,14 @@ export class LinuxEngine implements Engine {
             state.enslaved = nic;
             undos.push({ step: `links: release ${nic.name}`, run: () => this.releaseNic(net, nic) });
             await this.batch(`links: enslave ${nicName} to ${br}`, planEnslave(net, nic));
+            this.note(
+              net.name,
+              `bridge ${br} created with ${nicName} enslaved; ${nicName}'s addresses and routes moved to ${br}`,
+              {
+                addresses: nic.addrs.map((a) => `${a.address}/${a.prefix}`),
+                routes: nic.routes.map((r) => r.dest),
+              },
+            );
           }),
         );
       } else if (net.forward.mode !== 'bridge') {
@@ -494,22 +562,40 @@ export class LinuxEngine implements Engine {
         chains.push(
           named(`links: create bridge ${br}`, async () => {
             await this.batch(`links: create bridge ${br}`, plan.ops);
-            await this.writeSysctls(`sysctls of bridge ${br}`, plan.bridgeSysctls);
+            this.note(net.name, `bridge ${br} created`, {
+              addresses: net.ips.map((ip) => `${ip.address}/${ip.prefix}`),
+              ...(net.routes.length ? { routes: net.routes.map((r) => `${r.address}/${r.prefix}`) } : {}),
+              ...(macTap ? { tap: macTapName(br) } : {}),
+            });
+            await this.writeSysctls(net.name, `sysctls of bridge ${br}`, plan.bridgeSysctls);
           }),
         );
       }
       const host = planSysctls(net);
       if (scripts || host.length) {
         const fw = this.firewall;
+        let applied = false;
         if (scripts) {
           entry.firewall = fw;
-          undos.push({ step: 'firewall: remove', run: () => fw.remove(net.name, scripts) });
+          // Also after a failed apply (iptables applies per family), but only logged when it had applied.
+          undos.push({
+            step: 'firewall: remove',
+            run: () => (applied ? this.removeRules(net.name, fw, scripts) : fw.remove(net.name, scripts)),
+          });
         }
-        if (host.length) undos.push({ step: 'sysctls: restore', run: () => this.sysctls.release(net.name) });
+        if (host.length) undos.push({ step: 'sysctls: restore', run: () => this.releaseSysctls(net.name) });
         chains.push(
           (async () => {
-            if (scripts) await named(`firewall (${scripts.backend})`, () => fw.apply(net.name, scripts));
-            if (host.length) await named('sysctls', () => this.sysctls.claim(net.name, host));
+            if (scripts)
+              await named(`firewall (${scripts.backend})`, async () => {
+                await fw.apply(net.name, scripts);
+                applied = true;
+                this.note(net.name, `firewall rules applied (${scripts.backend})`);
+              });
+            if (host.length)
+              await named('sysctls', async () =>
+                this.noteSysctls(net.name, await this.sysctls.claim(net.name, host)),
+              );
           })(),
         );
       }
@@ -542,11 +628,12 @@ export class LinuxEngine implements Engine {
       // Ports that were attached before (update with restart).
       for (const p of state.ports) {
         step = `ports: attach ${p}`;
-        await this.runner.run({
+        const r = await this.runner.run({
           step,
           argv: ['ip', 'link', 'set', 'dev', p, 'master', br, 'up'],
           allowFail: true,
         });
+        if (r.exitCode === 0) this.note(net.name, `port ${p} attached to ${br}`);
       }
       step = 'state: record';
       state.phase = 'active';
@@ -564,7 +651,7 @@ export class LinuxEngine implements Engine {
       throw stepError(step, e);
     }
     this.active.set(net.name, entry);
-    this.log?.info(`network ${net.name} started`, { bridge: br, firewall: state.firewall });
+    this.note(net.name, `network ${net.name} started`, { bridge: br, firewall: state.firewall });
     this.emit('started', { name: net.name });
     return this.infoOf(state, entry);
   }
@@ -576,6 +663,20 @@ export class LinuxEngine implements Engine {
       ops.push({ kind: 'link-del', name: macTapName(br) });
     if (await this.probe.linkExists(br)) ops.push({ kind: 'link-del', name: br });
     await this.batch(`links: delete bridge ${br}`, ops);
+    for (const op of ops)
+      this.note(
+        net.name,
+        op.kind === 'link-del' && op.name === br ? `bridge ${br} removed` : describeLinkOp(op),
+      );
+  }
+
+  private async removeRules(name: string, fw: Firewall, scripts: FirewallScripts): Promise<void> {
+    await fw.remove(name, scripts);
+    this.note(name, `firewall rules removed (${scripts.backend})`);
+  }
+
+  private async releaseSysctls(name: string): Promise<void> {
+    this.noteSysctls(name, await this.sysctls.release(name), true);
   }
 
   /** Put a NIC back as it was, whatever half-state the enslave left (each line on its own). */
@@ -587,7 +688,12 @@ export class LinuxEngine implements Engine {
       input: renderIpBatch(ops),
       allowFail: true,
     });
-    if (r.exitCode !== 0) this.log?.warning(`links: release ${nic.name}: ${r.stderr.trim()}`);
+    if (r.exitCode !== 0)
+      this.log?.warning(`links: release ${nic.name}: ${r.stderr.trim()}`, { network: net.name });
+    this.note(
+      net.name,
+      `${nic.name} released from ${net.bridge.name}, bridge removed; addresses and routes moved back to ${nic.name}`,
+    );
   }
 
   // --- stop --------------------------------------------------------------------------------------
@@ -621,9 +727,9 @@ export class LinuxEngine implements Engine {
       if (state.firewallScripts) {
         const fw = entry.firewall ?? this.firewallFor(state.firewallScripts.backend);
         const scripts = state.firewallScripts;
-        await attempt('firewall: remove', () => fw.remove(name, scripts));
+        await attempt('firewall: remove', () => this.removeRules(name, fw, scripts));
       }
-      await attempt('sysctls: restore', () => this.sysctls.release(name));
+      await attempt('sysctls: restore', () => this.releaseSysctls(name));
     };
     const linksChain = async () => {
       if (state.enslaved) {
@@ -646,15 +752,21 @@ export class LinuxEngine implements Engine {
               r.stderr,
             );
           }
+          this.note(
+            name,
+            `bridge ${state.bridge} removed`,
+            state.macTap ? { tap: macTapName(state.bridge) } : {},
+          );
         });
       } else {
         for (const p of state.ports) {
           await attempt(`ports: detach ${p}`, async () => {
-            await this.runner.run({
+            const r = await this.runner.run({
               step: `ports: detach ${p}`,
               argv: ['ip', 'link', 'set', 'dev', p, 'nomaster'],
               allowFail: true,
             });
+            if (r.exitCode === 0) this.note(name, `port ${p} detached from ${state.bridge}`);
           });
         }
       }
@@ -663,7 +775,7 @@ export class LinuxEngine implements Engine {
     await attempt('state: remove', () => this.store.remove(name));
     this.active.delete(name);
     this.emit('stopped', { name });
-    this.log?.info(`network ${name} stopped`);
+    this.note(name, `network ${name} stopped`);
     if (errors.length) throw new Error(`network ${name}: stop finished with errors: ${errors.join('; ')}`);
   }
 
@@ -705,7 +817,7 @@ export class LinuxEngine implements Engine {
             this.log?.warning(`network ${name}: firewall rules were ${found}; repaired`);
         }
         const host = planSysctls(state.network);
-        if (host.length) await this.sysctls.claim(name, host);
+        if (host.length) this.noteSysctls(name, await this.sysctls.claim(name, host));
         if (state.dnsmasq) {
           const sup = this.makeSupervisor(state);
           entry.supervisor = sup;
@@ -717,7 +829,7 @@ export class LinuxEngine implements Engine {
           await this.watchLeases(name, entry);
         }
         this.active.set(name, entry);
-        this.log?.info(`network ${name} adopted`);
+        this.note(name, `network ${name} adopted`);
       } catch (e) {
         this.log?.error(`network ${name}: adoption failed: ${errText(e)}`);
         throw stepError(`adopt ${name}`, e);
@@ -748,6 +860,10 @@ export class LinuxEngine implements Engine {
       renderAddnhosts(NO_IPS, [entryHost]);
       st.extraHosts = [...others, entryHost];
       await this.hostsChanged(entry, entryHost);
+      this.note(name, `host ${entryHost.mac ?? entryHost.hostname ?? ''} added`, {
+        ...(entryHost.ip ? { ip: entryHost.ip } : {}),
+        ...(entryHost.hostname ? { hostname: entryHost.hostname } : {}),
+      });
     });
   }
 
@@ -760,6 +876,7 @@ export class LinuxEngine implements Engine {
       entry.state.extraHosts = entry.state.extraHosts.filter((h) => h !== gone);
       entry.hosts?.lines.delete(JSON.stringify(gone));
       await this.hostsChanged(entry, gone);
+      this.note(name, `host ${mac.toLowerCase()} removed`);
     });
   }
 
@@ -792,6 +909,7 @@ export class LinuxEngine implements Engine {
         step: `ports: attach ${ifname} to ${st.bridge}`,
         argv: ['ip', 'link', 'set', 'dev', ifname, 'master', st.bridge, 'up'],
       });
+      this.note(name, `port ${ifname} attached to ${st.bridge}`, meta.domain ? { domain: meta.domain } : {});
       if (!st.ports.includes(ifname)) st.ports.push(ifname);
       await this.store.saveLive(st);
       this.emit('port-attached', { name, ifname, mac: meta.mac ?? '', domain: meta.domain ?? '' });
@@ -807,6 +925,11 @@ export class LinuxEngine implements Engine {
           step: `ports: detach ${ifname} from ${st.bridge}`,
           argv: ['ip', 'link', 'set', 'dev', ifname, 'nomaster'],
         });
+        this.note(
+          name,
+          `port ${ifname} detached from ${st.bridge}`,
+          meta.domain ? { domain: meta.domain } : {},
+        );
       }
       st.ports = st.ports.filter((p) => p !== ifname);
       await this.store.saveLive(st);
@@ -878,15 +1001,21 @@ export class LinuxEngine implements Engine {
               String(add.forwardDelay),
             ],
           });
+          this.note(
+            net.name,
+            `bridge ${br} STP ${add.stp ? 'on' : 'off'}, forward delay ${add.forwardDelay} cs`,
+          );
         }
       }
       await this.batch(`links: update ${br}`, ops);
-      await this.writeSysctls(`sysctls of bridge ${br}`, planBridgeSysctls(net));
+      for (const op of ops) this.note(net.name, describeLinkOp(op));
+      await this.writeSysctls(net.name, `sysctls of bridge ${br}`, planBridgeSysctls(net), true);
     }
     // Host sysctls: claim what the new definition needs, release what only the old one did.
-    const need = planSysctls(net);
-    await this.sysctls.release(net.name);
-    if (need.length) await this.sysctls.claim(net.name, need);
+    for (const c of await this.sysctls.replace(net.name, planSysctls(net))) {
+      const restored = !planSysctls(net).some((x) => x.key === c.key);
+      this.noteSysctls(net.name, [c], restored);
+    }
     // Firewall: only when the rendered rules differ; one transaction (old out, new in).
     const scripts = renderFirewallScripts(net, this.firewall.backend);
     if (!same(scripts, st.firewallScripts)) {
@@ -895,10 +1024,11 @@ export class LinuxEngine implements Engine {
       const atomicSwap = scripts?.backend === 'nftables' && st.firewallScripts?.backend === 'nftables';
       if (st.firewallScripts && !atomicSwap) {
         const fw = entry.firewall ?? this.firewallFor(st.firewallScripts.backend);
-        await fw.remove(net.name, st.firewallScripts);
+        await this.removeRules(net.name, fw, st.firewallScripts);
       }
       if (scripts) {
         await this.firewall.apply(net.name, scripts);
+        this.note(net.name, `firewall rules ${atomicSwap ? 'replaced' : 'applied'} (${scripts.backend})`);
         entry.firewall = this.firewall;
         st.firewallScripts = scripts;
         st.firewall = scripts.backend;

@@ -32,6 +32,14 @@ export function procSysctlIo(root = '/proc/sys'): SysctlIo {
   };
 }
 
+/** A value actually written by claim/release (for the log). */
+export interface SysctlChange {
+  key: string;
+  value: string;
+  /** The value before the write. */
+  was: string;
+}
+
 interface Held {
   original: string;
   value: string;
@@ -62,13 +70,26 @@ export class SysctlManager {
     await writeFileAtomic(this.file, `${JSON.stringify(this.table, null, 1)}\n`, { noSync: true });
   }
 
-  /** Set each sysctl for `holder`, remembering the original value. Returns what was claimed. */
-  claim(holder: string, settings: readonly Sysctl[]): Promise<void> {
+  /** Set each sysctl for `holder`, remembering the original value. Resolves with the values written. */
+  claim(holder: string, settings: readonly Sysctl[]): Promise<SysctlChange[]> {
     return this.one(() => this.doClaim(holder, settings));
   }
 
-  release(holder: string): Promise<void> {
+  /** Resolves with the values written back. */
+  release(holder: string): Promise<SysctlChange[]> {
     return this.one(() => this.doRelease(holder));
+  }
+
+  /**
+   * `holder` now needs exactly `settings` (a live update): claims them, then lets go of what it held
+   * and no longer needs — a setting it keeps is never put back in between (no forwarding blip).
+   */
+  replace(holder: string, settings: readonly Sysctl[]): Promise<SysctlChange[]> {
+    return this.one(async () => {
+      const set = await this.doClaim(holder, settings);
+      const keep = new Set(settings.map((x) => x.key));
+      return [...set, ...(await this.doRelease(holder, keep))];
+    });
   }
 
   private one<T>(fn: () => Promise<T>): Promise<T> {
@@ -77,9 +98,10 @@ export class SysctlManager {
     return next;
   }
 
-  private async doClaim(holder: string, settings: readonly Sysctl[]): Promise<void> {
+  private async doClaim(holder: string, settings: readonly Sysctl[]): Promise<SysctlChange[]> {
     await this.load();
     let changed = false;
+    const writes: SysctlChange[] = [];
     try {
       for (const s of settings) {
         const h = this.table[s.key];
@@ -89,35 +111,48 @@ export class SysctlManager {
             changed = true;
           }
           // Someone changed it behind our back (or a new holder wants it): make it right.
-          if ((await this.io.read(s.key)) !== s.value) await this.io.write(s.key, s.value);
+          const now = await this.io.read(s.key);
+          if (now !== s.value) {
+            await this.io.write(s.key, s.value);
+            writes.push({ key: s.key, value: s.value, was: now });
+          }
           continue;
         }
         const original = await this.io.read(s.key);
-        if (original !== s.value) await this.io.write(s.key, s.value);
+        if (original !== s.value) {
+          await this.io.write(s.key, s.value);
+          writes.push({ key: s.key, value: s.value, was: original });
+        }
         this.table[s.key] = { original, value: s.value, holders: [holder] };
         changed = true;
       }
     } finally {
       if (changed) await this.save();
     }
+    return writes;
   }
 
   /** Drop `holder` from every setting; a setting nobody holds any more gets its original value back. */
-  private async doRelease(holder: string): Promise<void> {
+  private async doRelease(holder: string, keep?: ReadonlySet<string>): Promise<SysctlChange[]> {
     await this.load();
     let changed = false;
+    const writes: SysctlChange[] = [];
     for (const [key, h] of Object.entries(this.table)) {
-      if (!h.holders.includes(holder)) continue;
+      if (!h.holders.includes(holder) || keep?.has(key)) continue;
       h.holders = h.holders.filter((x) => x !== holder);
       changed = true;
       if (h.holders.length === 0) {
         const now = await this.io.read(key).catch(() => undefined);
         // Only put it back if it is still what we set (an admin's later change wins).
-        if (now === h.value && h.original !== h.value) await this.io.write(key, h.original);
+        if (now === h.value && h.original !== h.value) {
+          await this.io.write(key, h.original);
+          writes.push({ key, value: h.original, was: now });
+        }
         delete this.table[key];
       }
     }
     if (changed) await this.save();
+    return writes;
   }
 
   async holders(key: string): Promise<string[]> {

@@ -63,6 +63,7 @@ export function createDaemonHooks(opts: DaemonHooksOptions): DaemonHooks {
         reason: 'the engine’s backend',
       }),
       networks: () => networks(),
+      log: opts.log,
     });
   const ctxFor = (view: HookServiceView, replied?: Promise<void>): HookContext => {
     networks = () => view.networks();

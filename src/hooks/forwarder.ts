@@ -22,6 +22,7 @@ import {
   renderPortForwardsIptables,
   renderPortForwardsNftables,
 } from '../plan/firewall/portforward.js';
+import type { Logger } from '../util/log.js';
 import type { DomainForwards, ForwardRule, PortForwarder } from './context.js';
 
 export interface FirewallForwarderOptions {
@@ -30,6 +31,8 @@ export interface FirewallForwarderOptions {
   networks: () => readonly Network[];
   /** Write a sysctl (default: /proc/sys). */
   writeSysctl?: (key: string, value: string) => Promise<void>;
+  /** Rule sets applied/removed and sysctls written are logged here at info, tagged `network=NAME`. */
+  log?: Pick<Logger, 'info'>;
 }
 
 async function procSysctl(key: string, value: string): Promise<void> {
@@ -84,9 +87,14 @@ export class FirewallForwarder implements PortForwarder {
     const fw = this.opts.firewall;
     for (const rs of this.plan(f)) {
       const scripts = this.scripts(rs);
+      const meta = { network: rs.network, domain: rs.domain };
       if (fw.backend === 'iptables') await fw.remove(this.label(rs), scripts);
-      for (const [k, v] of Object.entries(rs.sysctls)) await (this.opts.writeSysctl ?? procSysctl)(k, v);
+      for (const [k, v] of Object.entries(rs.sysctls)) {
+        await (this.opts.writeSysctl ?? procSysctl)(k, v);
+        this.opts.log?.info(`sysctl ${k} set to ${v} (port forwards)`, meta);
+      }
       await this.install(rs, scripts);
+      this.opts.log?.info(`port forwards of domain ${rs.domain} applied (${fw.backend})`, meta);
     }
   }
 
@@ -113,6 +121,12 @@ export class FirewallForwarder implements PortForwarder {
   }
 
   async remove(f: DomainForwards): Promise<void> {
-    for (const rs of this.plan(f)) await this.opts.firewall.remove(this.label(rs), this.scripts(rs));
+    for (const rs of this.plan(f)) {
+      await this.opts.firewall.remove(this.label(rs), this.scripts(rs));
+      this.opts.log?.info(`port forwards of domain ${rs.domain} removed (${this.opts.firewall.backend})`, {
+        network: rs.network,
+        domain: rs.domain,
+      });
+    }
   }
 }

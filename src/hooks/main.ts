@@ -142,6 +142,7 @@ export async function runHook(
         forwarder: new FirewallForwarder({
           firewall: makeFirewall(new ExecaRunner(), { backend: engine.firewallBackend, reason: 'engine' }),
           networks: () => live,
+          log,
         }),
         records,
         locks,
