@@ -47,6 +47,8 @@ export interface Command {
   /** Paragraph(s) shown by `virtnetctl NAME --help`. */
   description: string;
   options: Record<string, OptionSpec>;
+  /** Example command lines shown under "Examples:" in `--help` (without the leading program name). */
+  examples?: readonly string[];
   /** How many positional arguments are accepted. */
   positionals: { min: number; max: number };
   /** Returns the exit code; may throw (main maps errors to exit codes). */

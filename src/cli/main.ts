@@ -66,7 +66,7 @@ ${cmd.description.trim()}
 
 Options:
 ${opts}
-
+${cmd.examples?.length ? `\nExamples:\n${cmd.examples.map((e) => `  ${PROG} ${e}`).join('\n')}\n` : ''}
 ${EXIT_CODES_HELP}`;
 }
 

@@ -55,7 +55,15 @@ Options:
   -h, --help             show this help
   -V, --version          print the version
 
-Environment: DBUS_SYSTEM_BUS_ADDRESS, NOTIFY_SOCKET / WATCHDOG_USEC (systemd), JOURNAL_STREAM.
+Signals: SIGTERM/SIGINT exit (networks stay up), SIGHUP re-reads the config dir.
+
+Environment: DBUS_SYSTEM_BUS_ADDRESS, NOTIFY_SOCKET / WATCHDOG_USEC (systemd), JOURNAL_STREAM (journald:
+<N> priority prefixes, no timestamps).
+
+Examples:
+  virtnetd                                   as systemd runs it (systemctl enable --now virtnetd)
+  virtnetd --log-level debug --log-format json
+  virtnetd --bus unix:path=/tmp/test-bus.sock --config-dir /tmp/nets --run-dir /tmp/run --state-dir /tmp/state
 `;
 
 export function parseDaemonArgs(argv: readonly string[]): ParsedArgs {

@@ -13,6 +13,7 @@ autostart/ directory, like libvirt). With --disable, removes the mark.`,
     disable: { type: 'boolean', description: 'do not start the network automatically' },
     ...BUS_OPTION,
   },
+  examples: ['autostart default', 'autostart default --disable'],
   positionals: { min: 1, max: 1 },
   async run(ctx) {
     const on = ctx.options.disable !== true;

@@ -13,6 +13,7 @@ export const defineCommand: Command = {
 and stores it in its config dir. Redefining a running network applies the change live. Invalid XML is
 reported one problem per line (element path, reason, value). Use '-' to read standard input.`,
   options: { ...BUS_OPTION },
+  examples: ['define lab.xml   # stored as <config dir>/NAME.xml, NAME from the XML', 'define - < lab.xml'],
   positionals: { min: 1, max: 1 },
   async run(ctx) {
     const file = ctx.args[0]!;

@@ -10,6 +10,7 @@ export const dumpxmlCommand: Command = {
   description: `Prints the network's libvirt network XML as stored in virtnetd's config dir (with the defaults
 it filled in).`,
   options: { ...BUS_OPTION },
+  examples: ['dumpxml default > default.xml'],
   positionals: { min: 1, max: 1 },
   async run(ctx) {
     const [xml] = await withClient(ctx, (c) => c.network(ctx.args[0]!, 'GetXML'));

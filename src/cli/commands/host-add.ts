@@ -14,6 +14,10 @@ network's subnet) and/or a DNS name (--hostname). dnsmasq picks it up at once.`,
     hostname: { type: 'string', valueName: 'NAME', description: 'the DNS name of the host' },
     ...BUS_OPTION,
   },
+  examples: [
+    'host-add default 52:54:00:aa:bb:01 --ip 192.168.122.50 --hostname web1',
+    'host-add default 52:54:00:aa:bb:02 --hostname db1',
+  ],
   positionals: { min: 2, max: 2 },
   async run(ctx) {
     const [net, mac] = ctx.args as [string, string];

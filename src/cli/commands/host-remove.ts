@@ -9,6 +9,7 @@ export const hostRemoveCommand: Command = {
   synopsis: 'NETWORK MAC',
   description: 'Removes, live, the host entry for MAC from the running network.',
   options: { ...BUS_OPTION },
+  examples: ['host-remove default 52:54:00:aa:bb:01'],
   positionals: { min: 2, max: 2 },
   async run(ctx) {
     const [net, mac] = ctx.args as [string, string];

@@ -10,6 +10,7 @@ export const infoCommand: Command = {
   description: `Prints the network's name, UUID, state, autostart flag, bridge, forward mode and its object path
 on the bus. Exit 3 when there is no such network.`,
   options: { ...JSON_OPTION, ...BUS_OPTION },
+  examples: ['info default', 'info default --json'],
   positionals: { min: 1, max: 1 },
   async run(ctx) {
     const info = await withClient(ctx, async (c) => c.info(await c.pathOf(ctx.args[0]!)));

@@ -18,6 +18,7 @@ export const leasesCommand: Command = {
   description: `Lists the leases dnsmasq has handed out on the network: MAC, IP, host name and expiry time
 (UTC; 'never' for infinite leases). Empty when the network is not active.`,
   options: { ...JSON_OPTION, ...BUS_OPTION },
+  examples: ['leases default', 'leases default --json'],
   positionals: { min: 1, max: 1 },
   async run(ctx) {
     const leases = await withClient(ctx, (c) => c.leases(ctx.args[0]!));

@@ -10,6 +10,7 @@ export const listCommand: Command = {
   description: `Asks virtnetd (org.virtnet.network1 on the system bus) for every network: name, whether it is
 active, whether it starts with virtnetd (autostart), its bridge and forward mode (none = isolated).`,
   options: { ...JSON_OPTION, ...BUS_OPTION },
+  examples: ['list', 'list --json', 'list --bus unix:path=/run/test/bus.sock'],
   positionals: { min: 0, max: 0 },
   async run(ctx) {
     const nets = await withClient(ctx, (c) => c.list());

@@ -45,6 +45,7 @@ events were printed. --json prints one JSON object per line.`,
     count: { type: 'string', valueName: 'N', description: 'exit after N events' },
     ...BUS_OPTION,
   },
+  examples: ['monitor', 'monitor default', 'monitor --json --count 1'],
   positionals: { min: 0, max: 1 },
   async run(ctx) {
     let left = Number.POSITIVE_INFINITY;

@@ -77,6 +77,11 @@ With --json prints one JSON object with the keys dnsmasqConf, hostsfile, addnhos
       default: DEFAULT_RUN_DIR,
     },
   },
+  examples: [
+    'plan packaging/default.xml',
+    'plan packaging/default.xml --firewall iptables',
+    'plan packaging/default.xml --json',
+  ],
   positionals: { min: 1, max: 1 },
   async run({ args, options, io }) {
     const file = args[0]!;

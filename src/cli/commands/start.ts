@@ -10,6 +10,7 @@ export const startCommand: Command = {
   description: `Creates the network's bridge, addresses, firewall rules and dnsmasq. Needs root (or polkit's
 org.virtnet.network1.manage-networks). Fails when the network is already active.`,
   options: { ...BUS_OPTION },
+  examples: ['start default'],
   positionals: { min: 1, max: 1 },
   async run(ctx) {
     await withClient(ctx, (c) => c.network(ctx.args[0]!, 'Start'));

@@ -10,6 +10,7 @@ export const stopCommand: Command = {
   description: `Removes the network's dnsmasq, firewall rules and bridge; guests on it lose their network. The
 definition stays (use 'undefine' to delete it). Needs root or polkit's manage-networks action.`,
   options: { ...BUS_OPTION },
+  examples: ['stop default'],
   positionals: { min: 1, max: 1 },
   async run(ctx) {
     await withClient(ctx, (c) => c.network(ctx.args[0]!, 'Stop'));

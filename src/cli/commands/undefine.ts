@@ -10,6 +10,7 @@ export const undefineCommand: Command = {
   description: `Removes the network's XML file and autostart link from virtnetd's config dir. An active network
 must be stopped first.`,
   options: { ...BUS_OPTION },
+  examples: ['undefine lab'],
   positionals: { min: 1, max: 1 },
   async run(ctx) {
     await withClient(ctx, (c) => c.network(ctx.args[0]!, 'Undefine'));

@@ -51,6 +51,10 @@ Valid: prints a one-line summary and exits 0; elements virtnet accepts but does 
 as warnings on stderr. Invalid: prints one line per problem on stderr — the element path, the reason
 and the offending value — and exits 1.`,
   options: {},
+  examples: [
+    'validate /etc/virtnet/networks/default.xml',
+    'validate domain.xml   # a domain XML with virtnet metadata',
+  ],
   positionals: { min: 1, max: 1 },
   async run({ args, io }) {
     const file = args[0]!;
