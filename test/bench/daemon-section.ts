@@ -6,7 +6,17 @@
  * property Get latency and calls/s, file save → reconciled, the libvirt hook with the daemon up and
  * down, the daemon's RSS idle and with 100 networks up.
  */
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { callMethod, connectBus, type MessageBus } from '../../src/daemon/dbus.js';
 import type { PrivateBus } from '../../src/sandbox/bus.js';
@@ -67,8 +77,24 @@ function netXml(i: number): string {
   return `<network><name>b${i}</name><forward mode='nat'/><bridge name='vh10b${i}' stp='off'/><ip address='${b}.1' prefix='24'><dhcp><range start='${b}.10' end='${b}.50'/></dhcp></ip></network>`;
 }
 
-export async function daemonSection(o: DaemonSectionOptions): Promise<Sample[]> {
-  const out: Sample[] = [];
+/** inotify instances free for this user (each dnsmasq takes one; the limit is shared machine-wide). */
+export function inotifyFree(): { free: number; limit: number } {
+  const limit = Number(readFileSync('/proc/sys/fs/inotify/max_user_instances', 'utf8'));
+  let used = 0;
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+        try {
+          if (readlinkSync(`/proc/${pid}/fd/${fd}`) === 'anon_inode:inotify') used++;
+        } catch {}
+      }
+    } catch {}
+  }
+  return { free: limit - used, limit };
+}
+
+/** Measures into `out` as it goes (what was measured survives a failure later on). */
+export async function daemonSection(o: DaemonSectionOptions, out: Sample[]): Promise<void> {
   const entry = join(packageRoot(), 'dist', 'src', 'bin', 'virtnetd.js');
   const ctl = join(packageRoot(), 'dist', 'src', 'bin', 'virtnetctl.js');
   // The node flags the shebang gives (what /usr/bin/virtnetd runs with).
@@ -397,7 +423,10 @@ export async function daemonSection(o: DaemonSectionOptions): Promise<Sample[]> 
     await netCall('Stop');
 
     // 100 networks defined and up through the daemon; RSS.
-    o.log('daemon: 100 networks');
+    const ino = inotifyFree();
+    o.log(
+      `daemon: 100 networks (inotify instances free: ${ino.free} of ${ino.limit}; each dnsmasq takes one)`,
+    );
     for (let i = 0; i < 100; i++) await call(MANAGER_PATH, MANAGER_IFACE, 'DefineNetwork', 's', [netXml(i)]);
     const ups: number[] = [];
     const downs: number[] = [];
@@ -469,5 +498,4 @@ export async function daemonSection(o: DaemonSectionOptions): Promise<Sample[]> 
     await daemon?.stop('SIGTERM');
     rmSync(runDir, { recursive: true, force: true });
   }
-  return out;
 }

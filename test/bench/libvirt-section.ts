@@ -21,8 +21,8 @@ export interface LibvirtSectionOptions {
   onStarted: (l: SealedLibvirt) => void;
 }
 
-export async function libvirtSection(o: LibvirtSectionOptions): Promise<Sample[]> {
-  const out: Sample[] = [];
+/** Measures into `out` as it goes (what was measured survives a failure later on). */
+export async function libvirtSection(o: LibvirtSectionOptions, out: Sample[]): Promise<void> {
   const lv = await startSealedLibvirtd({ netns: o.ns.name, dir: o.dir, bus: o.bus });
   o.onStarted(lv);
   const virsh = async (...args: string[]) => {
@@ -34,6 +34,7 @@ export async function libvirtSection(o: LibvirtSectionOptions): Promise<Sample[]
   const version =
     (await virsh('version')).match(/Running hypervisor: .*|Using library: .*/g)?.join('; ') ?? '';
   o.log(`libvirt: ${version}`);
+  out.push({ key: 'libvirt.version', what: version, unit: 'ms', xs: [] });
   const xml = join(o.dir, 'default.xml');
   writeFileSync(xml, DEFAULT_XML);
   await virsh('net-define', xml);
@@ -102,6 +103,4 @@ export async function libvirtSection(o: LibvirtSectionOptions): Promise<Sample[]
     xs: sDels,
   });
   await virsh('net-destroy', 'default');
-  out.push({ key: 'libvirt.version', what: version, unit: 'ms', xs: [] });
-  return out;
 }

@@ -187,55 +187,93 @@ async function main(): Promise<void> {
   };
   let bus: PrivateBus | undefined;
   let lv: SealedLibvirt | undefined;
+  const failures: string[] = [];
+  // A section that fails is reported (and its netns removed); the others still run.
+  const section = async (name: string, fn: () => Promise<void>) => {
+    try {
+      await fn();
+    } catch (e) {
+      const msg = e instanceof Error ? e.message : String(e);
+      log(`${name} FAILED: ${msg}`);
+      failures.push(`${name}: ${msg.split('\n')[0]!.slice(0, 300)}`);
+    }
+  };
   try {
-    if (want('firewall')) {
-      log('firewall: one transaction vs per-rule commands');
-      const ns = await createNetns('vh10-f');
-      keep(await inner(ns.name, 'firewall', [String(runs)]));
-      ns.cleanup();
-    }
-    if (want('engine')) {
-      log('engine: start/stop, reservations, 1/10/100 networks');
-      const ns = await createNetns('vh10-e');
-      const dir = mkdtempSync(join(base, 'engine-'));
-      keep(await inner(ns.name, 'engine', [dir, String(runs), String(heavyRuns)]));
-      ns.cleanup();
-    }
+    if (want('firewall'))
+      await section('firewall', async () => {
+        log('firewall: one transaction vs per-rule commands');
+        const ns = await createNetns('vh10-f');
+        try {
+          keep(await inner(ns.name, 'firewall', [String(runs)]));
+        } finally {
+          ns.cleanup();
+        }
+      });
+    if (want('engine'))
+      await section('engine', async () => {
+        log('engine: start/stop, reservations, 1/10/100 networks');
+        const ns = await createNetns('vh10-e');
+        try {
+          keep(
+            await inner(ns.name, 'engine', [
+              mkdtempSync(join(base, 'engine-')),
+              String(runs),
+              String(heavyRuns),
+            ]),
+          );
+        } finally {
+          ns.cleanup();
+        }
+      });
     if (want('daemon') || want('libvirt')) bus = await startPrivateBus({ tempPrefix: 'vh10-bus-' });
-    if (want('libvirt')) {
-      log('libvirt: sealed libvirtd, virsh net-start/net-destroy/net-update');
-      const ns = await createNetns('vh10-l');
-      keep(
-        await libvirtSection({
-          bus: bus!,
-          ns,
-          dir: mkdtempSync(join(base, 'libvirt-')),
-          runs,
-          log,
-          onStarted: (l) => {
-            lv = l;
-          },
-        }),
-      );
-      ns.cleanup();
-      lv?.stop();
-    }
-    if (want('daemon')) {
-      log('daemon: virtnetd on a private bus');
-      const ns = await createNetns('vh10-d');
-      keep(
-        await daemonSection({
-          bus: bus!,
-          ns,
-          dir: mkdtempSync(join(base, 'daemon-')),
-          runs,
-          heavyRuns,
-          getRounds: quick ? 3 : 7,
-          log,
-        }),
-      );
-      ns.cleanup();
-    }
+    if (want('libvirt'))
+      await section('libvirt', async () => {
+        log('libvirt: sealed libvirtd, virsh net-start/net-destroy/net-update');
+        const ns = await createNetns('vh10-l');
+        const out: Sample[] = [];
+        try {
+          await libvirtSection(
+            {
+              bus: bus!,
+              ns,
+              dir: mkdtempSync(join(base, 'libvirt-')),
+              runs,
+              log,
+              onStarted: (l) => {
+                lv = l;
+              },
+            },
+            out,
+          );
+        } finally {
+          keep(out);
+          ns.cleanup();
+          lv?.stop();
+        }
+      });
+    if (want('daemon'))
+      await section('daemon', async () => {
+        log('daemon: virtnetd on a private bus');
+        const ns = await createNetns('vh10-d');
+        const out: Sample[] = [];
+        try {
+          await daemonSection(
+            {
+              bus: bus!,
+              ns,
+              dir: mkdtempSync(join(base, 'daemon-')),
+              runs,
+              heavyRuns,
+              getRounds: quick ? 3 : 7,
+              log,
+            },
+            out,
+          );
+        } finally {
+          keep(out);
+          ns.cleanup();
+        }
+      });
   } finally {
     cleanupAllNetns();
     lv?.stop();
@@ -249,7 +287,7 @@ async function main(): Promise<void> {
     spawnSync('git', ['-C', packageRoot(), ...a], { encoding: 'utf8' }).stdout?.trim() ?? '';
   const revision = `${git(['rev-parse', '--short', 'HEAD']) || 'unknown'}${git(['status', '--porcelain', '--untracked-files=no', 'src', 'hooks']) ? ' (+ uncommitted changes under src/ or hooks/)' : ''}`;
   if (json) {
-    console.log(JSON.stringify({ command, revision, machine: m, runs, heavyRuns, rows }, null, 1));
+    console.log(JSON.stringify({ command, revision, machine: m, runs, heavyRuns, rows, failures }, null, 1));
   } else {
     console.log(table(rows));
     console.log(`\n${describeMachine(m)}`);
@@ -257,8 +295,10 @@ async function main(): Promise<void> {
       `runs: ${runs} per figure (100-network figures ${heavyRuns}; D-Bus Get: ${quick ? 3 : 7} rounds of 1,000); total ${((performance.now() - t0) / 1000).toFixed(0)} s; revision ${revision}; command: ${command}`,
     );
   }
+  if (failures.length && !json) console.log(`\nFAILED (figures missing above): ${failures.join('; ')}`);
   const missed = rows.filter((r) => r.met === false);
   log(missed.length ? `targets missed: ${missed.map((r) => r.key).join(', ')}` : 'all targets met');
+  if (failures.length) process.exitCode = 1;
 }
 
 if (argv[0] === '--inner') {
