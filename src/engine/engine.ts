@@ -15,7 +15,7 @@
  * /proc/sys, /sys/class/net and /proc/net are read directly.
  */
 import { EventEmitter } from 'node:events';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LeaseFileWatcher } from '../dnsmasq/lease-watch.js';
 import { activeLeases, readLeaseFile } from '../dnsmasq/leases.js';
@@ -468,6 +468,17 @@ export class LinuxEngine implements Engine {
     await Promise.all(writes);
   }
 
+  /** Do the hostsfile / addn-hosts on disk differ from what the recorded state renders? */
+  private async hostFilesStale(state: NetworkState): Promise<boolean> {
+    const f = this.files(state.network.name);
+    const read = (p: string) => readFile(p, 'utf8').catch(() => undefined);
+    const [hosts, addn] = await Promise.all([read(f.hostsfile), read(f.addnhosts)]);
+    return (
+      hosts !== renderHostsfile(state.network, state.extraHosts) ||
+      addn !== renderAddnhosts(state.network, state.extraHosts)
+    );
+  }
+
   private async removeDnsmasqFiles(name: string): Promise<void> {
     const f = this.files(name);
     await Promise.all([f.conf, f.hostsfile, f.addnhosts, f.pid].map((p) => rm(p, { force: true })));
@@ -825,6 +836,12 @@ export class LinuxEngine implements Engine {
             this.log?.warning(`network ${name}: dnsmasq not running; starting it`);
             await this.writeDnsmasqFiles(state.network, state.extraHosts, { conf: true });
             await sup.start();
+          } else if (await this.hostFilesStale(state)) {
+            // A host change was interrupted between writing the files and recording the state: the
+            // recorded reservations are the truth (only those were acknowledged).
+            this.log?.warning(`network ${name}: host files differ from the recorded reservations; rewritten`);
+            await this.writeDnsmasqFiles(state.network, state.extraHosts);
+            await sup.reload();
           }
           await this.watchLeases(name, entry);
         }
