@@ -875,8 +875,9 @@ export class LinuxEngine implements Engine {
       // Validate it (the planner names a bad field) before anything is written.
       renderHostsfile(NO_IPS, [entryHost]);
       renderAddnhosts(NO_IPS, [entryHost]);
+      const before = st.extraHosts;
       st.extraHosts = [...others, entryHost];
-      await this.hostsChanged(entry, entryHost);
+      await this.hostsChangedOrUndo(entry, entryHost, before);
       this.note(name, `host ${entryHost.mac ?? entryHost.hostname ?? ''} added`, {
         ...(entryHost.ip ? { ip: entryHost.ip } : {}),
         ...(entryHost.hostname ? { hostname: entryHost.hostname } : {}),
@@ -890,11 +891,32 @@ export class LinuxEngine implements Engine {
       const key = mac.toLowerCase();
       const gone = entry.state.extraHosts.find((h) => h.mac?.toLowerCase() === key);
       if (!gone) throw new NotFoundError(`network ${name}: no live host ${mac}`);
+      const before = entry.state.extraHosts;
       entry.state.extraHosts = entry.state.extraHosts.filter((h) => h !== gone);
       entry.hosts?.lines.delete(JSON.stringify(gone));
-      await this.hostsChanged(entry, gone);
+      await this.hostsChangedOrUndo(entry, gone, before);
       this.note(name, `host ${mac.toLowerCase()} removed`);
     });
+  }
+
+  /**
+   * hostsChanged, and when it fails (disk full, dnsmasq gone…) the in-memory reservations go back to
+   * `before` — a change reported as failed must not reappear with the next one — and the host files
+   * are put back as far as possible (best effort; adoption repairs them otherwise).
+   */
+  private async hostsChangedOrUndo(entry: Active, changed: HostEntry, before: HostEntry[]): Promise<void> {
+    try {
+      await this.hostsChanged(entry, changed);
+    } catch (e) {
+      entry.state.extraHosts = before;
+      if (entry.state.dnsmasq && entry.supervisor) {
+        const sup = entry.supervisor;
+        await this.writeDnsmasqFiles(entry.state.network, before)
+          .then(() => sup.reload())
+          .catch(() => {});
+      }
+      throw e;
+    }
   }
 
   /** Hostsfile (and addn-hosts when a DNS-only entry changed) rewritten atomically + SIGHUP. No firewall change. */
