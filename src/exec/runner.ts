@@ -13,7 +13,6 @@
  * too). `netns` exists for test harnesses and tools that drive several namespaces from one process.
  */
 import { spawn } from 'node:child_process';
-import { execa } from 'execa';
 import { CommandError } from '../errors.js';
 
 export interface RunRequest {
@@ -46,6 +45,9 @@ export function effectiveArgv(req: RunRequest): string[] {
   return req.netns ? ['ip', 'netns', 'exec', req.netns, ...req.argv] : [...req.argv];
 }
 
+/** execa, loaded on first use: the daemon runs everything through SpawnRunner and saves its ~4 MB. */
+let execaModule: Promise<typeof import('execa')> | undefined;
+
 /** Runs commands for real, without a shell. */
 export class ExecaRunner implements CommandRunner {
   async run(req: RunRequest): Promise<RunResult> {
@@ -53,6 +55,8 @@ export class ExecaRunner implements CommandRunner {
     const [file, ...args] = argv as [string, ...string[]];
     let r: { exitCode?: number; stdout?: unknown; stderr?: unknown; failed?: boolean; message?: string };
     try {
+      execaModule ??= import('execa');
+      const { execa } = await execaModule;
       r = await execa(file, args, {
         input: req.input ?? '',
         reject: false,
