@@ -5,7 +5,8 @@
 #   packaging/install.sh [--prefix /usr] [--sysconfdir /etc] [--destdir DIR] [--uninstall]
 #
 # What goes where (PREFIX=/usr, SYSCONFDIR=/etc):
-#   PREFIX/lib/virtnet/                     the program (dist/, production node_modules/, hooks/)
+#   PREFIX/lib/virtnet/                     the program (dist/ with the bundled entry points,
+#                                            production node_modules/, hooks/)
 #   PREFIX/bin/virtnetd, PREFIX/bin/virtnetctl
 #   SYSCONFDIR/libvirt/hooks/qemu.d/virtnet, SYSCONFDIR/libvirt/hooks/network.d/virtnet (symlinks)
 #   SYSCONFDIR/virtnet/networks/             network XML (the daemon's config dir; kept on uninstall),
@@ -85,6 +86,12 @@ rm -rf "$root$libdir"
 mkdir -p "$root$libdir"
 cp -r "$src/dist" "$root$libdir/dist"
 rm -rf "$root$libdir/dist/test"
+# What runs at start comes bundled (packaging/bundle.mjs, part of `npm run build`): the entry points
+# virtnetd, virtnetctl and the hooks' fallback are replaced by their bundles, same paths.
+if [ -d "$root$libdir/dist/bundle" ]; then
+  cp -r "$root$libdir/dist/bundle/." "$root$libdir/dist/src/"
+  rm -rf "$root$libdir/dist/bundle"
+fi
 find "$root$libdir/dist" -name '*.map' -delete
 cp "$src/package.json" "$src/package-lock.json" "$root$libdir/"
 mkdir -p "$root$libdir/hooks"
