@@ -3,7 +3,7 @@
  * Bundle what runs at start — virtnetd, virtnetctl and the hooks' in-process fallback — into
  * dist/bundle/ with esbuild (ESM, code splitting: the fallback's lazily imported engine stays lazy).
  * Loading a few bundled files instead of ~150 modules (ours and node_modules') cuts start-up by a
- * quarter to a third (measured, see README "Start-up time"). packaging/install.sh installs the bundle
+ * quarter to a third (measured: see README, "Install from the .deb"). packaging/install.sh installs the bundle
  * in place of the entry points; tests and `npm run demo` keep using dist/src (tsc's output).
  *
  * Layout mirrors src/ (dist/bundle/bin/virtnetd.js, dist/bundle/hooks/main.js, dist/bundle/chunks/),
