@@ -8,11 +8,10 @@
  */
 import {
   chmodSync,
+  existsSync,
   mkdirSync,
   mkdtempSync,
-  readdirSync,
   readFileSync,
-  readlinkSync,
   renameSync,
   rmSync,
   writeFileSync,
@@ -31,7 +30,7 @@ import {
   type VirtnetdProcess,
 } from '../helpers/dbus.js';
 import { domainXml, meta } from '../hooks/fakes.js';
-import { DEFAULT_XML, mustRun, percentile, runCmd, type Sample, sleep, time } from './lib.js';
+import { DEFAULT_XML, inotifyFree, mustRun, percentile, runCmd, type Sample, sleep, time } from './lib.js';
 
 export interface DaemonSectionOptions {
   bus: PrivateBus;
@@ -77,26 +76,18 @@ function netXml(i: number): string {
   return `<network><name>b${i}</name><forward mode='nat'/><bridge name='vh10b${i}' stp='off'/><ip address='${b}.1' prefix='24'><dhcp><range start='${b}.10' end='${b}.50'/></dhcp></ip></network>`;
 }
 
-/** inotify instances free for this user (each dnsmasq takes one; the limit is shared machine-wide). */
-export function inotifyFree(): { free: number; limit: number } {
-  const limit = Number(readFileSync('/proc/sys/fs/inotify/max_user_instances', 'utf8'));
-  let used = 0;
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-        try {
-          if (readlinkSync(`/proc/${pid}/fd/${fd}`) === 'anon_inode:inotify') used++;
-        } catch {}
-      }
-    } catch {}
-  }
-  return { free: limit - used, limit };
-}
-
 /** Measures into `out` as it goes (what was measured survives a failure later on). */
 export async function daemonSection(o: DaemonSectionOptions, out: Sample[]): Promise<void> {
-  const entry = join(packageRoot(), 'dist', 'src', 'bin', 'virtnetd.js');
-  const ctl = join(packageRoot(), 'dist', 'src', 'bin', 'virtnetctl.js');
+  // What install.sh ships: the esbuild bundles of the entry points when the build made them (they
+  // replace dist/src's at install), else tsc's output.
+  const dist = (rel: string) => {
+    const bundled = join(packageRoot(), 'dist', 'bundle', rel);
+    return existsSync(bundled) ? bundled : join(packageRoot(), 'dist', 'src', rel);
+  };
+  const entry = dist('bin/virtnetd.js');
+  const ctl = dist('bin/virtnetctl.js');
+  const hookMain = dist('hooks/main.js');
+  o.log(`daemon: ${entry}, ${ctl}, hook fallback ${hookMain}`);
   // The node flags the shebang gives (what /usr/bin/virtnetd runs with).
   const shebang = readFileSync(entry, 'utf8').split('\n', 1)[0]!;
   const nodeArgs = /^#!\/usr\/bin\/env -S node (.*)$/.exec(shebang)?.[1]?.trim().split(/\s+/) ?? [];
@@ -338,6 +329,7 @@ export async function daemonSection(o: DaemonSectionOptions, out: Sample[]): Pro
       DBUS_SYSTEM_BUS_ADDRESS: o.bus.address,
       VIRTNET_CONFIG_DIR: configDir,
       VIRTNET_RUN_DIR: runDir,
+      VIRTNET_HOOK_MAIN: hookMain,
     };
     const qemu = join(packageRoot(), 'hooks', 'qemu');
     const vm = (i: number, tap?: string) =>

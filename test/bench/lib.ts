@@ -3,7 +3,7 @@
  * description, and the network XML every section uses.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 
 export type Unit = 'ms' | 'calls/s' | 'MB';
@@ -255,4 +255,20 @@ export const DEFAULT_XML = `<network>
 export function benchMac(i: number): string {
   const b = [(i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff];
   return `52:54:01:${b.map((x) => x.toString(16).padStart(2, '0')).join(':')}`;
+}
+
+/** inotify instances free for this user (each dnsmasq takes one; the limit is shared machine-wide). */
+export function inotifyFree(): { free: number; limit: number } {
+  const limit = Number(readFileSync('/proc/sys/fs/inotify/max_user_instances', 'utf8'));
+  let used = 0;
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+        try {
+          if (readlinkSync(`/proc/${pid}/fd/${fd}`) === 'anon_inode:inotify') used++;
+        } catch {}
+      }
+    } catch {}
+  }
+  return { free: limit - used, limit };
 }

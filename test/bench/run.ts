@@ -26,7 +26,16 @@ import type { SealedLibvirt } from '../helpers/libvirt.js';
 import { daemonSection } from './daemon-section.js';
 import { engineSection } from './engine-section.js';
 import { firewallSection } from './firewall-section.js';
-import { describeMachine, machine, type Row, row, type Sample, type Target, table } from './lib.js';
+import {
+  describeMachine,
+  inotifyFree,
+  machine,
+  type Row,
+  row,
+  type Sample,
+  type Target,
+  table,
+} from './lib.js';
 import { libvirtSection } from './libvirt-section.js';
 
 const self = fileURLToPath(import.meta.url);
@@ -211,7 +220,10 @@ async function main(): Promise<void> {
       });
     if (want('engine'))
       await section('engine', async () => {
-        log('engine: start/stop, reservations, 1/10/100 networks');
+        const ino = inotifyFree();
+        log(
+          `engine: start/stop, reservations, 1/10/100 networks (inotify instances free: ${ino.free} of ${ino.limit}; each dnsmasq takes one)`,
+        );
         const ns = await createNetns('vh10-e');
         try {
           keep(
