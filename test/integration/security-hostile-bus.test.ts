@@ -9,6 +9,8 @@
  *   no file outside virtnet's dirs is touched (a sentinel tree and /etc/passwd unchanged; the config
  *   and run dirs hold only expected names); no config line or rule carries a hostile marker (dnsmasq
  *   conf/hostsfile/addn-hosts, nft ruleset); with strace present, the daemon never execs a shell.
+ * - NUL in a string never reaches the daemon (the client library refuses it: D-Bus strings cannot
+ *   hold NUL); a lone surrogate arrives as U+FFFD and is an InvalidArgument;
  * - file modes after a real start: config XML 0644, nothing world-writable under the state/run dirs,
  *   no secrets (no key/password material) in them; dnsmasq runs with a non-zero uid after binding.
  * Unprivileged callers: test/integration/daemon-errors.test.ts already tries every mutating method as
@@ -412,6 +414,51 @@ describe.skipIf(skip)('virtnetd under hostile bus calls; file modes; dnsmasq not
     expect(readdirSync(dirs.configDir).filter((f) => f !== 'autostart')).toEqual([`${NET}.xml`]);
     expect(readFileSync(join(dirs.configDir, `${NET}.xml`), 'utf8').includes(MARK)).toBe(false);
   }, 300_000);
+
+  it('NUL and a lone surrogate in bus strings: refused before the daemon (D-Bus strings cannot hold NUL) or a named error; the daemon unaffected', async () => {
+    const outcomes: string[] = [];
+    for (const [member, path, iface, sig, body] of [
+      ['GetNetworkByName', MANAGER_PATH, MANAGER_IFACE, 's', [`a\u0000${MARK}`]],
+      ['DefineNetwork', MANAGER_PATH, MANAGER_IFACE, 's', [`<network><name>x\u0000${MARK}</name></network>`]],
+      ['AddHost', NET_PATH, NETWORK_IFACE, 'sss', ['52:54:00:09:00:01', '10.89.0.9', `h\u0000${MARK}`]],
+      ['RemoveHost', NET_PATH, NETWORK_IFACE, 's', ['\ud800']],
+    ] as const) {
+      const conn = await connectBus(bus.address);
+      const r = await Promise.race([
+        conn
+          .call(
+            new Message({
+              type: MessageType.METHOD_CALL,
+              destination: BUS_NAME,
+              path,
+              interface: iface,
+              member,
+              signature: sig,
+              body: [...body],
+            }),
+          )
+          .then(
+            () => 'reply',
+            (e: { type?: string; message?: string }) => `error ${e.type ?? e.message}`,
+          ),
+        new Promise<string>((res) => setTimeout(() => res('no answer (connection dropped)'), 3000)),
+      ]);
+      outcomes.push(`${member}: ${r}`);
+      try {
+        conn.disconnect();
+      } catch {}
+      // Whatever happened to that client, the daemon is up, answers, and nothing changed.
+      expect(daemon.exited(), daemon.output()).toBe(false);
+      const v = await busctl(bus, ['get-property', BUS_NAME, NET_PATH, NETWORK_IFACE, 'Active']);
+      expect(v.stdout.trim(), member).toBe('b true');
+    }
+    console.log(`NUL / invalid UTF-8: ${outcomes.join('; ')}`);
+    for (const o of outcomes) expect(o).not.toMatch(/: reply$/);
+    for (const f of [...allFiles(dirs.configDir), ...allFiles(dirs.runDir)].filter((p) =>
+      statSync(p).isFile(),
+    ))
+      expect(readFileSync(f, 'utf8').includes(MARK), f).toBe(false);
+  });
 
   it.skipIf(!haveStrace)('the daemon never executed a shell (strace -f -e execve)', async () => {
     strace?.kill('SIGINT');
