@@ -33,7 +33,7 @@ describe('README', () => {
       const iface = /<interface name="([^"]+)"/.exec(xml)![1]!;
       expect(readme).toContain(`\`${iface}\``);
       for (const [, kind, name] of xml.matchAll(/<(method|property|signal) name="([^"]+)"/g))
-        expect(readme, `${kind} ${name}`).toMatch(new RegExp(`^\\| ${kind} \`${name}\` \\|`, 'm'));
+        expect(readme, `${kind} ${name}`).toMatch(new RegExp(`^\\| ${kind} \`${name}\` +\\|`, 'm'));
     }
   });
 
