@@ -53,7 +53,8 @@ import { domainXml, meta } from '../hooks/fakes.js';
 const skip = missingPrereqs(['ip', 'dbus-daemon', 'busctl', 'dnsmasq', 'nft']);
 // Under CI strace must be there (packaging/install-deps.sh installs it): the runtime check may not skip.
 const haveStrace = existsSync('/usr/bin/strace');
-if (!haveStrace && process.env.CI === 'true') throw new Error('CI=true and strace is missing (run packaging/install-deps.sh)');
+if (!haveStrace && process.env.CI === 'true')
+  throw new Error('CI=true and strace is missing (run packaging/install-deps.sh)');
 
 const NET = 'vh9-sec';
 const BRIDGE = 'vh9br0';
