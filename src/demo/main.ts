@@ -423,7 +423,7 @@ ${bold('The sandbox is up. Try, in another terminal (as root):')}
   DBUS_SYSTEM_BUS_ADDRESS=${addr} node ${join(root, 'dist/src/bin/virtnetctl.js')} list
   DBUS_SYSTEM_BUS_ADDRESS=${addr} node ${join(root, 'dist/src/bin/virtnetctl.js')} leases default
   DBUS_SYSTEM_BUS_ADDRESS=${addr} node ${join(root, 'dist/src/bin/virtnetctl.js')} host-add default 52:54:00:de:00:02 192.168.122.20 other-vm
-  ip netns exec ${sb.guest?.name} ping -c 3 ${INET_IP}
+  ip netns exec ${sb.guest?.name} busybox ping -c 3 ${INET_IP}
   ip netns exec ${sb.host?.name} nft list ruleset
 
 ${bold('Press Ctrl-C to remove everything.')}`);
