@@ -29,10 +29,11 @@ import {
   assertChain,
   assertCidr,
   assertIfname,
-  assertIp,
   assertPort,
   FirewallRenderError,
   iptablesNetworkStem,
+  portRangeText,
+  snatToText,
 } from './safe.js';
 
 export interface IptablesFamilyScripts {
@@ -67,24 +68,11 @@ const CHAINS: readonly ChainSpec[] = [
 
 const TABLES: readonly Table[] = ['filter', 'nat', 'mangle'];
 
-function ports(p: { start: number; end: number }): string {
-  assertPort(p.start);
-  assertPort(p.end);
-  return `${p.start}-${p.end}`;
-}
-
 function natJump(family: FwFamily, target: NatTarget): string {
   if (target.type === 'masquerade') {
-    return target.ports ? `-j MASQUERADE --to-ports ${ports(target.ports)}` : '-j MASQUERADE';
+    return target.ports ? `-j MASQUERADE --to-ports ${portRangeText(target.ports)}` : '-j MASQUERADE';
   }
-  const a = (addr: string) => {
-    assertIp(addr, family);
-    return family === 'ipv6' && target.ports ? `[${addr}]` : addr;
-  };
-  const range = target.addressEnd
-    ? `${a(target.addressStart)}-${a(target.addressEnd)}`
-    : a(target.addressStart);
-  return `-j SNAT --to-source ${range}${target.ports ? `:${ports(target.ports)}` : ''}`;
+  return `-j SNAT --to-source ${snatToText(family, target)}`;
 }
 
 /** One rule in iptables-save form, without the leading `-A CHAIN`. */

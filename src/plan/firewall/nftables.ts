@@ -27,10 +27,10 @@ import { chainRules, FORWARD_CHAIN_ORDER, familiesOf } from './rules.js';
 import {
   assertCidr,
   assertIfname,
-  assertIp,
-  assertPort,
   FirewallRenderError,
   nftNetworkTable,
+  portRangeText,
+  snatToText,
 } from './safe.js';
 
 export interface NftScripts {
@@ -57,23 +57,10 @@ function q(ifname: string): string {
   return `"${assertIfname(ifname)}"`;
 }
 
-function ports(p: { start: number; end: number }): string {
-  assertPort(p.start);
-  assertPort(p.end);
-  return `${p.start}-${p.end}`;
-}
-
 function natStatement(family: FwFamily, target: NatTarget): string {
   if (target.type === 'masquerade')
-    return target.ports ? `masquerade to :${ports(target.ports)}` : 'masquerade';
-  const a = (addr: string) => {
-    assertIp(addr, family);
-    return family === 'ipv6' && target.ports ? `[${addr}]` : addr;
-  };
-  const range = target.addressEnd
-    ? `${a(target.addressStart)}-${a(target.addressEnd)}`
-    : a(target.addressStart);
-  return `snat to ${range}${target.ports ? `:${ports(target.ports)}` : ''}`;
+    return target.ports ? `masquerade to :${portRangeText(target.ports)}` : 'masquerade';
+  return `snat to ${snatToText(family, target)}`;
 }
 
 /** One rule as an nft rule statement (inside its chain), or undefined when nft does not carry it. */

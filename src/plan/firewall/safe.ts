@@ -77,6 +77,29 @@ export function assertPort(port: number): number {
   return port;
 }
 
+/** A NAT port range as `start-end`, both ends checked (shared by the nft and iptables renderers). */
+export function portRangeText(p: { start: number; end: number }): string {
+  return `${assertPort(p.start)}-${assertPort(p.end)}`;
+}
+
+/**
+ * The `--to-source` / `snat to` text of an SNAT target: `addr[-addr]` plus `:ports` when a port range
+ * is given (IPv6 addresses are bracketed then), every part checked.
+ */
+export function snatToText(
+  family: IpFamily,
+  target: { addressStart: string; addressEnd?: string; ports?: { start: number; end: number } },
+): string {
+  const a = (addr: string) => {
+    assertIp(addr, family);
+    return family === 'ipv6' && target.ports ? `[${addr}]` : addr;
+  };
+  const range = target.addressEnd
+    ? `${a(target.addressStart)}-${a(target.addressEnd)}`
+    : a(target.addressStart);
+  return `${range}${target.ports ? `:${portRangeText(target.ports)}` : ''}`;
+}
+
 const IDENT_RE = /^[A-Za-z0-9_-]+$/;
 
 export function assertIdent(id: string, maxLen = 256): string {
