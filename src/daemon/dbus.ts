@@ -14,21 +14,6 @@ export const MessageFlag = {
 export const NameFlag = { ALLOW_REPLACEMENT: 1, REPLACE_EXISTING: 2, DO_NOT_QUEUE: 4 } as const;
 export const RequestNameReply = { PRIMARY_OWNER: 1, IN_QUEUE: 2, EXISTS: 3, ALREADY_OWNER: 4 } as const;
 
-export interface MessageFields {
-  type?: number;
-  serial?: number | null;
-  path?: string;
-  interface?: string;
-  member?: string;
-  errorName?: string;
-  replySerial?: number;
-  destination?: string;
-  sender?: string;
-  signature?: string;
-  body?: unknown[];
-  flags?: number;
-}
-
 export interface Message {
   type: number;
   serial: number | null;
@@ -43,6 +28,9 @@ export interface Message {
   body: unknown[];
   flags: number;
 }
+
+/** The fields a new message is built from: any subset of a message's. */
+export type MessageFields = Partial<Message>;
 
 export interface MessageStatic {
   new (fields: MessageFields): Message;
