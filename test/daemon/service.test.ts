@@ -1,9 +1,3 @@
-/**
- * The bus service on a private system bus, driven by real clients (busctl, dbus-send) — with an
- * in-memory FAKE engine (test double; nothing on the host changes). The real engine is exercised by
- * test/integration/daemon-*.test.ts.
- */
-import { createHash } from 'node:crypto';
 import {
   existsSync,
   mkdtempSync,
@@ -46,6 +40,7 @@ import {
 } from '../helpers/dbus.js';
 import { missingPrereqs } from '../helpers/require.js';
 import { projectRoot } from '../helpers/shared.js';
+import { treeHash } from '../helpers/tree.js';
 import { FakeEngine } from './fake-engine.js';
 import { interfacesOf } from './introspection-xml.js';
 
@@ -81,21 +76,6 @@ async function dsend(bus: PrivateBus, path: string, member: string, args: string
     stdout: r.stdout,
     stderr: r.stderr,
   };
-}
-
-function snapshot(dir: string): string {
-  const h = createHash('sha256');
-  const walk = (d: string) => {
-    for (const n of readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
-      const p = join(d, n.name);
-      h.update(p);
-      if (n.isDirectory()) walk(p);
-      else if (n.isSymbolicLink()) h.update(`->${readlinkSync(p)}`);
-      else h.update(readFileSync(p));
-    }
-  };
-  walk(dir);
-  return h.digest('hex');
 }
 
 describe.skipIf(skip)('virtnetd bus service (private system bus, fake engine)', () => {
@@ -236,7 +216,7 @@ describe.skipIf(skip)('virtnetd bus service (private system bus, fake engine)', 
     const again = await dsend(bus, MANAGER_PATH, `${MANAGER_IFACE}.DefineNetwork`, [`string:${NET_XML}`]);
     expect(again.ok, again.stderr).toBe(true);
     expect(readFileSync(join(configDir, 'my-net.xml'), 'utf8')).toContain(`<uuid>${uuid}</uuid>`);
-    const snap = snapshot(configDir);
+    const snap = treeHash(configDir);
     const other = NET_XML.replace('<forward', '<uuid>11111111-2222-3333-4444-555555555555</uuid><forward');
     const r = await dsend(bus, MANAGER_PATH, `${MANAGER_IFACE}.DefineNetwork`, [`string:${other}`]);
     expect(r.errorName).toBe('org.virtnet.network1.Error.Conflict');
@@ -246,7 +226,7 @@ describe.skipIf(skip)('virtnetd bus service (private system bus, fake engine)', 
     const c = await dsend(bus, MANAGER_PATH, `${MANAGER_IFACE}.DefineNetwork`, [`string:${clash}`]);
     expect(c.errorName).toBe('org.virtnet.network1.Error.Conflict');
     expect(c.text).toMatch(/bridge 'vh7br0' is already used by network 'my-net'/);
-    expect(snapshot(configDir)).toBe(snap);
+    expect(treeHash(configDir)).toBe(snap);
   });
 
   it('redefining with another bridge and mode announces PropertiesChanged(Bridge, ForwardMode)', async () => {
@@ -351,7 +331,7 @@ describe.skipIf(skip)('virtnetd bus service (private system bus, fake engine)', 
   });
 
   it('bad calls are named errors; the service stays up and nothing on disk changes', async () => {
-    const snap = snapshot(configDir);
+    const snap = treeHash(configDir);
     const big = 'x'.repeat(1024 * 1024);
     const cases: Array<[string, string, string[], string]> = [
       [NET_PATH, `${NETWORK_IFACE}.SetAutostart`, ['string:yes'], 'org.freedesktop.DBus.Error.InvalidArgs'],
@@ -456,7 +436,7 @@ describe.skipIf(skip)('virtnetd bus service (private system bus, fake engine)', 
       'variant:boolean:false',
     ]);
     expect(prop.errorName).toBe('org.freedesktop.DBus.Error.PropertyReadOnly');
-    expect(snapshot(configDir)).toBe(snap);
+    expect(treeHash(configDir)).toBe(snap);
     const alive = await busctl(bus, ['get-property', BUS_NAME, NET_PATH, NETWORK_IFACE, 'Active']);
     expect(alive.stdout.trim()).toBe('b true');
   });
@@ -483,7 +463,7 @@ describe.skipIf(skip)('virtnetd bus service (private system bus, fake engine)', 
   it.skipIf(process.getuid?.() !== 0)(
     'an unprivileged caller (setpriv uid 65534) may read but every mutating call is AccessDenied',
     async () => {
-      const snap = snapshot(configDir);
+      const snap = treeHash(configDir);
       const read = await dsend(bus, MANAGER_PATH, `${MANAGER_IFACE}.ListNetworks`, [], true);
       expect(read.ok, read.stderr).toBe(true);
       const leases = await dsend(bus, NET_PATH, `${NETWORK_IFACE}.GetLeases`, [], true);
@@ -512,7 +492,7 @@ describe.skipIf(skip)('virtnetd bus service (private system bus, fake engine)', 
         );
       }
       expect(engine.calls.length).toBe(callsBefore);
-      expect(snapshot(configDir)).toBe(snap);
+      expect(treeHash(configDir)).toBe(snap);
     },
   );
 

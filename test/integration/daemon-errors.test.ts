@@ -1,12 +1,4 @@
-/**
- * Bad calls and unprivileged callers against the real virtnetd process (real engine, inside a test
- * netns, private system bus with virtnet's shipped policy and no polkitd):
- * - wrong types, unknown network, invalid XML, a host outside the subnet, 1 MB strings: each a named
- *   error; the daemon stays up; nothing in the config dir changes;
- * - every mutating method refused for a `setpriv --reuid=65534` caller (AccessDenied), reads allowed.
- */
-import { createHash } from 'node:crypto';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,6 +18,7 @@ import {
 } from '../helpers/dbus.js';
 import { cleanupAllNetns, createNetns, type Netns } from '../helpers/netns.js';
 import { missingPrereqs } from '../helpers/require.js';
+import { treeHash } from '../helpers/tree.js';
 
 const skip = missingPrereqs(['ip', 'dbus-daemon', 'busctl', 'dbus-send', 'dnsmasq', 'setpriv', 'nft']);
 
@@ -37,21 +30,6 @@ const XML = `<network>
   <bridge name='vh7br5' stp='off'/>
   <ip address='10.85.0.1' prefix='24'><dhcp><range start='10.85.0.10' end='10.85.0.20'/></dhcp></ip>
 </network>`;
-
-function snapshot(dir: string): string {
-  const h = createHash('sha256');
-  const walk = (d: string) => {
-    for (const n of readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
-      const p = join(d, n.name);
-      h.update(p);
-      if (n.isDirectory()) walk(p);
-      else if (n.isSymbolicLink()) h.update(`->${readlinkSync(p)}`);
-      else h.update(readFileSync(p));
-    }
-  };
-  walk(dir);
-  return h.digest('hex');
-}
 
 interface Outcome {
   ok: boolean;
@@ -145,7 +123,7 @@ describe.skipIf(skip)('virtnetd refuses bad calls and unprivileged changes (real
   });
 
   it('bad calls: each a named error; the daemon stays up; nothing on disk changes', async () => {
-    const before = snapshot(configDir);
+    const before = treeHash(configDir);
     const big = 'x'.repeat(1024 * 1024);
     const cases: Array<[string, () => Promise<Outcome>, string]> = [
       [
@@ -251,13 +229,13 @@ describe.skipIf(skip)('virtnetd refuses bad calls and unprivileged changes (real
       expect(r.text.length, what).toBeLessThan(4000);
       expect(daemon.exited(), `${what}: daemon died\n${daemon.output()}`).toBe(false);
     }
-    expect(snapshot(configDir)).toBe(before);
+    expect(treeHash(configDir)).toBe(before);
     const alive = await busctl(bus, ['get-property', BUS_NAME, NET_PATH, NETWORK_IFACE, 'Active']);
     expect(alive.stdout.trim()).toBe('b true');
   });
 
   it('an unprivileged caller (setpriv --reuid=65534) may read but every mutating method is AccessDenied', async () => {
-    const before = snapshot(configDir);
+    const before = treeHash(configDir);
     for (const [path, member] of [
       [MANAGER_PATH, `${MANAGER_IFACE}.ListNetworks`],
       [NET_PATH, `${NETWORK_IFACE}.GetXML`],
@@ -304,7 +282,7 @@ describe.skipIf(skip)('virtnetd refuses bad calls and unprivileged changes (real
     const b = await busctl(bus, ['call', BUS_NAME, NET_PATH, NETWORK_IFACE, 'Stop'], { asNobody: true });
     expect(b.code).not.toBe(0);
     expect(b.stderr).toMatch(/not root/);
-    expect(snapshot(configDir)).toBe(before);
+    expect(treeHash(configDir)).toBe(before);
     const still = await busctl(bus, ['get-property', BUS_NAME, NET_PATH, NETWORK_IFACE, 'Active']);
     expect(still.stdout.trim()).toBe('b true');
     expect(daemon.output()).toMatch(

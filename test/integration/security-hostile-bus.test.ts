@@ -48,6 +48,7 @@ import {
 } from '../helpers/dbus.js';
 import { cleanupAllNetns, createNetns, type Netns } from '../helpers/netns.js';
 import { missingPrereqs } from '../helpers/require.js';
+import { treeHash } from '../helpers/tree.js';
 import { domainXml, meta } from '../hooks/fakes.js';
 
 const skip = missingPrereqs(['ip', 'dbus-daemon', 'busctl', 'dnsmasq', 'nft']);
@@ -213,20 +214,6 @@ const CLEAR_ERRORS = new Set([
   'org.freedesktop.DBus.Error.UnknownObject',
   'org.freedesktop.DBus.Error.PropertyReadOnly',
 ]);
-
-function treeHash(dir: string): string {
-  const h = createHash('sha256');
-  const walk = (d: string) => {
-    for (const n of readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
-      const p = join(d, n.name);
-      h.update(p);
-      if (n.isDirectory()) walk(p);
-      else h.update(readFileSync(p));
-    }
-  };
-  walk(dir);
-  return h.digest('hex');
-}
 
 function allFiles(dir: string): string[] {
   const out: string[] = [];
