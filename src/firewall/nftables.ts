@@ -93,9 +93,16 @@ export class NftablesFirewall implements Firewall {
     });
   }
 
+  /**
+   * The fresh-network transaction (`create`, no deletions: fast) first; when it fails — a table of
+   * the network is already there (a repair, or leftovers), or anything else — the replacing `apply`,
+   * whose error is the one reported.
+   */
   async apply(netName: string, scripts: FirewallScripts): Promise<void> {
     const step = `firewall: add nftables rules of network ${netName}`;
-    const r = await this.submit(step, nftOf(netName, scripts).apply);
+    const s = nftOf(netName, scripts);
+    if (s.create !== undefined && (await this.submit(step, s.create)).exitCode === 0) return;
+    const r = await this.submit(step, s.apply);
     if (r.exitCode !== 0) throw new CommandError(step, ['nft', '-f', '-'], r.exitCode, r.stderr);
   }
 

@@ -10,14 +10,15 @@
  *   (iptables), so a repair never duplicates a rule.
  */
 import type { FirewallBackend } from '../engine/types.js';
+import type { NftScripts } from '../plan/firewall/nftables.js';
 
 export interface ScriptPair {
   apply: string;
   remove: string;
 }
 
-/** What the nftables renderer produces: one `nft -f -` script each way. */
-export type NftScripts = ScriptPair;
+/** What the nftables renderer produces (defined by the planner). */
+export type { NftScripts };
 
 /** What the iptables renderer produces: `iptables-restore --noflush` texts per family. */
 export interface IptablesScripts {

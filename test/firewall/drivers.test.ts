@@ -3,6 +3,9 @@ import { type CommandRunner, DryRunRunner, ExecaRunner, type RunRequest } from '
 import { chooseFirewall, makeFirewall } from '../../src/firewall/detect.js';
 import { ruleLines, splitRestoreLine } from '../../src/firewall/iptables.js';
 import type { FirewallScripts } from '../../src/firewall/types.js';
+import { renderNftables } from '../../src/plan/firewall/nftables.js';
+import { planFirewall } from '../../src/plan/firewall/rules.js';
+import { goldenNetworks } from '../plan/firewall/fixtures.js';
 import { cleanupAllNetns, createNetns, type Netns } from '../helpers/netns.js';
 import { missingPrereqs } from '../helpers/require.js';
 
@@ -85,6 +88,35 @@ describe('firewall drivers (dry run)', () => {
     expect(bad.commandLines()).toEqual(['nft -f -', 'nft -f -', 'nft -f -']);
   });
 
+  it('nftables: a fresh network goes in through `create` alone (no table deletion)', async () => {
+    const d = new DryRunRunner();
+    const scripts: FirewallScripts = {
+      backend: 'nftables',
+      nft: { ...nft.nft, create: 'create table inet vh5_test\n' },
+    };
+    await makeFirewall(d, { backend: 'nftables', reason: '' }).apply('n1', scripts);
+    expect(d.commandLines()).toEqual(['nft -f -']);
+    expect(d.calls[0]!.input).toBe('create table inet vh5_test\n');
+  });
+  it('nftables: when `create` fails (a table is there) the replacing apply runs; its error is reported', async () => {
+    const scripts: FirewallScripts = {
+      backend: 'nftables',
+      nft: { ...nft.nft, create: 'create table inet vh5_test\n' },
+    };
+    const exists = new DryRunRunner().on(['nft'], (req) =>
+      req.input?.startsWith('create') ? { exitCode: 1, stderr: 'Error: File exists' } : {},
+    );
+    await makeFirewall(exists, { backend: 'nftables', reason: '' }).apply('n1', scripts);
+    expect(exists.calls.map((c) => c.input)).toEqual(['create table inet vh5_test\n', nft.nft.apply]);
+    const broken = new DryRunRunner().on(['nft'], (req) =>
+      req.input?.startsWith('create')
+        ? { exitCode: 1, stderr: 'Error: File exists' }
+        : { exitCode: 1, stderr: 'Error: syntax error' },
+    );
+    await expect(
+      makeFirewall(broken, { backend: 'nftables', reason: '' }).apply('n1', scripts),
+    ).rejects.toThrow(/network n1.*syntax error/);
+  });
   it('nftables: a failed apply names the step and nft stderr', async () => {
     const d = new DryRunRunner().on(['nft'], { exitCode: 1, stderr: 'Error: syntax error' });
     await expect(makeFirewall(d, { backend: 'nftables', reason: '' }).apply('n1', nft)).rejects.toThrow(
@@ -162,6 +194,28 @@ describe.skipIf(skip)('firewall drivers (real, in a namespace)', () => {
       .sort()
       .join('\n');
   let listing: () => Promise<string>;
+
+  it('nftables: `create` on a fresh namespace, the replacing apply over leftovers — never a duplicate', async () => {
+    const rendered = renderNftables(planFirewall(goldenNetworks['nat-default']!));
+    expect(rendered.create).toMatch(/^create table ip /);
+    expect(rendered.create).not.toMatch(/delete table/);
+    const scripts: FirewallScripts = { backend: 'nftables', nft: rendered };
+    const list = async () => (await ns.exec(['nft', 'list', 'ruleset'])).stdout;
+    const before = await list();
+    const d = new DryRunRunner();
+    const recorded = { run: (req: RunRequest) => (d.run(req), r.run(req)) } as CommandRunner;
+    const fw = makeFirewall(recorded, { backend: 'nftables', reason: 'test' });
+    await fw.apply('g', scripts);
+    expect(d.calls.map((c) => c.input)).toEqual([rendered.create]); // fresh: one transaction, no delete
+    const applied = await list();
+    expect(applied).toMatch(/masquerade/);
+    // The tables are there now (a leftover after a crash, say): create fails, apply replaces.
+    await fw.apply('g', scripts);
+    expect(d.calls.map((c) => c.input)).toEqual([rendered.create, rendered.create, rendered.apply]);
+    expect(await list()).toBe(applied);
+    await fw.remove('g', scripts);
+    expect(await list()).toBe(before);
+  });
 
   for (const [backend, scripts] of [
     ['nftables', nft],

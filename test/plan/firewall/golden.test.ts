@@ -33,6 +33,8 @@ describe('golden nftables and iptables texts', () => {
       const n = renderNftables(rs);
       check(`${name}.nft`, n.apply);
       check(`${name}.nft.remove`, n.remove);
+      if (n.create !== undefined) check(`${name}.nft.create`, n.create);
+      else expect(n.apply).not.toMatch(/^table .* \{$/m); // no tables: nothing to create
       const i = renderIptables(rs);
       check(`${name}.iptables-v4`, i.v4.apply);
       check(`${name}.iptables-v4.remove`, i.v4.remove);
