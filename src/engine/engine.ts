@@ -539,47 +539,52 @@ export class LinuxEngine implements Engine {
       await this.store.save({ ...state, phase: 'starting' }).catch((e) => {
         throw stepError(step, e);
       });
-      // Independent chains run side by side; each registers its undo before it changes anything.
-      // Links ‖ firewall → host sysctls (forwarding only once the rules are in) ‖ dnsmasq files.
+      // Independent chains run side by side; each registers its undo before it changes anything:
+      // links ‖ firewall → host sysctls (forwarding only once the rules are in) ‖ dnsmasq files →
+      // (links done) dnsmasq. dnsmasq needs its interface, not the rules: no guest can reach the
+      // bridge before the network is active (ports are attached afterwards), so it starts while the
+      // firewall transaction still runs instead of after it (the start's longest chain).
       const chains: Promise<void>[] = [];
+      let links: Promise<void> = Promise.resolve();
+      let failedChain = false; // once one chain failed, the others start nothing new
       const named = async (name: string, fn: () => Promise<void>) => {
         try {
           await fn();
         } catch (e) {
+          failedChain = true;
           throw stepError(name, e);
         }
       };
       if (net.forward.mode === 'bridge' && net.bridge.enslave) {
         const nicName = net.bridge.enslave;
-        chains.push(
-          named(`links: enslave ${nicName} to ${br}`, async () => {
-            const nic = await this.probe.nicState(nicName);
-            state.enslaved = nic;
-            undos.push({ step: `links: release ${nic.name}`, run: () => this.releaseNic(net, nic) });
-            await this.batch(`links: enslave ${nicName} to ${br}`, planEnslave(net, nic));
-            this.note(
-              net.name,
-              `bridge ${br} created with ${nicName} enslaved; ${nicName}'s addresses and routes moved to ${br}`,
-              {
-                addresses: nic.addrs.map((a) => `${a.address}/${a.prefix}`),
-                routes: nic.routes.map((r) => r.dest),
-              },
-            );
-          }),
-        );
+        links = named(`links: enslave ${nicName} to ${br}`, async () => {
+          const nic = await this.probe.nicState(nicName);
+          state.enslaved = nic;
+          undos.push({ step: `links: release ${nic.name}`, run: () => this.releaseNic(net, nic) });
+          await this.batch(`links: enslave ${nicName} to ${br}`, planEnslave(net, nic));
+          this.note(
+            net.name,
+            `bridge ${br} created with ${nicName} enslaved; ${nicName}'s addresses and routes moved to ${br}`,
+            {
+              addresses: nic.addrs.map((a) => `${a.address}/${a.prefix}`),
+              routes: nic.routes.map((r) => r.dest),
+            },
+          );
+        });
+        chains.push(links);
       } else if (net.forward.mode !== 'bridge') {
         const plan = planLinksUp(net, { macTap });
         undos.push({ step: `links: delete bridge ${br}`, run: () => this.deleteBridge(net, macTap) });
+        links = named(`links: create bridge ${br}`, async () => {
+          await this.batch(`links: create bridge ${br}`, plan.ops);
+          this.note(net.name, `bridge ${br} created`, {
+            addresses: net.ips.map((ip) => `${ip.address}/${ip.prefix}`),
+            ...(net.routes.length ? { routes: net.routes.map((r) => `${r.address}/${r.prefix}`) } : {}),
+            ...(macTap ? { tap: macTapName(br) } : {}),
+          });
+        });
         chains.push(
-          named(`links: create bridge ${br}`, async () => {
-            await this.batch(`links: create bridge ${br}`, plan.ops);
-            this.note(net.name, `bridge ${br} created`, {
-              addresses: net.ips.map((ip) => `${ip.address}/${ip.prefix}`),
-              ...(net.routes.length ? { routes: net.routes.map((r) => `${r.address}/${r.prefix}`) } : {}),
-              ...(macTap ? { tap: macTapName(br) } : {}),
-            });
-            await this.writeSysctls(net.name, `sysctls of bridge ${br}`, plan.bridgeSysctls);
-          }),
+          links.then(() => this.writeSysctls(net.name, `sysctls of bridge ${br}`, plan.bridgeSysctls)),
         );
       }
       const host = planSysctls(net);
@@ -615,9 +620,23 @@ export class LinuxEngine implements Engine {
         const cache = entry.hosts;
         undos.push({ step: 'dnsmasq: remove files', run: () => this.removeDnsmasqFiles(net.name) });
         chains.push(
-          named('dnsmasq: write config', () =>
-            this.writeDnsmasqFiles(net, state.extraHosts, { conf: true, cache }),
-          ),
+          (async () => {
+            await named('dnsmasq: write config', () =>
+              this.writeDnsmasqFiles(net, state.extraHosts, { conf: true, cache }),
+            );
+            // dnsmasq once its interface is up (it answers as soon as start() resolves). A failed
+            // links chain reports itself (it comes first in `chains`).
+            await links;
+            if (failedChain) return; // the failed chain reports; nothing to start then take back
+            await named('dnsmasq: start', async () => {
+              const sup = this.makeSupervisor(state);
+              entry.supervisor = sup;
+              undos.push({ step: 'dnsmasq: stop', run: () => sup.stop() });
+              await sup.start();
+              undos.push({ step: 'leases: stop watching', run: async () => entry.leaseWatch?.stop() });
+              await this.watchLeases(net.name, entry);
+            });
+          })(),
         );
       }
       const settled = await Promise.allSettled(chains);
@@ -625,16 +644,6 @@ export class LinuxEngine implements Engine {
       if (failed) {
         step = (failed.reason as { step?: string }).step ?? 'start';
         throw failed.reason;
-      }
-      // dnsmasq once its interface is up (it answers as soon as start() resolves).
-      if (state.dnsmasq) {
-        step = 'dnsmasq: start';
-        const sup = this.makeSupervisor(state);
-        entry.supervisor = sup;
-        undos.push({ step: 'dnsmasq: stop', run: () => sup.stop() });
-        await sup.start();
-        undos.push({ step: 'leases: stop watching', run: async () => entry.leaseWatch?.stop() });
-        await this.watchLeases(net.name, entry);
       }
       // Ports that were attached before (update with restart).
       for (const p of state.ports) {

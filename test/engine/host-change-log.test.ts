@@ -13,7 +13,7 @@ import type { ProcessProbe } from '../../src/dnsmasq/proc.js';
 import { LinuxEngine } from '../../src/engine/engine.js';
 import type { HostProbe, HostRoute } from '../../src/engine/host.js';
 import type { SysctlIo } from '../../src/engine/sysctl.js';
-import { DryRunRunner } from '../../src/exec/runner.js';
+import { type CommandRunner, DryRunRunner } from '../../src/exec/runner.js';
 import type { Firewall } from '../../src/firewall/types.js';
 import { FirewallForwarder } from '../../src/hooks/forwarder.js';
 import type { Network } from '../../src/model/network.js';
@@ -248,6 +248,39 @@ describe('host changes are logged once at info, with the network name', () => {
         'network lognet stopped',
       ],
     );
+    await e.close();
+  });
+
+  it('dnsmasq starts once the links are up, while the firewall transaction still runs', async () => {
+    const events: string[] = [];
+    const slowNft: CommandRunner = {
+      run: async (req) => {
+        const tool = req.argv[0] === 'ip' ? `ip ${req.argv[1]}` : req.argv[0]!;
+        events.push(`start ${tool}`);
+        if (tool === 'nft') await new Promise((r) => setTimeout(r, 150));
+        const r = await runner.run(req);
+        events.push(`end ${tool}`);
+        return r;
+      },
+    };
+    const e = await LinuxEngine.create({
+      runDir: dir,
+      runner: slowNft,
+      probe: host,
+      sysctl: sys,
+      dnsmasqProbe: dnsmasq,
+      firewall: 'nftables',
+    });
+    runner.on(['ip', '-batch', '-'], () => {
+      host.links_.add('virbr77');
+      return {};
+    });
+    events.length = 0;
+    await e.start(natNet());
+    const at = (ev: string) => events.indexOf(ev);
+    expect(at('start dnsmasq')).toBeGreaterThan(at('end ip -batch'));
+    expect(at('start dnsmasq')).toBeLessThan(at('end nft'));
+    expect(e.isActive('lognet')).toBe(true);
     await e.close();
   });
 
