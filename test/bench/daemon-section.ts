@@ -30,7 +30,17 @@ import {
   type VirtnetdProcess,
 } from '../helpers/dbus.js';
 import { domainXml, meta } from '../hooks/fakes.js';
-import { DEFAULT_XML, inotifyFree, mustRun, percentile, runCmd, type Sample, sleep, time } from './lib.js';
+import {
+  DEFAULT_XML,
+  inotifyFree,
+  mustRun,
+  percentile,
+  type Sample,
+  sleep,
+  time,
+  timedRun,
+  timeRun,
+} from './lib.js';
 
 export interface DaemonSectionOptions {
   bus: PrivateBus;
@@ -100,7 +110,8 @@ export async function daemonSection(o: DaemonSectionOptions, out: Sample[]): Pro
   const configFile = join(configDir, 'default.xml');
   writeFileSync(configFile, DEFAULT_XML);
   const hostsfile = join(runDir, 'dnsmasq', 'default.hostsfile');
-  const busctl = (...args: string[]) => mustRun(['busctl', `--address=${o.bus.address}`, ...args]);
+  const busctlArgv = (...args: string[]) => ['busctl', `--address=${o.bus.address}`, ...args];
+  const busctl = (...args: string[]) => mustRun(busctlArgv(...args));
   let daemon: VirtnetdProcess | undefined;
   let conn: MessageBus | undefined;
   const call = (path: string, iface: string, member: string, signature = '', body: unknown[] = []) =>
@@ -188,6 +199,9 @@ export async function daemonSection(o: DaemonSectionOptions, out: Sample[]): Pro
     o.log('daemon: start/stop, reservations');
     const netCall = (member: string, sig = '', ...args: string[]) =>
       busctl('call', BUS_NAME, NET_PATH, NETWORK_IFACE, member, ...(sig ? [sig, ...args] : []));
+    // One busctl process per operation, timed by the shell timer (lib.ts timedRun) like virsh is.
+    const timeNetCall = (member: string, sig = '', ...args: string[]) =>
+      timeRun(busctlArgv('call', BUS_NAME, NET_PATH, NETWORK_IFACE, member, ...(sig ? [sig, ...args] : [])));
     await netCall('Start');
     await netCall('Stop');
     const floor: number[] = [];
@@ -198,13 +212,13 @@ export async function daemonSection(o: DaemonSectionOptions, out: Sample[]): Pro
     const iStart: number[] = [];
     const iStop: number[] = [];
     for (let r = 0; r < o.runs; r++) {
-      floor.push(await time(() => busctl('call', BUS_NAME, MANAGER_PATH, MANAGER_IFACE, 'ListNetworks')));
-      bStart.push(await time(() => netCall('Start')));
-      bStop.push(await time(() => netCall('Stop')));
+      floor.push(await timeRun(busctlArgv('call', BUS_NAME, MANAGER_PATH, MANAGER_IFACE, 'ListNetworks')));
+      bStart.push(await timeNetCall('Start'));
+      bStop.push(await timeNetCall('Stop'));
       iStart.push(await time(() => call(NET_PATH, NETWORK_IFACE, 'Start')));
       iStop.push(await time(() => call(NET_PATH, NETWORK_IFACE, 'Stop')));
-      cStart.push(await time(() => mustRun(['node', ctl, 'start', 'default', '--bus', o.bus.address])));
-      cStop.push(await time(() => mustRun(['node', ctl, 'stop', 'default', '--bus', o.bus.address])));
+      cStart.push(await timeRun(['node', ctl, 'start', 'default', '--bus', o.bus.address]));
+      cStop.push(await timeRun(['node', ctl, 'stop', 'default', '--bus', o.bus.address]));
     }
     out.push({
       key: 'cli.floor',
@@ -256,8 +270,8 @@ export async function daemonSection(o: DaemonSectionOptions, out: Sample[]): Pro
     const iDel: number[] = [];
     for (let r = 0; r < o.runs; r++) {
       const mac = `52:54:01:aa:00:${r.toString(16).padStart(2, '0')}`;
-      add.push(await time(() => netCall('AddHost', 'sss', mac, `192.168.122.${100 + r}`, `live${r}`)));
-      del.push(await time(() => netCall('RemoveHost', 's', mac)));
+      add.push(await timeNetCall('AddHost', 'sss', mac, `192.168.122.${100 + r}`, `live${r}`));
+      del.push(await timeNetCall('RemoveHost', 's', mac));
       iAdd.push(
         await time(() =>
           call(NET_PATH, NETWORK_IFACE, 'AddHost', 'sss', [mac, `192.168.122.${100 + r}`, `live${r}`]),
@@ -344,17 +358,13 @@ export async function daemonSection(o: DaemonSectionOptions, out: Sample[]): Pro
         ),
       });
     const hook = async (prefix: string[], i: number, op: string, xml: string) => {
-      const t = await time(async () => {
-        const r = await runCmd(
-          [...prefix, qemu, `b${i}`, op, op === 'stopped' || op === 'release' ? 'end' : 'begin', '-'],
-          {
-            input: xml,
-            env,
-          },
-        );
-        if (r.code !== 0) throw new Error(`hook ${op}: exit ${r.code}: ${r.stderr}`);
-      });
-      return t;
+      // Timed by the shell timer: forked and exec'd with the XML on stdin, as libvirtd runs a hook.
+      const r = await timedRun(
+        [...prefix, qemu, `b${i}`, op, op === 'stopped' || op === 'release' ? 'end' : 'begin', '-'],
+        { input: xml, env },
+      );
+      if (r.code !== 0) throw new Error(`hook ${op}: exit ${r.code}: ${r.stderr}`);
+      return r.ms;
     };
     const lifecycle = async (prefix: string[], runs: number, first: number) => {
       const ops: Record<string, number[]> = { prepare: [], start: [], started: [], stopped: [], release: [] };
@@ -371,20 +381,18 @@ export async function daemonSection(o: DaemonSectionOptions, out: Sample[]): Pro
     const shFloor: number[] = [];
     const sendFloor: number[] = [];
     for (let k = 0; k < o.runs; k++) {
-      shFloor.push(await time(() => mustRun(['sh', '-c', 'true'])));
+      shFloor.push(await timeRun(['sh', '-c', 'true']));
       sendFloor.push(
-        await time(() =>
-          mustRun(
-            [
-              'dbus-send',
-              '--system',
-              '--print-reply',
-              '--dest=org.freedesktop.DBus',
-              '/org/freedesktop/DBus',
-              'org.freedesktop.DBus.GetId',
-            ],
-            { env },
-          ),
+        await timeRun(
+          [
+            'dbus-send',
+            '--system',
+            '--print-reply',
+            '--dest=org.freedesktop.DBus',
+            '/org/freedesktop/DBus',
+            'org.freedesktop.DBus.GetId',
+          ],
+          { env },
         ),
       );
     }
@@ -474,7 +482,7 @@ export async function daemonSection(o: DaemonSectionOptions, out: Sample[]): Pro
     const inNs = ['ip', 'netns', 'exec', o.ns.name];
     const fr = Math.max(3, Math.ceil(o.runs / 2));
     const nsFloor: number[] = [];
-    for (let k = 0; k < fr; k++) nsFloor.push(await time(() => mustRun([...inNs, 'true'])));
+    for (let k = 0; k < fr; k++) nsFloor.push(await timeRun([...inNs, 'true']));
     await lifecycle(inNs, 1, 400); // warm-up
     const down = await lifecycle(inNs, fr, 500);
     out.push({ key: 'hook.down.floor', what: 'floor: ip netns exec … true', unit: 'ms', xs: nsFloor });

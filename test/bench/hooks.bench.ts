@@ -11,7 +11,6 @@
  * it runs in the netns (`ip netns exec`, counted), from sources transpiled once. Prints a table of
  * medians / p90 and one JSON line. Everything it made is removed at the end.
  */
-import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +20,7 @@ import { missingPrereqs } from '../helpers/require.js';
 import { libvirtHooksDir, projectRoot } from '../helpers/shared.js';
 import { domainXml, meta } from '../hooks/fakes.js';
 import { transpileSources } from '../hooks/transpile.js';
+import { timedRun } from './lib.js';
 
 const argv = process.argv.slice(2);
 const RUNS = Number(argv[argv.indexOf('--runs') + 1] ?? 30) || 30;
@@ -39,33 +39,13 @@ function stats(xs: number[]) {
 }
 
 /**
- * Time one hook call. Asynchronous on purpose: the bench process keeps reading the daemon's log pipe
- * while it waits (a blocked event loop would let that pipe fill and stall the daemon).
+ * Time one hook call as libvirtd makes it: forked and exec'd with the XML on stdin, timed by the shell
+ * timer (lib.ts timedRun), so node's own cost of starting a child is not counted.
  */
-function timeIt(
-  argvOf: () => string[],
-  input: string,
-  env: NodeJS.ProcessEnv,
-  expectCode = 0,
-): Promise<number> {
-  const [file, ...args] = argvOf();
-  return new Promise((resolve, reject) => {
-    const t0 = process.hrtime.bigint();
-    const child = spawn(file!, args, { env, stdio: ['pipe', 'ignore', 'pipe'] });
-    let err = '';
-    child.stderr!.on('data', (d) => {
-      err += String(d);
-    });
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-      if (code !== expectCode) reject(new Error(`${argvOf().join(' ')}: exit ${code}: ${err}`));
-      else resolve(ms);
-    });
-    // An ignored operation exits without reading stdin (libvirt ignores that EPIPE too).
-    child.stdin!.on('error', () => {});
-    child.stdin!.end(input);
-  });
+async function timeIt(argvOf: () => string[], input: string, env: NodeJS.ProcessEnv, expectCode = 0) {
+  const r = await timedRun(argvOf(), { input, env });
+  if (r.code !== expectCode) throw new Error(`${argvOf().join(' ')}: exit ${r.code}: ${r.stderr}`);
+  return r.ms;
 }
 
 async function main(): Promise<void> {

@@ -1,6 +1,6 @@
 /** The bench harness's arithmetic: medians, targets, ratios and the table (no I/O). */
 import { describe, expect, it } from 'vitest';
-import { percentile, row, stats, table } from './lib.js';
+import { epochSpanMs, percentile, row, stats, table, timedRun } from './lib.js';
 
 const ms = (key: string, xs: number[]) => ({ key, what: key, unit: 'ms' as const, xs });
 
@@ -9,6 +9,14 @@ describe('bench lib', () => {
     expect(stats([5, 1, 3])).toEqual({ median: 3, min: 1, max: 5, n: 3 });
     expect(stats([4, 1, 3, 2])).toEqual({ median: 2.5, min: 1, max: 4, n: 4 });
     expect(stats([]).n).toBe(0);
+  });
+
+  it('the shell timer: span of $EPOCHREALTIME stamps, exit code, output and stdin passed through', async () => {
+    expect(epochSpanMs('1764270000.999500', '1764270001.001750')).toBeCloseTo(2.25, 6);
+    const r = await timedRun(['sh', '-c', 'cat; echo oops >&2; sleep 0.05; exit 3'], { input: 'in' });
+    expect(r).toMatchObject({ code: 3, stdout: 'in', stderr: 'oops\n' });
+    expect(r.ms).toBeGreaterThanOrEqual(50);
+    expect(r.ms).toBeLessThan(5000);
   });
 
   it('percentile picks from the sorted list', () => {

@@ -223,6 +223,51 @@ export function runCmd(
   });
 }
 
+/**
+ * The shell the CLI figures are timed from. A command line is run the way a person's shell or libvirtd
+ * runs it: the timer process forks and execs it and waits (bash, timing with $EPOCHREALTIME around the
+ * command). Timing from this Node harness instead would add node's own cost of starting a child
+ * (~3 ms of fork + exec wait on the lab machine, plus event-loop latency) to every figure, on both sides
+ * of each comparison.
+ */
+const TIMER = `a=$EPOCHREALTIME; "$@"; rc=$?; b=$EPOCHREALTIME; printf '\\n@virtnet-timer %s %s %s\\n' "$rc" "$a" "$b" >&2`;
+
+/** The time between the two $EPOCHREALTIME stamps ("sec.usec"), in ms. */
+export function epochSpanMs(a: string, b: string): number {
+  const us = (t: string) => {
+    const [sec, frac = '0'] = t.split('.');
+    return Number(sec) * 1e6 + Number(frac.padEnd(6, '0').slice(0, 6));
+  };
+  return (us(b) - us(a)) / 1000;
+}
+
+/** Run `argv` under the shell timer (see TIMER): its exit code, output and wall time in ms. */
+export async function timedRun(
+  argv: string[],
+  opts: { input?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<{ ms: number; code: number; stdout: string; stderr: string }> {
+  const r = await runCmd(['bash', '-c', TIMER, 'virtnet-timer', ...argv], opts);
+  const m = /\n@virtnet-timer (\d+) (\S+) (\S+)\n$/.exec(r.stderr);
+  if (!m) throw new Error(`timer: no timing from bash for '${argv.join(' ')}': ${r.stderr.slice(-300)}`);
+  return {
+    ms: epochSpanMs(m[2]!, m[3]!),
+    code: Number(m[1]),
+    stdout: r.stdout,
+    stderr: r.stderr.slice(0, m.index),
+  };
+}
+
+/** timedRun that throws with the command and its stderr on a non-zero exit; the wall time in ms. */
+export async function timeRun(
+  argv: string[],
+  opts: { input?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<number> {
+  const r = await timedRun(argv, opts);
+  if (r.code !== 0)
+    throw new Error(`'${argv.join(' ')}' failed (exit ${r.code}): ${r.stderr.trim().slice(-600)}`);
+  return r.ms;
+}
+
 /** Like runCmd, but throws with the command and its stderr on a non-zero exit. */
 export async function mustRun(
   argv: string[],

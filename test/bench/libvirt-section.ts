@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { PrivateBus } from '../../src/sandbox/bus.js';
 import type { Netns } from '../../src/sandbox/netns.js';
 import { type SealedLibvirt, startSealedLibvirtd } from '../helpers/libvirt.js';
-import { DEFAULT_XML, type Sample, time } from './lib.js';
+import { DEFAULT_XML, type Sample, timeRun } from './lib.js';
 
 export interface LibvirtSectionOptions {
   bus: PrivateBus;
@@ -31,6 +31,8 @@ export async function libvirtSection(o: LibvirtSectionOptions, out: Sample[]): P
       throw new Error(`virsh ${args.join(' ')}: exit ${r.code}: ${r.stderr.trim()}\n${lv.log(1500)}`);
     return r.stdout;
   };
+  /** One virsh process, timed by the shell timer (lib.ts timedRun), as a person's shell runs it. */
+  const timeVirsh = (...args: string[]) => timeRun(['virsh', '-c', lv.uri, ...args]);
   const version =
     (await virsh('version')).match(/Running hypervisor: .*|Using library: .*/g)?.join('; ') ?? '';
   o.log(`libvirt: ${version}`);
@@ -45,9 +47,9 @@ export async function libvirtSection(o: LibvirtSectionOptions, out: Sample[]): P
   const starts: number[] = [];
   const stops: number[] = [];
   for (let r = 0; r < o.runs; r++) {
-    floor.push(await time(() => virsh('net-list', '--name')));
-    starts.push(await time(() => virsh('net-start', 'default')));
-    stops.push(await time(() => virsh('net-destroy', 'default')));
+    floor.push(await timeVirsh('net-list', '--name'));
+    starts.push(await timeVirsh('net-start', 'default'));
+    stops.push(await timeVirsh('net-destroy', 'default'));
   }
   out.push({
     key: 'libvirt.floor',
@@ -64,8 +66,8 @@ export async function libvirtSection(o: LibvirtSectionOptions, out: Sample[]): P
   const dels: number[] = [];
   for (let r = 0; r < o.runs; r++) {
     const host = `<host mac='52:54:01:aa:00:${r.toString(16).padStart(2, '0')}' ip='192.168.122.${100 + r}' name='live${r}'/>`;
-    adds.push(await time(() => virsh('net-update', 'default', 'add', 'ip-dhcp-host', host, '--live')));
-    dels.push(await time(() => virsh('net-update', 'default', 'delete', 'ip-dhcp-host', host, '--live')));
+    adds.push(await timeVirsh('net-update', 'default', 'add', 'ip-dhcp-host', host, '--live'));
+    dels.push(await timeVirsh('net-update', 'default', 'delete', 'ip-dhcp-host', host, '--live'));
   }
   out.push({ key: 'libvirt.add', what: 'virsh net-update add ip-dhcp-host --live', unit: 'ms', xs: adds });
   out.push({ key: 'libvirt.del', what: 'virsh net-update delete ip-dhcp-host --live', unit: 'ms', xs: dels });
@@ -84,9 +86,9 @@ export async function libvirtSection(o: LibvirtSectionOptions, out: Sample[]): P
     );
     const batch = (op: string) =>
       hosts.map((h) => `net-update default ${op} ip-dhcp-host "${h}" --live`).join(' ; ');
-    const base = await time(() => virsh('net-list --name'));
-    const tAdd = await time(() => virsh(batch('add')));
-    const tDel = await time(() => virsh(batch('delete')));
+    const base = await timeVirsh('net-list --name');
+    const tAdd = await timeVirsh(batch('add'));
+    const tDel = await timeVirsh(batch('delete'));
     sAdds.push((tAdd - base) / K);
     sDels.push((tDel - base) / K);
   }
