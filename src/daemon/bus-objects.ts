@@ -60,10 +60,20 @@ export class BusObjects {
   private readonly objects = new Map<string, Map<string, InterfaceImpl>>();
   private readonly handler = (msg: Message) => this.handle(msg);
 
+  /** opts.ready has resolved (or there is none): calls are answered at once. */
+  private ready: boolean;
+
   constructor(
     private readonly bus: MessageBus,
     private readonly opts: BusObjectsOptions,
   ) {
+    this.ready = !opts.ready;
+    opts.ready?.then(
+      () => {
+        this.ready = true;
+      },
+      () => {},
+    );
     bus.addMethodHandler(this.handler);
   }
 
@@ -260,7 +270,8 @@ export class BusObjects {
         this.error(msg, `${DBUS_ERROR}.UnknownProperty`, `no property ${prop} on ${ifaceName}`);
         return;
       }
-      this.run(msg, async () => [new Variant(p.type, impl.get(p.name))], 'v');
+      // The hot path (desktop tools poll properties): answered in this turn, no promise chain.
+      this.answerNow(msg, () => [new Variant(p.type, impl.get(p.name))], 'v');
       return;
     }
     if (member === 'GetAll') {
@@ -309,27 +320,47 @@ export class BusObjects {
     return out;
   }
 
+  /** Like run() for a synchronous answer: at once when the daemon is ready, else once it is. */
+  private answerNow(msg: Message, fn: () => unknown[], outSig: string): void {
+    if (!this.ready) {
+      this.run(msg, async () => fn(), outSig);
+      return;
+    }
+    let out: unknown[];
+    try {
+      out = fn();
+    } catch (e) {
+      this.fail(msg, e);
+      return;
+    }
+    this.answer(msg, outSig, out);
+  }
+
+  private answer(msg: Message, outSig: string, out: unknown[]): void {
+    try {
+      this.reply(msg, outSig, out);
+    } catch (e) {
+      this.opts.onInternalError?.(e, `reply to ${msg.interface}.${msg.member}`);
+      this.error(msg, 'org.virtnet.network1.Error.Failed', 'internal error: could not encode the reply');
+    }
+  }
+
+  private fail(msg: Message, e: unknown): void {
+    const { name, message } = toBusError(e);
+    if (name.endsWith('.Failed') && message.startsWith('internal error')) {
+      this.opts.onInternalError?.(e, `${msg.interface}.${msg.member}`);
+    }
+    this.error(msg, name, message);
+  }
+
   private run(msg: Message, fn: () => Promise<unknown[]>, outSig: string, waitReady = true): void {
     const go = async () => {
       if (waitReady && this.opts.ready) await this.opts.ready;
       return fn();
     };
     go().then(
-      (out) => {
-        try {
-          this.reply(msg, outSig, out);
-        } catch (e) {
-          this.opts.onInternalError?.(e, `reply to ${msg.interface}.${msg.member}`);
-          this.error(msg, 'org.virtnet.network1.Error.Failed', 'internal error: could not encode the reply');
-        }
-      },
-      (e: unknown) => {
-        const { name, message } = toBusError(e);
-        if (name.endsWith('.Failed') && message.startsWith('internal error')) {
-          this.opts.onInternalError?.(e, `${msg.interface}.${msg.member}`);
-        }
-        this.error(msg, name, message);
-      },
+      (out) => this.answer(msg, outSig, out),
+      (e: unknown) => this.fail(msg, e),
     );
   }
 
