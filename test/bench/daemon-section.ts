@@ -6,6 +6,7 @@
  * property Get latency and calls/s, file save → reconciled, the libvirt hook with the daemon up and
  * down, the daemon's RSS idle and with 100 networks up.
  */
+import { spawnSync } from 'node:child_process';
 import {
   chmodSync,
   existsSync,
@@ -35,6 +36,7 @@ import {
   inotifyFree,
   mustRun,
   percentile,
+  runCmd,
   type Sample,
   sleep,
   time,
@@ -56,6 +58,14 @@ export interface DaemonSectionOptions {
 
 const NET_PATH = `${MANAGER_PATH}/network/default`;
 const HOOK_MAC = '52:54:01:ff:00:01';
+
+/** A python3 that has the dbus module (Debian's python3-dbus), if any. */
+function findDbusPython(): string | undefined {
+  for (const py of ['/usr/bin/python3', 'python3']) {
+    if (spawnSync(py, ['-c', 'import dbus'], { stdio: 'ignore' }).status === 0) return py;
+  }
+  return undefined;
+}
 
 function rssMb(pid: number): number {
   const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
@@ -176,21 +186,57 @@ export async function daemonSection(o: DaemonSectionOptions, out: Sample[]): Pro
       );
       pipeRate.push(4000 / ((performance.now() - t1) / 1000));
     }
+    // The same sequential Gets from a client on libdbus (dbus-python): a C library's client cost
+    // instead of node + dbus-next's, which is about as much as the daemon's own (see README).
+    const py = findDbusPython();
+    const cRate: number[] = [];
+    const cP50: number[] = [];
+    if (py) {
+      const r = await runCmd([
+        py,
+        join(packageRoot(), 'test', 'bench', 'get-client.py'),
+        o.bus.address,
+        NET_PATH,
+        NETWORK_IFACE,
+        'Active',
+        String(o.getRounds),
+        '1000',
+      ]);
+      if (r.code !== 0)
+        throw new Error(`get-client.py failed (exit ${r.code}): ${r.stderr.trim().slice(-600)}`);
+      for (const line of r.stdout.trim().split('\n')) {
+        const { rate, p50: p } = JSON.parse(line) as { rate: number; p50: number };
+        cRate.push(rate);
+        cP50.push(p);
+      }
+    } else o.log('daemon: no python3 with the dbus module (python3-dbus): the libdbus client rows are empty');
     out.push({
       key: 'dbus.get.p50',
-      what: 'D-Bus property Get, p50 of 1,000 sequential',
+      what: 'D-Bus property Get, p50 of 1,000 sequential (libdbus client)',
+      unit: 'ms',
+      xs: cP50,
+    });
+    out.push({
+      key: 'dbus.get.seq',
+      what: 'D-Bus Get calls/s, one libdbus client (dbus-python), sequential',
+      unit: 'calls/s',
+      xs: cRate,
+    });
+    out.push({
+      key: 'dbus.get.p50.node',
+      what: 'D-Bus property Get, p50 of 1,000 sequential (node client: dbus-next)',
       unit: 'ms',
       xs: p50,
     });
     out.push({
-      key: 'dbus.get.seq',
-      what: 'D-Bus Get calls/s, one client, sequential',
+      key: 'dbus.get.seq.node',
+      what: 'D-Bus Get calls/s, one node client (dbus-next), sequential',
       unit: 'calls/s',
       xs: seqRate,
     });
     out.push({
       key: 'dbus.get.pipe',
-      what: 'D-Bus Get calls/s, one client, 16 in flight',
+      what: 'D-Bus Get calls/s, one node client (dbus-next), 16 in flight',
       unit: 'calls/s',
       xs: pipeRate,
     });

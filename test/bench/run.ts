@@ -146,6 +146,8 @@ function buildRows(s: Map<string, Sample>, withLibvirt: boolean): Row[] {
   add(dmn, 'watch.save', le(300));
   add(dmn, 'dbus.get.p50', le(2));
   add(dmn, 'dbus.get.seq', ge(2000));
+  add(dmn, 'dbus.get.p50.node', le(2));
+  add(dmn, 'dbus.get.seq.node');
   add(dmn, 'dbus.get.pipe');
   add(dmn, 'daemon.rss.idle');
   add(dmn, 'daemon.rss.100', le(80));
