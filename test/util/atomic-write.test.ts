@@ -86,6 +86,24 @@ describe('writeFileAtomic', () => {
     expect(entries()).toEqual(['state.json']);
   });
 
+  it('noSync (files under /run): same result and cleanup, done synchronously before the promise', async () => {
+    const p = join(dir, 'live.json');
+    fs.writeFileSync(p, 'old');
+    fs.chmodSync(p, 0o600);
+    const done = writeFileAtomic(p, 'new', { noSync: true });
+    expect(fs.readFileSync(p, 'utf8')).toBe('new'); // already written: no await in between
+    await done;
+    expect(fs.statSync(p).mode & 0o777).toBe(0o600);
+    expect(entries()).toEqual(['live.json']);
+    const target = join(dir, 'target');
+    fs.mkdirSync(target);
+    fs.writeFileSync(join(target, 'inside'), 'keep');
+    await expect(writeFileAtomic(target, 'data', { noSync: true })).rejects.toMatchObject({
+      code: expect.stringMatching(/EISDIR|ENOTEMPTY|EEXIST/),
+    });
+    expect(entries()).toEqual(['live.json', 'target']);
+  });
+
   it('removes the temp file when the rename fails (target is a non-empty directory)', async () => {
     const p = join(dir, 'target');
     fs.mkdirSync(p);
