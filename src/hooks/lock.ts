@@ -9,7 +9,8 @@
  * is gone is broken (stale after a crash). Waiting is bounded: past `timeoutMs` the call fails with a
  * clear message instead of hanging libvirt.
  */
-import { mkdir, readFile, readlink, rm, stat, symlink, unlink } from 'node:fs/promises';
+import { mkdirSync, symlinkSync, unlinkSync } from 'node:fs';
+import { readFile, readlink, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export interface LockOptions {
@@ -89,7 +90,9 @@ export class LockManager {
     try {
       const path = await this.acquireFile(key, deadline);
       return async () => {
-        await unlink(path).catch(() => {});
+        try {
+          unlinkSync(path);
+        } catch {}
         cleanupLocal();
       };
     } catch (e) {
@@ -101,7 +104,7 @@ export class LockManager {
   private async acquireFile(key: string, deadline: number): Promise<string> {
     const dir = this.dir!;
     if (!this.dirMade) {
-      await mkdir(dir, { recursive: true, mode: 0o700 });
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
       this.dirMade = true;
     }
     const path = join(dir, lockName(key));
@@ -109,13 +112,14 @@ export class LockManager {
     for (;;) {
       try {
         // One atomic syscall makes the lock and names its owner: a symlink whose target is our pid.
-        await symlink(String(process.pid), path);
+        // (Synchronous: the lock dir is under /run, and this is one syscall, not a thread-pool trip.)
+        symlinkSync(String(process.pid), path);
         return path;
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
         if (code === 'ENOENT') {
           // The lock directory was removed behind our back: make it again.
-          await mkdir(dir, { recursive: true, mode: 0o700 });
+          mkdirSync(dir, { recursive: true, mode: 0o700 });
           continue;
         }
         if (code !== 'EEXIST') throw e;

@@ -5,7 +5,7 @@
  * replaced atomically (a reader sees the old record or the new one, never half of one). The run dir
  * is a tmpfs: records vanish with the domains at reboot.
  */
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PortForward } from '../model/domain.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
@@ -76,7 +76,11 @@ export interface DomainRecordStore {
   list(): Promise<DomainRecord[]>;
 }
 
-/** Records as files in one directory. */
+/**
+ * Records as files in one directory — under the run dir, a tmpfs: the small reads and writes use
+ * synchronous calls (~20–70 µs each here; the asynchronous ones cost ~100 µs per thread-pool round
+ * trip, four to six per file), which matters for list() with many domains.
+ */
 export class FileRecordStore implements DomainRecordStore {
   private made = false;
   constructor(readonly dir: string) {}
@@ -84,7 +88,7 @@ export class FileRecordStore implements DomainRecordStore {
   async get(key: string): Promise<DomainRecord | undefined> {
     let text: string;
     try {
-      text = await readFile(fileFor(this.dir, key), 'utf8');
+      text = readFileSync(fileFor(this.dir, key), 'utf8');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;
@@ -95,7 +99,7 @@ export class FileRecordStore implements DomainRecordStore {
 
   async put(record: DomainRecord): Promise<void> {
     if (!this.made) {
-      await mkdir(this.dir, { recursive: true, mode: 0o700 });
+      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
       this.made = true;
     }
     await writeFileAtomic(
@@ -107,13 +111,13 @@ export class FileRecordStore implements DomainRecordStore {
   }
 
   async delete(key: string): Promise<void> {
-    await rm(fileFor(this.dir, key), { force: true });
+    rmSync(fileFor(this.dir, key), { force: true });
   }
 
   async list(): Promise<DomainRecord[]> {
     let names: string[];
     try {
-      names = await readdir(this.dir);
+      names = readdirSync(this.dir);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw e;
@@ -122,7 +126,7 @@ export class FileRecordStore implements DomainRecordStore {
     for (const n of names) {
       if (!n.endsWith('.json') || n.startsWith('.')) continue;
       try {
-        const v: unknown = JSON.parse(await readFile(join(this.dir, n), 'utf8'));
+        const v: unknown = JSON.parse(readFileSync(join(this.dir, n), 'utf8'));
         if (isRecord(v)) out.push(v);
       } catch {
         // removed meanwhile, or not ours
