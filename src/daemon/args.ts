@@ -13,6 +13,8 @@ export interface DaemonOptions {
   firewall: 'auto' | FirewallBackend;
   logLevel: LogLevel;
   logFormat: LogFormat;
+  /** A running network whose config file is deleted: stays up as a transient network, or is stopped. */
+  onFileRemoved: 'keep-running' | 'stop';
 }
 
 export type ParsedArgs =
@@ -29,6 +31,7 @@ export const DEFAULTS: DaemonOptions = {
   firewall: 'auto',
   logLevel: 'info',
   logFormat: 'text',
+  onFileRemoved: 'keep-running',
 };
 
 export const HELP = `Usage: virtnetd [OPTIONS]
@@ -52,6 +55,10 @@ Options:
                          firewall backend (default auto: nftables when nft works, else iptables)
   --log-level LEVEL      emerg, alert, crit, error, warning, notice, info, debug (default info)
   --log-format text|json log line format (default text; under journald lines carry <N> priorities)
+  --on-file-removed keep-running|stop
+                         what happens to a RUNNING network whose config file is deleted: it stays up
+                         as a transient network until stopped (keep-running, the default: deleting a
+                         file never cuts guests off), or it is stopped and undefined (stop)
   -h, --help             show this help
   -V, --version          print the version
 
@@ -90,6 +97,7 @@ export function parseDaemonArgs(argv: readonly string[]): ParsedArgs {
       case '--firewall':
       case '--log-level':
       case '--log-format':
+      case '--on-file-removed':
         value = takeValue();
         if (value === undefined || value === '')
           return { kind: 'usage-error', message: `${flag} needs a value` };
@@ -139,6 +147,15 @@ export function parseDaemonArgs(argv: readonly string[]): ParsedArgs {
           return { kind: 'usage-error', message: `--log-format expects text or json (got '${value}')` };
         }
         o.logFormat = value;
+        break;
+      case '--on-file-removed':
+        if (value !== 'keep-running' && value !== 'stop') {
+          return {
+            kind: 'usage-error',
+            message: `--on-file-removed expects keep-running or stop (got '${value}')`,
+          };
+        }
+        o.onFileRemoved = value;
         break;
     }
   }

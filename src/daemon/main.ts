@@ -86,6 +86,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     version: virtnetVersion(),
     log,
     hooks,
+    onFileRemoved: opts.onFileRemoved,
   });
 
   const reply = await bus.requestName(BUS_NAME, NameFlag.DO_NOT_QUEUE);

@@ -13,7 +13,8 @@
  * - Start of an active network and Stop of an inactive one are Conflict errors (like libvirt).
  * - Undefine of an active network is a Conflict ("stop it first"): guests never lose their network
  *   by surprise. A config file removed behind our back while the network runs (Reload) makes it
- *   transient: it stays up and its object stays until Stop.
+ *   transient: it stays up and its object stays until Stop — unless the daemon runs with
+ *   `--on-file-removed stop`, which stops and undefines it.
  * - DefineNetwork of an existing, running network reconciles it live (engine.update) and emits
  *   'updated', as editing its file does (issue 5).
  * - AddHost/RemoveHost are live changes on a running network (the engine's extra hosts); on an inactive
@@ -52,6 +53,12 @@ export interface ServiceOptions {
   log: Logger;
   /** libvirt hook events (Manager.HookEvent); without it HookEvent only checks its arguments. */
   hooks?: DaemonHooks;
+  /**
+   * A running network whose config file was deleted (seen by the watcher, Reload or SIGHUP):
+   * 'keep-running' (default) leaves it up as a transient network until stopped; 'stop' stops it and
+   * undefines it.
+   */
+  onFileRemoved?: 'keep-running' | 'stop';
 }
 
 interface Entry {
@@ -354,6 +361,20 @@ export class VirtnetService {
     }
     for (const [name, e] of [...this.entries]) {
       if (seen.has(name) || !e.persistent) continue;
+      if (this.o.engine.isActive(name) && this.o.onFileRemoved === 'stop') {
+        try {
+          await this.o.engine.stop(name); // logged by the engine
+          this.o.log.info(`network '${name}': its config file is gone; stopped (--on-file-removed stop)`, {
+            network: name,
+          });
+          this.sync(name);
+        } catch (err) {
+          this.o.log.error(
+            `network '${name}': its config file is gone, but stopping it failed: ${(err as Error).message}`,
+            { network: name },
+          );
+        }
+      }
       if (this.o.engine.isActive(name)) {
         e.persistent = false;
         e.autostart = false;

@@ -10,6 +10,7 @@ describe('virtnetd command line', () => {
       runDir: '/run/virtnet',
       bus: 'system',
       firewall: 'auto',
+      onFileRemoved: 'keep-running',
     });
   });
 
@@ -27,6 +28,7 @@ describe('virtnetd command line', () => {
       'debug',
       '--log-format',
       'json',
+      '--on-file-removed=stop',
     ]);
     expect(r).toEqual({
       kind: 'run',
@@ -38,6 +40,7 @@ describe('virtnetd command line', () => {
         firewall: 'iptables',
         logLevel: 'debug',
         logFormat: 'json',
+        onFileRemoved: 'stop',
       },
     });
   });
@@ -45,7 +48,15 @@ describe('virtnetd command line', () => {
   it('help and version', () => {
     expect(parseDaemonArgs(['--help'])).toEqual({ kind: 'help' });
     expect(parseDaemonArgs(['-V'])).toEqual({ kind: 'version' });
-    for (const o of ['--config-dir', '--state-dir', '--run-dir', '--bus', '--firewall', '--log-level']) {
+    for (const o of [
+      '--config-dir',
+      '--state-dir',
+      '--run-dir',
+      '--bus',
+      '--firewall',
+      '--log-level',
+      '--on-file-removed',
+    ]) {
       expect(HELP).toContain(o);
     }
   });
@@ -57,6 +68,7 @@ describe('virtnetd command line', () => {
     [['--log-level', 'loud'], '--log-level expects'],
     [['--bus', 'session'], "--bus expects 'system' or a D-Bus address"],
     [['--config-dir', '--bus'], '--config-dir needs a value'],
+    [['--on-file-removed', 'delete'], '--on-file-removed expects keep-running or stop'],
   ])('%j is a usage error', (argv, msg) => {
     const r = parseDaemonArgs(argv);
     expect(r.kind).toBe('usage-error');

@@ -608,3 +608,77 @@ async function busctlBig(bus: PrivateBus, path: string, member: string, args: st
     conn.disconnect();
   }
 }
+
+describe.skipIf(skip).each(['keep-running', 'stop'] as const)(
+  'a running network whose config file is deleted, --on-file-removed %s',
+  (onFileRemoved) => {
+    let bus: PrivateBus;
+    let conn: MessageBus;
+    let service: VirtnetService;
+    let configDir: string;
+    const engine = new FakeEngine();
+
+    beforeAll(async () => {
+      bus = await startPrivateBus();
+      configDir = mkdtempSync(join(tmpdir(), 'vh7-rm-'));
+      writeFileSync(join(configDir, 'my-net.xml'), NET_XML);
+      conn = await connectBus(bus.address);
+      service = new VirtnetService({
+        bus: conn,
+        engine,
+        store: new ConfigStore(configDir),
+        codec: networkCodec,
+        authorize: async () => {},
+        version: '9.9.9-test',
+        log: silentLogger(),
+        onFileRemoved,
+      });
+      expect(await conn.requestName(BUS_NAME, 4)).toBe(1);
+      await service.start();
+    });
+
+    afterAll(async () => {
+      await service?.close();
+      conn?.disconnect();
+      await bus?.stop();
+      if (configDir) rmSync(configDir, { recursive: true, force: true });
+    });
+
+    it(
+      onFileRemoved === 'stop' ? 'is stopped and undefined' : 'stays up, transient, until stopped',
+      async () => {
+        expect((await busctl(bus, ['call', BUS_NAME, NET_PATH, NETWORK_IFACE, 'Start'])).code).toBe(0);
+        expect(engine.isActive('my-net')).toBe(true);
+        const mon = await startMonitor(bus);
+        try {
+          rmSync(join(configDir, 'my-net.xml'));
+          const r = await busctl(bus, ['call', BUS_NAME, MANAGER_PATH, MANAGER_IFACE, 'Reload']);
+          expect(r.code, r.stderr).toBe(0);
+          if (onFileRemoved === 'stop') {
+            expect(engine.isActive('my-net')).toBe(false);
+            await mon.waitFor(
+              (m) => m.member === 'NetworkEvent' && JSON.stringify(m.payload).includes('"stopped"'),
+            );
+            await mon.waitFor(
+              (m) => m.member === 'NetworkEvent' && JSON.stringify(m.payload).includes('"undefined"'),
+            );
+            await mon.waitFor(
+              (m) => m.member === 'InterfacesRemoved' && JSON.stringify(m.payload).includes(NET_PATH),
+            );
+          } else {
+            expect(engine.isActive('my-net')).toBe(true);
+            const active = await busctl(bus, ['get-property', BUS_NAME, NET_PATH, NETWORK_IFACE, 'Active']);
+            expect(active.stdout.trim()).toBe('b true');
+            // Stopping the transient network makes it go away.
+            expect((await busctl(bus, ['call', BUS_NAME, NET_PATH, NETWORK_IFACE, 'Stop'])).code).toBe(0);
+            await mon.waitFor(
+              (m) => m.member === 'InterfacesRemoved' && JSON.stringify(m.payload).includes(NET_PATH),
+            );
+          }
+        } finally {
+          await mon.stop();
+        }
+      },
+    );
+  },
+);
