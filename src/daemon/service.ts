@@ -83,6 +83,9 @@ export class VirtnetService {
   /** The text of each network's file as last read or written: unchanged files are not re-parsed. */
   private readonly fileText = new Map<string, string>();
   private queue: Promise<unknown> = Promise.resolve();
+  /** The last queued per-network call of each network, and every per-network call not yet done. */
+  private readonly networkTails = new Map<string, Promise<void>>();
+  private readonly inFlight = new Set<Promise<void>>();
   private markReady!: () => void;
   private markFailed!: (e: unknown) => void;
   private readonly ready: Promise<void>;
@@ -128,8 +131,12 @@ export class VirtnetService {
           });
         }
       }
-      for (const e of [...this.entries.values()].sort((a, b) => a.net.name.localeCompare(b.net.name))) {
-        if (e.autostart && !this.o.engine.isActive(e.net.name)) {
+      // Autostart networks side by side (the engine admits concurrent starts and refuses conflicts).
+      const autostart = [...this.entries.values()]
+        .filter((e) => e.autostart && !this.o.engine.isActive(e.net.name))
+        .sort((a, b) => a.net.name.localeCompare(b.net.name));
+      await Promise.all(
+        autostart.map(async (e) => {
           try {
             await this.o.engine.start(e.net);
             // The engine logs the start (once); this only says why.
@@ -139,8 +146,8 @@ export class VirtnetService {
               network: e.net.name,
             });
           }
-        }
-      }
+        }),
+      );
       for (const name of this.entries.keys()) this.sync(name, { quiet: true });
       this.markReady();
     } catch (e) {
@@ -163,9 +170,33 @@ export class VirtnetService {
 
   // ---------------------------------------------------------------- state helpers
 
+  /**
+   * Changes to the set of networks (define, undefine, reload) run alone: after every call queued
+   * before them, and before any queued after them.
+   */
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn);
+    const run = Promise.allSettled([this.queue, ...this.inFlight]).then(fn);
     this.queue = run.catch(() => {});
+    return run;
+  }
+
+  /**
+   * Calls on one network (start, stop, hosts, autostart) run one at a time per network, side by side
+   * for different networks (the engine admits concurrent starts and catches their conflicts), never
+   * beside an exclusive() call.
+   */
+  private perNetwork<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const run = Promise.allSettled([this.queue, this.networkTails.get(name)]).then(fn);
+    const tail = run.then(
+      () => {},
+      () => {},
+    );
+    this.networkTails.set(name, tail);
+    this.inFlight.add(tail);
+    void tail.then(() => {
+      this.inFlight.delete(tail);
+      if (this.networkTails.get(name) === tail) this.networkTails.delete(name);
+    });
     return run;
   }
 
@@ -528,7 +559,7 @@ export class VirtnetService {
         return [leases.map((l) => [l.mac, l.ip, l.hostname ?? '', BigInt(Math.trunc(l.expiry))])];
       }
       case 'Start':
-        return this.exclusive(async () => {
+        return this.perNetwork(name, async () => {
           const e = this.entry(name);
           if (this.o.engine.isActive(name)) throw new ConflictError(`network '${name}' is already active`);
           await this.o.engine.start(e.net); // the engine logs each change and the start
@@ -536,7 +567,7 @@ export class VirtnetService {
           return [];
         });
       case 'Stop':
-        return this.exclusive(async () => {
+        return this.perNetwork(name, async () => {
           this.entry(name);
           if (!this.o.engine.isActive(name)) throw new ConflictError(`network '${name}' is not active`);
           await this.o.engine.stop(name); // the engine logs each change and the stop
@@ -558,7 +589,7 @@ export class VirtnetService {
           return [];
         });
       case 'SetAutostart':
-        return this.exclusive(async () => {
+        return this.perNetwork(name, async () => {
           const e = this.entry(name);
           const on = args[0] as boolean;
           if (!e.persistent) {
@@ -570,7 +601,7 @@ export class VirtnetService {
           return [];
         });
       case 'AddHost':
-        return this.exclusive(async () => {
+        return this.perNetwork(name, async () => {
           const e = this.entry(name);
           const [mac, ip, hostname] = args as [string, string, string];
           const host = checkHostArgs(e.net, mac, ip, hostname);
@@ -579,7 +610,7 @@ export class VirtnetService {
           return [];
         });
       case 'RemoveHost':
-        return this.exclusive(async () => {
+        return this.perNetwork(name, async () => {
           this.entry(name);
           const mac = checkMac(args[0] as string);
           this.requireActive(name, 'remove a host');

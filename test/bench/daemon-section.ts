@@ -534,7 +534,6 @@ export async function daemonSection(o: DaemonSectionOptions, out: Sample[]): Pro
     out.push({
       key: 'daemon.up.100',
       what: '100 networks up via daemon (100 Start calls at once)',
-      note: 'the service runs Start calls one at a time',
       unit: 'ms',
       xs: ups,
     });

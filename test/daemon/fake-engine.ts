@@ -15,6 +15,18 @@ export class FakeEngine implements Engine {
   readonly leaseTable = new Map<string, Lease[]>();
   /** When set, the next start() fails with this CommandError. */
   failNextStart: CommandError | undefined;
+  /** When set, start() and stop() take this long (to see calls overlap). */
+  delayMs = 0;
+  /** How many start()/stop() calls are running now, and the most that ever ran at once. */
+  running = 0;
+  maxRunning = 0;
+  private async slow(): Promise<void> {
+    if (!this.delayMs) return;
+    this.running++;
+    this.maxRunning = Math.max(this.maxRunning, this.running);
+    await new Promise((r) => setTimeout(r, this.delayMs));
+    this.running--;
+  }
   private readonly ee = new EventEmitter();
 
   async adopt(defined: Network[]): Promise<void> {
@@ -22,6 +34,7 @@ export class FakeEngine implements Engine {
   }
   async start(net: Network): Promise<ActiveNetworkInfo> {
     this.calls.push(`start ${net.name}`);
+    await this.slow();
     if (this.failNextStart) {
       const e = this.failNextStart;
       this.failNextStart = undefined;
@@ -41,6 +54,7 @@ export class FakeEngine implements Engine {
   }
   async stop(name: string): Promise<void> {
     this.calls.push(`stop ${name}`);
+    await this.slow();
     this.active.delete(name);
     this.emit('stopped', { name });
   }

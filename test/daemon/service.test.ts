@@ -682,3 +682,80 @@ describe.skipIf(skip).each(['keep-running', 'stop'] as const)(
     );
   },
 );
+
+describe.skipIf(skip)('calls side by side: per network, never beside a define/undefine/reload', () => {
+  let bus: PrivateBus;
+  let conn: MessageBus;
+  let service: VirtnetService;
+  let configDir: string;
+  const engine = new FakeEngine();
+  const netXml = (i: number) =>
+    NET_XML.replace('my-net', `n${i}`).replace('vh7br0', `vh7c${i}`).replaceAll('10.77.0.', `10.78.${i}.`);
+  const path = (i: number) => `${MANAGER_PATH}/network/n${i}`;
+  const call = (p: string, iface: string, member: string, signature = '', body: unknown[] = []) =>
+    conn.call(
+      new Msg({
+        type: MessageType.METHOD_CALL,
+        destination: BUS_NAME,
+        path: p,
+        interface: iface,
+        member,
+        signature,
+        body,
+      }),
+    );
+
+  beforeAll(async () => {
+    bus = await startPrivateBus();
+    configDir = mkdtempSync(join(tmpdir(), 'vh7-par-'));
+    for (let i = 0; i < 4; i++) writeFileSync(join(configDir, `n${i}.xml`), netXml(i));
+    conn = await connectBus(bus.address);
+    service = new VirtnetService({
+      bus: conn,
+      engine,
+      store: new ConfigStore(configDir),
+      codec: networkCodec,
+      authorize: async () => {},
+      version: '9.9.9-test',
+      log: silentLogger(),
+    });
+    expect(await conn.requestName(BUS_NAME, 4)).toBe(1);
+    await service.start();
+  });
+
+  afterAll(async () => {
+    await service?.close();
+    conn?.disconnect();
+    await bus?.stop();
+    if (configDir) rmSync(configDir, { recursive: true, force: true });
+  });
+
+  it('Start of different networks overlaps; of one network, one after the other', async () => {
+    engine.delayMs = 150;
+    engine.maxRunning = 0;
+    await Promise.all([0, 1, 2, 3].map((i) => call(path(i), NETWORK_IFACE, 'Start')));
+    expect(engine.maxRunning).toBe(4);
+    engine.maxRunning = 0;
+    const r = await Promise.allSettled([
+      call(path(0), NETWORK_IFACE, 'Stop'),
+      call(path(0), NETWORK_IFACE, 'Start'),
+    ]);
+    expect(r.map((x) => x.status)).toEqual(['fulfilled', 'fulfilled']);
+    expect(engine.maxRunning).toBe(1);
+    expect(engine.isActive('n0')).toBe(true);
+  });
+
+  it('Undefine waits for a running Stop of that network and then sees it stopped', async () => {
+    engine.delayMs = 150;
+    const stop = call(path(3), NETWORK_IFACE, 'Stop');
+    const undefine = call(path(3), NETWORK_IFACE, 'Undefine'); // would be a Conflict while active
+    await stop;
+    await undefine;
+    expect(engine.isActive('n3')).toBe(false);
+    expect(existsSync(join(configDir, 'n3.xml'))).toBe(false);
+    // A Start queued after a Reload runs after it.
+    engine.calls.length = 0;
+    await Promise.all([call(MANAGER_PATH, MANAGER_IFACE, 'Reload'), call(path(2), NETWORK_IFACE, 'Stop')]);
+    expect(engine.isActive('n2')).toBe(false);
+  });
+});
