@@ -5,9 +5,9 @@ import { ruleLines, splitRestoreLine } from '../../src/firewall/iptables.js';
 import type { FirewallScripts } from '../../src/firewall/types.js';
 import { renderNftables } from '../../src/plan/firewall/nftables.js';
 import { planFirewall } from '../../src/plan/firewall/rules.js';
-import { goldenNetworks } from '../plan/firewall/fixtures.js';
 import { cleanupAllNetns, createNetns, type Netns } from '../helpers/netns.js';
 import { missingPrereqs } from '../helpers/require.js';
+import { goldenNetworks } from '../plan/firewall/fixtures.js';
 
 const nft: FirewallScripts = {
   backend: 'nftables',
@@ -203,7 +203,12 @@ describe.skipIf(skip)('firewall drivers (real, in a namespace)', () => {
     const list = async () => (await ns.exec(['nft', 'list', 'ruleset'])).stdout;
     const before = await list();
     const d = new DryRunRunner();
-    const recorded = { run: (req: RunRequest) => (d.run(req), r.run(req)) } as CommandRunner;
+    const recorded: CommandRunner = {
+      run: (req: RunRequest) => {
+        void d.run(req); // recorded only
+        return r.run(req);
+      },
+    };
     const fw = makeFirewall(recorded, { backend: 'nftables', reason: 'test' });
     await fw.apply('g', scripts);
     expect(d.calls.map((c) => c.input)).toEqual([rendered.create]); // fresh: one transaction, no delete
