@@ -58,6 +58,9 @@ export function run(argv: readonly string[], opts: ExecOptions = {}): Promise<Ex
         resolve({ exitCode: code, stdout, stderr });
       },
     );
+    // A command that exits without reading its stdin makes the write fail with EPIPE: not our error
+    // (its exit code tells), and unhandled it would be an uncaught exception.
+    child.stdin?.on('error', () => {});
     if (opts.input !== undefined) child.stdin?.end(opts.input);
     else child.stdin?.end();
   });
