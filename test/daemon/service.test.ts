@@ -22,7 +22,7 @@ import {
   MessageType,
   Message as Msg,
 } from '../../src/daemon/dbus.js';
-import { VirtnetService } from '../../src/daemon/service.js';
+import { type ServiceOptions, VirtnetService } from '../../src/daemon/service.js';
 import { CommandError } from '../../src/errors.js';
 import { silentLogger } from '../../src/util/log.js';
 import {
@@ -609,50 +609,61 @@ async function busctlBig(bus: PrivateBus, path: string, member: string, args: st
   }
 }
 
+/** A private bus, a config dir holding `files`, and the service on it (fake engine, every call allowed). */
+async function startService(
+  files: Record<string, string>,
+  engine: FakeEngine,
+  extra: Partial<ServiceOptions> = {},
+) {
+  const bus = await startPrivateBus();
+  const configDir = mkdtempSync(join(tmpdir(), 'vh7-svc-'));
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(configDir, name), text);
+  const conn = await connectBus(bus.address);
+  const service = new VirtnetService({
+    bus: conn,
+    engine,
+    store: new ConfigStore(configDir),
+    codec: networkCodec,
+    authorize: async () => {},
+    version: '9.9.9-test',
+    log: silentLogger(),
+    ...extra,
+  });
+  expect(await conn.requestName(BUS_NAME, 4)).toBe(1);
+  await service.start();
+  return {
+    bus,
+    conn,
+    configDir,
+    async close() {
+      await service.close();
+      conn.disconnect();
+      await bus.stop();
+      rmSync(configDir, { recursive: true, force: true });
+    },
+  };
+}
+type ServiceFixture = Awaited<ReturnType<typeof startService>>;
+
 describe.skipIf(skip).each(['keep-running', 'stop'] as const)(
   'a running network whose config file is deleted, --on-file-removed %s',
   (onFileRemoved) => {
-    let bus: PrivateBus;
-    let conn: MessageBus;
-    let service: VirtnetService;
-    let configDir: string;
+    let s: ServiceFixture;
     const engine = new FakeEngine();
-
     beforeAll(async () => {
-      bus = await startPrivateBus();
-      configDir = mkdtempSync(join(tmpdir(), 'vh7-rm-'));
-      writeFileSync(join(configDir, 'my-net.xml'), NET_XML);
-      conn = await connectBus(bus.address);
-      service = new VirtnetService({
-        bus: conn,
-        engine,
-        store: new ConfigStore(configDir),
-        codec: networkCodec,
-        authorize: async () => {},
-        version: '9.9.9-test',
-        log: silentLogger(),
-        onFileRemoved,
-      });
-      expect(await conn.requestName(BUS_NAME, 4)).toBe(1);
-      await service.start();
+      s = await startService({ 'my-net.xml': NET_XML }, engine, { onFileRemoved });
     });
-
-    afterAll(async () => {
-      await service?.close();
-      conn?.disconnect();
-      await bus?.stop();
-      if (configDir) rmSync(configDir, { recursive: true, force: true });
-    });
+    afterAll(() => s?.close());
 
     it(
       onFileRemoved === 'stop' ? 'is stopped and undefined' : 'stays up, transient, until stopped',
       async () => {
-        expect((await busctl(bus, ['call', BUS_NAME, NET_PATH, NETWORK_IFACE, 'Start'])).code).toBe(0);
+        expect((await busctl(s.bus, ['call', BUS_NAME, NET_PATH, NETWORK_IFACE, 'Start'])).code).toBe(0);
         expect(engine.isActive('my-net')).toBe(true);
-        const mon = await startMonitor(bus);
+        const mon = await startMonitor(s.bus);
         try {
-          rmSync(join(configDir, 'my-net.xml'));
-          const r = await busctl(bus, ['call', BUS_NAME, MANAGER_PATH, MANAGER_IFACE, 'Reload']);
+          rmSync(join(s.configDir, 'my-net.xml'));
+          const r = await busctl(s.bus, ['call', BUS_NAME, MANAGER_PATH, MANAGER_IFACE, 'Reload']);
           expect(r.code, r.stderr).toBe(0);
           if (onFileRemoved === 'stop') {
             expect(engine.isActive('my-net')).toBe(false);
@@ -667,10 +678,10 @@ describe.skipIf(skip).each(['keep-running', 'stop'] as const)(
             );
           } else {
             expect(engine.isActive('my-net')).toBe(true);
-            const active = await busctl(bus, ['get-property', BUS_NAME, NET_PATH, NETWORK_IFACE, 'Active']);
+            const active = await busctl(s.bus, ['get-property', BUS_NAME, NET_PATH, NETWORK_IFACE, 'Active']);
             expect(active.stdout.trim()).toBe('b true');
             // Stopping the transient network makes it go away.
-            expect((await busctl(bus, ['call', BUS_NAME, NET_PATH, NETWORK_IFACE, 'Stop'])).code).toBe(0);
+            expect((await busctl(s.bus, ['call', BUS_NAME, NET_PATH, NETWORK_IFACE, 'Stop'])).code).toBe(0);
             await mon.waitFor(
               (m) => m.member === 'InterfacesRemoved' && JSON.stringify(m.payload).includes(NET_PATH),
             );
@@ -684,16 +695,13 @@ describe.skipIf(skip).each(['keep-running', 'stop'] as const)(
 );
 
 describe.skipIf(skip)('calls side by side: per network, never beside a define/undefine/reload', () => {
-  let bus: PrivateBus;
-  let conn: MessageBus;
-  let service: VirtnetService;
-  let configDir: string;
+  let s: ServiceFixture;
   const engine = new FakeEngine();
   const netXml = (i: number) =>
     NET_XML.replace('my-net', `n${i}`).replace('vh7br0', `vh7c${i}`).replaceAll('10.77.0.', `10.78.${i}.`);
   const path = (i: number) => `${MANAGER_PATH}/network/n${i}`;
   const call = (p: string, iface: string, member: string, signature = '', body: unknown[] = []) =>
-    conn.call(
+    s.conn.call(
       new Msg({
         type: MessageType.METHOD_CALL,
         destination: BUS_NAME,
@@ -706,29 +714,11 @@ describe.skipIf(skip)('calls side by side: per network, never beside a define/un
     );
 
   beforeAll(async () => {
-    bus = await startPrivateBus();
-    configDir = mkdtempSync(join(tmpdir(), 'vh7-par-'));
-    for (let i = 0; i < 4; i++) writeFileSync(join(configDir, `n${i}.xml`), netXml(i));
-    conn = await connectBus(bus.address);
-    service = new VirtnetService({
-      bus: conn,
-      engine,
-      store: new ConfigStore(configDir),
-      codec: networkCodec,
-      authorize: async () => {},
-      version: '9.9.9-test',
-      log: silentLogger(),
-    });
-    expect(await conn.requestName(BUS_NAME, 4)).toBe(1);
-    await service.start();
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 4; i++) files[`n${i}.xml`] = netXml(i);
+    s = await startService(files, engine);
   });
-
-  afterAll(async () => {
-    await service?.close();
-    conn?.disconnect();
-    await bus?.stop();
-    if (configDir) rmSync(configDir, { recursive: true, force: true });
-  });
+  afterAll(() => s?.close());
 
   it('Start of different networks overlaps; of one network, one after the other', async () => {
     engine.delayMs = 150;
@@ -752,7 +742,7 @@ describe.skipIf(skip)('calls side by side: per network, never beside a define/un
     await stop;
     await undefine;
     expect(engine.isActive('n3')).toBe(false);
-    expect(existsSync(join(configDir, 'n3.xml'))).toBe(false);
+    expect(existsSync(join(s.configDir, 'n3.xml'))).toBe(false);
     // A Start queued after a Reload runs after it.
     engine.calls.length = 0;
     await Promise.all([call(MANAGER_PATH, MANAGER_IFACE, 'Reload'), call(path(2), NETWORK_IFACE, 'Stop')]);
