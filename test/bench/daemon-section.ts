@@ -32,6 +32,7 @@ import {
 } from '../helpers/dbus.js';
 import { domainXml, meta } from '../hooks/fakes.js';
 import {
+  DBUS_SEND_FLOOR,
   DEFAULT_XML,
   inotifyFree,
   mustRun,
@@ -458,19 +459,7 @@ export async function daemonSection(o: DaemonSectionOptions, out: Sample[]): Pro
     const sendFloor: number[] = [];
     for (let k = 0; k < o.runs; k++) {
       shFloor.push(await timeRun(['sh', '-c', 'true']));
-      sendFloor.push(
-        await timeRun(
-          [
-            'dbus-send',
-            '--system',
-            '--print-reply',
-            '--dest=org.freedesktop.DBus',
-            '/org/freedesktop/DBus',
-            'org.freedesktop.DBus.GetId',
-          ],
-          { env },
-        ),
-      );
+      sendFloor.push(await timeRun(DBUS_SEND_FLOOR, { env }));
     }
     out.push({ key: 'hook.floor.sh', what: 'floor: sh -c true', unit: 'ms', xs: shFloor });
     out.push({

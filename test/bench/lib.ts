@@ -257,6 +257,16 @@ export async function timedRun(
   };
 }
 
+/** The floor of the hooks' fast path: one dbus-send call to the bus itself (DBUS_SYSTEM_BUS_ADDRESS). */
+export const DBUS_SEND_FLOOR = [
+  'dbus-send',
+  '--system',
+  '--print-reply',
+  '--dest=org.freedesktop.DBus',
+  '/org/freedesktop/DBus',
+  'org.freedesktop.DBus.GetId',
+];
+
 /** timedRun that throws with the command and its stderr on a non-zero exit; the wall time in ms. */
 export async function timeRun(
   argv: string[],
