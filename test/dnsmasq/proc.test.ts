@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { isDnsmasqWithConf, parsePidFile, parseProcStat, realProbe } from '../../src/dnsmasq/proc.js';
 
@@ -18,6 +19,12 @@ describe('parseProcStat', () => {
   });
   it('rejects garbage', () => {
     expect(parseProcStat('nonsense')).toBeUndefined();
+  });
+  it('the real probe reads the same as a plain read, for many processes in a row, and undefined when gone', () => {
+    for (const pid of [process.pid, process.ppid, 1, process.pid]) {
+      expect(realProbe.stat(pid)).toEqual(parseProcStat(readFileSync(`/proc/${pid}/stat`, 'utf8')));
+    }
+    expect(realProbe.stat(4194304)).toBeUndefined();
   });
 });
 
