@@ -48,6 +48,8 @@ export interface BusObjectsOptions {
   notFound?: { prefix: string; message: (path: string) => string; errorName: string };
   /** Told about unexpected exceptions (for the log). */
   onInternalError?: (e: unknown, where: string) => void;
+  /** Told when a call of a method that changes something (it has a polkit action) is done. */
+  onChangeDone?: () => void;
 }
 
 function propsVariantMap(impl: InterfaceImpl): Record<string, Variant> {
@@ -242,8 +244,13 @@ export class BusObjects {
     this.run(
       msg,
       async () => {
-        if (spec.action) await this.opts.authorize(ctx, spec.action, spec);
-        return target.call(spec.name, msg.body ?? [], ctx);
+        if (!spec.action) return target.call(spec.name, msg.body ?? [], ctx);
+        try {
+          await this.opts.authorize(ctx, spec.action, spec);
+          return await target.call(spec.name, msg.body ?? [], ctx);
+        } finally {
+          this.opts.onChangeDone?.();
+        }
       },
       signatureOf(spec.out),
     );

@@ -18,6 +18,7 @@ import { BusAuthorizer } from './authorize.js';
 import { networkCodec } from './codec.js';
 import { ConfigStore } from './config-store.js';
 import { connectBus, type MessageBus, NameFlag, RequestNameReply, resolveBusAddress } from './dbus.js';
+import { IdleGc } from './idle-gc.js';
 import type { NetworkCodec } from './network-codec.js';
 import { createNotifier, type Notifier } from './notify.js';
 import { MANAGER_PATH, networkPath } from './path-encode.js';
@@ -77,6 +78,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     },
   });
   const hooks = createDaemonHooks({ engine, runDir: opts.runDir, log });
+  const idleGc = new IdleGc();
   const service = new VirtnetService({
     bus,
     engine,
@@ -87,6 +89,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     log,
     hooks,
     onFileRemoved: opts.onFileRemoved,
+    onChangeDone: idleGc.poke,
   });
 
   const reply = await bus.requestName(BUS_NAME, NameFlag.DO_NOT_QUEUE);

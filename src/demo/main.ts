@@ -296,6 +296,7 @@ async function main(): Promise<number> {
             sb.host!.name,
             process.execPath,
             '--max-semi-space-size=1',
+            '--expose-gc',
             entry,
             '--bus',
             sb.bus!.address,

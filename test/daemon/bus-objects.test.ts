@@ -103,3 +103,38 @@ describe('BusObjects property Get', () => {
     expect(sent[0]!.body[0]).toMatch(/no longer exists/);
   });
 });
+
+describe('BusObjects changing calls', () => {
+  it('tell onChangeDone when a method with an action is done, not for reads', async () => {
+    const { bus, sent } = fakeBus();
+    let done = 0;
+    let handler!: (m: Message) => boolean;
+    const b = { ...bus, addMethodHandler: (fn: (m: Message) => boolean) => (handler = fn) } as MessageBus;
+    const objs = new BusObjects(b, { ...opts(), onChangeDone: () => done++ });
+    let finish!: () => void;
+    const impl = network('a');
+    impl.call = (m) => (m === 'Start' ? new Promise<unknown[]>((r) => (finish = () => r([]))) : []);
+    objs.add('/org/virtnet/network1/network/a', [impl]);
+    const call = (member: string) =>
+      handler(
+        new Msg({
+          type: MessageType.METHOD_CALL,
+          serial: 7,
+          sender: ':1.9',
+          path: '/org/virtnet/network1/network/a',
+          interface: NETWORK_INTERFACE,
+          member,
+        }),
+      );
+    call('GetXML');
+    await new Promise((r) => setTimeout(r, 10));
+    expect(done).toBe(0);
+    call('Start');
+    await new Promise((r) => setTimeout(r, 10));
+    expect(done).toBe(0); // still running
+    finish();
+    await new Promise((r) => setTimeout(r, 10));
+    expect(done).toBe(1);
+    expect(sent.at(-1)!.type).toBe(MessageType.METHOD_RETURN);
+  });
+});
