@@ -507,7 +507,8 @@ export async function daemonSection(o: DaemonSectionOptions, out: Sample[]): Pro
         ),
       );
       if (r === 0) {
-        await sleep(1000);
+        // Settled: the daemon collects garbage once it has been idle for 1 s after a change (idle-gc.ts).
+        await sleep(2500);
         rss100 = await rssSamples(pid, 5);
       }
       downs.push(
