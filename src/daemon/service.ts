@@ -75,9 +75,6 @@ interface Entry {
 
 type PropValues = Record<string, string | boolean>;
 
-/** Network starts/stops the service runs at once (bringUpDown). */
-const MAX_UP_DOWN = 8;
-
 function normUuid(u: string): string {
   return u.replace(/-/g, '').toLowerCase();
 }
@@ -91,9 +88,6 @@ export class VirtnetService {
   /** The last queued per-network call of each network, and every per-network call not yet done. */
   private readonly networkTails = new Map<string, Promise<void>>();
   private readonly inFlight = new Set<Promise<void>>();
-  /** Network starts/stops running now, and those waiting for a slot (see bringUpDown). */
-  private upDownRunning = 0;
-  private readonly upDownWaiting: Array<() => void> = [];
   private markReady!: () => void;
   private markFailed!: (e: unknown) => void;
   private readonly ready: Promise<void>;
@@ -207,25 +201,6 @@ export class VirtnetService {
       if (this.networkTails.get(name) === tail) this.networkTails.delete(name);
     });
     return run;
-  }
-
-  /**
-   * At most MAX_UP_DOWN network starts/stops at once; more wait for a slot. 100 Start calls at once
-   * take about as long (the kernel's RTNL lock and 2 CPUs are the limit) but the daemon's heap does
-   * not balloon with 100 starts' worth of buffers and garbage at the same time (RSS).
-   */
-  private async bringUpDown<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.upDownRunning >= MAX_UP_DOWN)
-      await new Promise<void>((resolve) => this.upDownWaiting.push(resolve));
-    else this.upDownRunning++;
-    try {
-      return await fn();
-    } finally {
-      const next = this.upDownWaiting.shift();
-      if (next)
-        next(); // the slot passes on
-      else this.upDownRunning--;
-    }
   }
 
   private entry(name: string): Entry {
@@ -590,7 +565,7 @@ export class VirtnetService {
         return this.perNetwork(name, async () => {
           const e = this.entry(name);
           if (this.o.engine.isActive(name)) throw new ConflictError(`network '${name}' is already active`);
-          await this.bringUpDown(() => this.o.engine.start(e.net)); // the engine logs each change
+          await this.o.engine.start(e.net); // the engine logs each change and the start
           this.sync(name);
           return [];
         });
@@ -598,7 +573,7 @@ export class VirtnetService {
         return this.perNetwork(name, async () => {
           this.entry(name);
           if (!this.o.engine.isActive(name)) throw new ConflictError(`network '${name}' is not active`);
-          await this.bringUpDown(() => this.o.engine.stop(name)); // the engine logs each change
+          await this.o.engine.stop(name); // the engine logs each change and the stop
           this.sync(name);
           return [];
         });
