@@ -38,12 +38,12 @@ export async function firewallSection(runs: number): Promise<Sample[]> {
   const nftTx: number[] = [];
   const nftCmds: number[] = [];
   // One warm-up of each.
-  await mustRun(['nft', '-f', '-'], { input: nft.apply });
+  await mustRun(['nft', '-f', '-'], { input: nft.create ?? nft.apply });
   await nftClean();
   await seq(nftPerRule);
   await nftClean();
   for (let r = 0; r < runs; r++) {
-    nftTx.push(await time(() => mustRun(['nft', '-f', '-'], { input: nft.apply })));
+    nftTx.push(await time(() => mustRun(['nft', '-f', '-'], { input: nft.create ?? nft.apply })));
     await nftClean();
     nftCmds.push(await time(() => seq(nftPerRule)));
     await nftClean();
@@ -53,7 +53,7 @@ export async function firewallSection(runs: number): Promise<Sample[]> {
     .filter((l) => /^\s*(counter|iifname|oifname|ip |ip6 |meta |ct )/.test(l)).length;
   out.push({
     key: 'fw.nft.tx',
-    what: 'firewall: one `nft -f -` transaction',
+    what: 'firewall: one `nft -f -` transaction (a fresh network: create, no delete)',
     unit: 'ms',
     xs: nftTx,
     note: `${nftRules} rules`,
