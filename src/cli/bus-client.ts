@@ -15,7 +15,6 @@ import {
   resolveBusAddress,
 } from '../daemon/dbus.js';
 import { MANAGER_PATH, networkNameFromPath } from '../daemon/path-encode.js';
-import type { CommandContext, OptionSpec } from './command.js';
 
 /** A failed call, as one line; `type` is the D-Bus error name. */
 export class BusCallError extends Error {
@@ -232,47 +231,4 @@ export class VirtnetClient {
       },
     };
   }
-}
-
-// ---------------------------------------------------------------- helpers for the bus commands
-
-/** `--bus ADDRESS`: every bus command takes it. */
-export const BUS_OPTION: Record<string, OptionSpec> = {
-  bus: {
-    type: 'string',
-    valueName: 'ADDRESS',
-    description:
-      "the bus virtnetd serves on: 'system' or a D-Bus address (default: DBUS_SYSTEM_BUS_ADDRESS, else the system bus)",
-  },
-};
-
-/** `--json`: machine-readable output. */
-export const JSON_OPTION: Record<string, OptionSpec> = {
-  json: { type: 'boolean', description: 'print JSON instead of a table' },
-};
-
-/** Connect, run `fn`, disconnect. */
-export async function withClient<T>(ctx: CommandContext, fn: (c: VirtnetClient) => Promise<T>): Promise<T> {
-  const bus = typeof ctx.options.bus === 'string' ? ctx.options.bus : undefined;
-  const client = await VirtnetClient.connect(ctx.io.env, bus);
-  try {
-    return await fn(client);
-  } finally {
-    client.close();
-  }
-}
-
-/** Left-aligned columns with a header row. */
-export function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
-      .join('  ')
-      .trimEnd();
-  return `${[line(header), ...rows.map(line)].join('\n')}\n`;
-}
-
-export function json(value: unknown): string {
-  return `${JSON.stringify(value, null, 2)}\n`;
 }

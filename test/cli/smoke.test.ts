@@ -48,6 +48,28 @@ describe.skipIf(missing)('virtnetctl as a subprocess (dist/)', () => {
     expect(h.out).toContain('plan');
   });
 
+  it('the D-Bus library is loaded only by the bus commands (not for --version, --help or validate)', async () => {
+    // A preload that reports, at exit, whether dbus-next (CommonJS, so in require.cache) was loaded.
+    const probe = join(dir, 'probe.cjs');
+    writeFileSync(
+      probe,
+      `process.on('exit', () => process.stderr.write('dbus-next loaded: ' + Object.keys(require.cache).some((k) => k.includes('dbus-next')) + '\\n'));`,
+    );
+    const loaded = (args: string[]) =>
+      new Promise<string>((resolve) => {
+        execFile(
+          process.execPath,
+          ['--require', probe, bin, ...args],
+          { timeout: 20_000 },
+          (_e, _o, stderr) => resolve(/dbus-next loaded: (\w+)/.exec(stderr)?.[1] ?? 'no report'),
+        );
+      });
+    expect(await loaded(['--version'])).toBe('false');
+    expect(await loaded(['--help'])).toBe('false');
+    expect(await loaded(['validate', good])).toBe('false');
+    expect(await loaded(['list', '--bus', `unix:path=${join(dir, 'no-bus.sock')}`])).toBe('true');
+  });
+
   it('validate: 0 for a valid file, 1 with one line per problem, 2 for usage, 3 for a missing file', async () => {
     expect((await run(['validate', good])).code).toBe(0);
     const b = await run(['validate', bad]);

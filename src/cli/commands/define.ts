@@ -1,8 +1,8 @@
 /** `virtnetctl define FILE.xml`. */
 
 import { networkNameFromPath } from '../../daemon/path-encode.js';
-import { BUS_OPTION, withClient } from '../bus-client.js';
 import type { Command } from '../command.js';
+import { BUS_OPTION, withClient } from '../common.js';
 import { ExitCode } from '../exit-codes.js';
 
 export const defineCommand: Command = {

@@ -1,6 +1,7 @@
 /** `virtnetctl dumpxml NAME`. */
-import { BUS_OPTION, withClient } from '../bus-client.js';
+
 import type { Command } from '../command.js';
+import { BUS_OPTION, withClient } from '../common.js';
 import { ExitCode } from '../exit-codes.js';
 
 export const dumpxmlCommand: Command = {

@@ -1,6 +1,7 @@
 /** `virtnetctl host-add NETWORK MAC [--ip IP] [--hostname NAME]`. */
-import { BUS_OPTION, withClient } from '../bus-client.js';
+
 import type { Command } from '../command.js';
+import { BUS_OPTION, withClient } from '../common.js';
 import { ExitCode, UsageError } from '../exit-codes.js';
 
 export const hostAddCommand: Command = {

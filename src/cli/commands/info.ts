@@ -1,6 +1,7 @@
 /** `virtnetctl info NAME`: one network's properties. */
-import { BUS_OPTION, JSON_OPTION, json, withClient } from '../bus-client.js';
+
 import type { Command } from '../command.js';
+import { BUS_OPTION, JSON_OPTION, json, withClient } from '../common.js';
 import { ExitCode } from '../exit-codes.js';
 
 export const infoCommand: Command = {

@@ -1,6 +1,7 @@
 /** `virtnetctl leases NAME`. */
-import { BUS_OPTION, JSON_OPTION, json, table, withClient } from '../bus-client.js';
+
 import type { Command } from '../command.js';
+import { BUS_OPTION, JSON_OPTION, json, table, withClient } from '../common.js';
 import { ExitCode } from '../exit-codes.js';
 
 export function formatExpiry(expiry: number): string {

@@ -1,6 +1,7 @@
 /** `virtnetctl monitor [NAME]`: print the daemon's signals as they come. */
-import { BUS_OPTION, type DaemonSignal, JSON_OPTION, VirtnetClient } from '../bus-client.js';
+import type { DaemonSignal } from '../bus-client.js';
 import type { Command } from '../command.js';
+import { BUS_OPTION, clientClass, JSON_OPTION } from '../common.js';
 import { ExitCode, UsageError } from '../exit-codes.js';
 
 /** One human line for a signal. */
@@ -56,7 +57,7 @@ events were printed. --json prints one JSON object per line.`,
     }
     const only = ctx.args[0];
     const bus = typeof ctx.options.bus === 'string' ? ctx.options.bus : undefined;
-    const client = await VirtnetClient.connect(ctx.io.env, bus);
+    const client = await (await clientClass()).connect(ctx.io.env, bus);
     let finish!: () => void;
     const finished = new Promise<void>((r) => {
       finish = r;

@@ -6,8 +6,7 @@
 
 import type { FirewallBackend } from '../../engine/types.js';
 import type { FirewallScripts } from '../../firewall/types.js';
-import { parseNetworkXml } from '../../model/parse-network.js';
-import { defaultPlanPaths, type NetworkPlan, type PlanPaths, planNetwork } from '../../plan/index.js';
+import type { NetworkPlan, PlanPaths } from '../../plan/index.js';
 import type { Command } from '../command.js';
 import { ExitCode } from '../exit-codes.js';
 
@@ -86,6 +85,9 @@ With --json prints one JSON object with the keys dnsmasqConf, hostsfile, addnhos
   async run({ args, options, io }) {
     const file = args[0]!;
     const xml = await io.readFile(file);
+    // The model and planner are loaded here, not at start-up (the bus commands do not need them).
+    const { parseNetworkXml } = await import('../../model/parse-network.js');
+    const { defaultPlanPaths, planNetwork } = await import('../../plan/index.js');
     const { network, warnings } = parseNetworkXml(xml, { fillDefaults: true });
     for (const w of warnings) io.stderr(`${file}: warning: ${w}\n`);
     const paths = defaultPlanPaths(`${String(options['run-dir'])}/dnsmasq`, network.name);

@@ -5,8 +5,6 @@
  */
 
 import { ValidationError } from '../../errors.js';
-import { parseDomainXml, parseNetworkHookData } from '../../model/domain.js';
-import { parseNetworkXml } from '../../model/parse-network.js';
 import type { Command } from '../command.js';
 import { ExitCode } from '../exit-codes.js';
 import { reportError } from '../report.js';
@@ -18,7 +16,10 @@ export function rootElementName(xml: string): string | undefined {
 }
 
 /** Validate one document; returns a one-line summary and the warnings. Throws ValidationError. */
-export function validateDocument(xml: string): { summary: string; warnings: string[] } {
+export async function validateDocument(xml: string): Promise<{ summary: string; warnings: string[] }> {
+  // The model is loaded here, not at start-up (the other commands do not need it).
+  const { parseDomainXml, parseNetworkHookData } = await import('../../model/domain.js');
+  const { parseNetworkXml } = await import('../../model/parse-network.js');
   const root = rootElementName(xml);
   if (root === 'domain') {
     const d = parseDomainXml(xml);
@@ -60,7 +61,7 @@ and the offending value — and exits 1.`,
     const file = args[0]!;
     const xml = await io.readFile(file);
     try {
-      const { summary, warnings } = validateDocument(xml);
+      const { summary, warnings } = await validateDocument(xml);
       for (const w of warnings) io.stderr(`${file}: warning: ${w}\n`);
       io.stdout(`${file}: ${summary}\n`);
       return ExitCode.OK;
