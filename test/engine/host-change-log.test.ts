@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ProcessProbe } from '../../src/dnsmasq/proc.js';
-import { LinuxEngine } from '../../src/engine/engine.js';
+import { type EngineOptions, LinuxEngine } from '../../src/engine/engine.js';
 import type { HostProbe, HostRoute } from '../../src/engine/host.js';
 import type { SysctlIo } from '../../src/engine/sysctl.js';
 import { type CommandRunner, DryRunRunner } from '../../src/exec/runner.js';
@@ -159,19 +159,21 @@ describe('host changes are logged once at info, with the network name', () => {
     });
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
-
-  it('start, host add/remove, port attach/detach, live update, stop', async () => {
-    const cap = capture();
-    const e = await LinuxEngine.create({
+  /** The engine on the fakes (dry-run runner, fake host, sysctls and dnsmasq), nftables. */
+  const makeEngine = (o: Partial<EngineOptions> = {}) =>
+    LinuxEngine.create({
       runDir: dir,
       runner,
       probe: host,
       sysctl: sys,
       dnsmasqProbe: dnsmasq,
       firewall: 'nftables',
-      logger: cap.log,
-      supervisor: { pollMs: 10_000 },
+      ...o,
     });
+
+  it('start, host add/remove, port attach/detach, live update, stop', async () => {
+    const cap = capture();
+    const e = await makeEngine({ logger: cap.log, supervisor: { pollMs: 10_000 } });
     await flush();
     expect(cap.infos().map((l) => l.message)).toEqual(['firewall backend: nftables (nftables requested)']);
     cap.clear();
@@ -263,14 +265,7 @@ describe('host changes are logged once at info, with the network name', () => {
         return r;
       },
     };
-    const e = await LinuxEngine.create({
-      runDir: dir,
-      runner: slowNft,
-      probe: host,
-      sysctl: sys,
-      dnsmasqProbe: dnsmasq,
-      firewall: 'nftables',
-    });
+    const e = await makeEngine({ runner: slowNft });
     runner.on(['ip', '-batch', '-'], () => {
       host.links_.add('virbr77');
       return {};
@@ -289,15 +284,7 @@ describe('host changes are logged once at info, with the network name', () => {
       req.input?.startsWith('delete') ? {} : { exitCode: 1, stderr: 'boom' },
     );
     const cap = capture();
-    const e = await LinuxEngine.create({
-      runDir: dir,
-      runner,
-      probe: host,
-      sysctl: sys,
-      dnsmasqProbe: dnsmasq,
-      firewall: 'nftables',
-      logger: cap.log,
-    });
+    const e = await makeEngine({ logger: cap.log });
     await flush();
     cap.clear();
     runner.on(['ip', '-batch', '-'], () => {
