@@ -27,7 +27,13 @@ import { detectFirewall, type FirewallRequest, makeFirewall } from '../firewall/
 import type { Firewall, FirewallChoice, FirewallScripts } from '../firewall/types.js';
 import { subnetsOverlap } from '../model/ip.js';
 import type { Network } from '../model/network.js';
-import { needsDnsmasq, renderAddnhosts, renderDnsmasqConf, renderHostsfile } from '../plan/dnsmasq.js';
+import {
+  needsDnsmasq,
+  renderAddnhosts,
+  renderDnsmasqConf,
+  renderHostsfile,
+  withLiveHost,
+} from '../plan/dnsmasq.js';
 import { renderIptables } from '../plan/firewall/iptables.js';
 import { renderNftables } from '../plan/firewall/nftables.js';
 import { planFirewall } from '../plan/firewall/rules.js';
@@ -875,17 +881,10 @@ export class LinuxEngine implements Engine {
     return this.locked(name, async () => {
       const entry = this.need(name);
       const st = entry.state;
-      const key = host.mac?.toLowerCase();
-      const others = st.extraHosts.filter((h) => !(key && h.mac?.toLowerCase() === key));
-      if (host.ip && others.some((h) => h.ip === host.ip)) {
-        throw new ConflictError(`network ${name}: ${host.ip} is already reserved`);
-      }
-      const entryHost = { ...host, ...(key ? { mac: key } : {}) };
-      // Validate it (the planner names a bad field) before anything is written.
-      renderHostsfile(NO_IPS, [entryHost]);
-      renderAddnhosts(NO_IPS, [entryHost]);
+      // Checked (a bad field named, an address taken refused) before anything is written.
+      const { entry: entryHost, hosts } = withLiveHost(name, st.extraHosts, host);
       const before = st.extraHosts;
-      st.extraHosts = [...others, entryHost];
+      st.extraHosts = hosts;
       await this.hostsChangedOrUndo(entry, entryHost, before);
       this.note(name, `host ${entryHost.mac ?? entryHost.hostname ?? ''} added`, {
         ...(entryHost.ip ? { ip: entryHost.ip } : {}),

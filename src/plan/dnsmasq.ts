@@ -16,4 +16,4 @@ export {
   renderDnsmasqConf,
   virtnetHeader,
 } from './dnsmasq/conf.js';
-export { renderAddnhosts, renderHostsfile } from './dnsmasq/hosts.js';
+export { renderAddnhosts, renderHostsfile, withLiveHost } from './dnsmasq/hosts.js';

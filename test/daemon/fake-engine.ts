@@ -5,8 +5,9 @@
  */
 import { EventEmitter } from 'node:events';
 import type { ActiveNetworkInfo, Engine, EngineEvents, HostEntry, Lease } from '../../src/engine/types.js';
-import { type CommandError, ConflictError } from '../../src/errors.js';
+import { type CommandError, NotFoundError } from '../../src/errors.js';
 import type { Network } from '../../src/model/network.js';
+import { withLiveHost } from '../../src/plan/dnsmasq.js';
 
 export class FakeEngine implements Engine {
   readonly firewallBackend = 'nftables' as const;
@@ -72,15 +73,23 @@ export class FakeEngine implements Engine {
   }
   async addHost(name: string, host: HostEntry): Promise<void> {
     this.calls.push(`addHost ${name} ${host.mac} ${host.ip ?? ''} ${host.hostname ?? ''}`);
-    const info = this.active.get(name)!;
-    if (info.extraHosts.some((h) => h.mac === host.mac))
-      throw new ConflictError(`host ${host.mac} already exists`);
-    info.extraHosts.push(host);
+    const info = this.need(name);
+    // The real engine's own check (pure): the double accepts exactly what LinuxEngine accepts.
+    info.extraHosts = withLiveHost(name, info.extraHosts, host).hosts;
   }
   async removeHost(name: string, mac: string): Promise<void> {
     this.calls.push(`removeHost ${name} ${mac}`);
-    const info = this.active.get(name)!;
-    info.extraHosts = info.extraHosts.filter((h) => h.mac !== mac);
+    const info = this.need(name);
+    const key = mac.toLowerCase();
+    if (!info.extraHosts.some((h) => h.mac?.toLowerCase() === key))
+      throw new NotFoundError(`network ${name}: no live host ${mac}`);
+    info.extraHosts = info.extraHosts.filter((h) => h.mac?.toLowerCase() !== key);
+  }
+  /** As LinuxEngine: a live change to a network that is not running is NotFound. */
+  private need(name: string): ActiveNetworkInfo {
+    const info = this.active.get(name);
+    if (!info) throw new NotFoundError(`network ${name} is not active`);
+    return info;
   }
   async leases(name: string): Promise<Lease[]> {
     return this.leaseTable.get(name) ?? [];

@@ -4,6 +4,7 @@
  * a forwarder that records per-domain rule sets, and an event recorder.
  */
 import type { ActiveNetworkInfo, HostEntry } from '../../src/engine/types.js';
+import { NotFoundError } from '../../src/errors.js';
 import type {
   DomainForwards,
   HookContext,
@@ -15,6 +16,7 @@ import { LockManager } from '../../src/hooks/lock.js';
 import { type DomainRecordStore, MemoryRecordStore } from '../../src/hooks/records.js';
 import type { Network } from '../../src/model/network.js';
 import { parseNetworkXml } from '../../src/model/parse-network.js';
+import { withLiveHost } from '../../src/plan/dnsmasq.js';
 
 const tick = () => new Promise((r) => setTimeout(r, Math.random() * 3));
 
@@ -41,20 +43,24 @@ export class FakeEngine implements HookEngine {
   }
   private net(name: string): ActiveNetworkInfo {
     const n = this.nets.get(name);
-    if (!n) throw new Error(`network '${name}' is not active`);
+    if (!n) throw new NotFoundError(`network ${name} is not active`);
     return n;
   }
   async addHost(name: string, host: HostEntry) {
     this.calls.push(`addHost ${name} ${host.mac} ${host.ip ?? ''} ${host.hostname ?? ''}`);
     const before = [...this.net(name).extraHosts];
+    // The real engine's check (pure, shared): what LinuxEngine refuses, this double refuses too.
+    const { hosts } = withLiveHost(name, before, host);
     await tick();
-    this.net(name).extraHosts = [...before, { ...host }];
+    this.net(name).extraHosts = hosts;
   }
   async removeHost(name: string, mac: string) {
     this.calls.push(`removeHost ${name} ${mac}`);
     const before = [...this.net(name).extraHosts];
+    if (!before.some((h) => h.mac === mac.toLowerCase()))
+      throw new NotFoundError(`network ${name}: no live host ${mac}`);
     await tick();
-    this.net(name).extraHosts = before.filter((h) => h.mac !== mac);
+    this.net(name).extraHosts = before.filter((h) => h.mac !== mac.toLowerCase());
   }
   async attachPort(name: string, ifname: string) {
     this.calls.push(`attachPort ${name} ${ifname}`);

@@ -11,9 +11,11 @@
  *
  * Live entries (`extraHosts`, added with Engine.addHost and not part of the XML) are virtnet's own; they
  * are appended in the order given, so a caller that keeps them in a stable order gets a stable file:
- * - an entry WITH `mac` is a DHCP reservation (needs `ip`; `hostname` optional). It goes into the
- *   hostsfile after the XML hosts of its address family, as `mac,ip[,name]` (IPv4) or
- *   `mac,[ip][,name]` (IPv6) — the form dnsmasq documents for dhcp-host;
+ * - an entry WITH `mac` goes into the hostsfile (dnsmasq's dhcp-host forms). With `ip` it is a
+ *   reservation, after the XML hosts of its address family, as `mac,ip[,name]` (IPv4) or
+ *   `mac,[ip][,name]` (IPv6). Without `ip` it names the guest (`mac,name`: dynamic address, the name
+ *   registered in DNS when it leases) — what a VM without virtnet metadata gets, by its domain name —
+ *   and goes after the IPv4 hosts (the line is not family-specific);
  * - an entry WITHOUT `mac` is a DNS name (needs `ip` and `hostname`). It goes into the addn-hosts
  *   file, merged into the line of its address like libvirt merges `<dns><host>` names.
  * Every field of a live entry is validated here (they do not come through the XML parser): a bad one
@@ -21,7 +23,7 @@
  */
 
 import type { HostEntry } from '../../engine/types.js';
-import { ValidationError } from '../../errors.js';
+import { ConflictError, ValidationError } from '../../errors.js';
 import { parseIp } from '../../model/ip.js';
 import type { DhcpHost, IpDef, Network } from '../../model/network.js';
 import { validateHostname, validateMac } from '../../model/validators.js';
@@ -52,8 +54,9 @@ function dhcpHostLine(ip: IpDef, host: DhcpHost, path: string): string | undefin
 }
 
 interface CheckedExtra {
-  family: 'ipv4' | 'ipv6';
-  ip: string;
+  /** Absent for a name-only entry (`mac,name`). */
+  family?: 'ipv4' | 'ipv6';
+  ip?: string;
   mac?: string;
   hostname?: string;
 }
@@ -61,10 +64,13 @@ interface CheckedExtra {
 /** Validate one live entry; every value ends up in a dnsmasq file. */
 function checkExtra(h: HostEntry, i: number): CheckedExtra {
   const path = `extraHosts[${i}]`;
-  if (h.ip === undefined) throw ValidationError.one(`${path}.ip`, undefined, 'a live host needs an address');
-  const parsed = parseIp(h.ip);
-  if (!parsed) throw ValidationError.one(`${path}.ip`, h.ip, 'not an IP address');
-  const out: CheckedExtra = { family: parsed.family, ip: ntop(h.ip, `${path}.ip`) };
+  const out: CheckedExtra = {};
+  if (h.ip !== undefined) {
+    const parsed = parseIp(h.ip);
+    if (!parsed) throw ValidationError.one(`${path}.ip`, h.ip, 'not an IP address');
+    out.family = parsed.family;
+    out.ip = ntop(h.ip, `${path}.ip`);
+  }
   if (h.mac !== undefined) {
     const bad = validateMac(h.mac, { unicast: true });
     if (bad) throw ValidationError.one(`${path}.mac`, h.mac, bad);
@@ -75,17 +81,58 @@ function checkExtra(h: HostEntry, i: number): CheckedExtra {
     if (bad) throw ValidationError.one(`${path}.hostname`, h.hostname, bad);
     out.hostname = h.hostname;
   }
-  if (out.mac === undefined && out.hostname === undefined) {
+  if (out.mac === undefined) {
+    if (out.hostname === undefined)
+      throw ValidationError.one(
+        path,
+        undefined,
+        'a live host needs a mac (DHCP host) or a hostname with an ip (DNS name)',
+      );
+    if (out.ip === undefined)
+      throw ValidationError.one(`${path}.ip`, undefined, 'a DNS name without a mac needs an address');
+  } else if (out.ip === undefined && out.hostname === undefined) {
     throw ValidationError.one(
       path,
-      undefined,
-      'a live host needs a mac (DHCP reservation) or a hostname (DNS name)',
+      h.mac,
+      'a live host with a mac needs an ip (reservation) or a hostname (name for its lease)',
     );
   }
   return out;
 }
 
+/**
+ * Check one live entry as the engine takes it (ValidationError naming `host.<field>` and the value),
+ * and the list with it added. A MAC that already has an entry, or an address another entry reserves,
+ * is a ConflictError (as libvirt's net-update refuses a second host of one MAC): change an entry by
+ * removing it first. Returns the normalized entry and the new list. Pure: the engine
+ * and the test doubles of it both use this, so a double accepts exactly what the engine accepts.
+ */
+export function withLiveHost(
+  network: string,
+  current: readonly HostEntry[],
+  host: HostEntry,
+): { entry: HostEntry; hosts: HostEntry[] } {
+  let checked: CheckedExtra;
+  try {
+    checked = checkExtra(host, 0);
+  } catch (e) {
+    if (e instanceof ValidationError)
+      throw new ValidationError(
+        e.problems.map((p) => ({ ...p, path: p.path.replace(/^extraHosts\[0\]/, 'host') })),
+      );
+    throw e;
+  }
+  const key = checked.mac;
+  if (key && current.some((h) => h.mac?.toLowerCase() === key))
+    throw new ConflictError(`network ${network}: ${key} already has a host entry (remove it first)`);
+  if (host.ip && current.some((h) => h.ip === host.ip))
+    throw new ConflictError(`network ${network}: ${host.ip} is already reserved`);
+  const entry: HostEntry = { ...host, ...(key ? { mac: key } : {}) };
+  return { entry, hosts: [...current, entry] };
+}
+
 function extraDhcpLine(e: CheckedExtra): string {
+  if (e.ip === undefined) return `${e.mac},${e.hostname}`;
   const addr = e.family === 'ipv6' ? `[${e.ip}]` : e.ip;
   return `${e.mac},${addr}${e.hostname !== undefined ? `,${e.hostname}` : ''}`;
 }
@@ -108,7 +155,7 @@ export function renderHostsfile(net: Network, extraHosts: HostEntry[] = []): str
         if (line !== undefined) lines.push(line);
       });
     }
-    for (const e of extras) if (e.family === family) lines.push(extraDhcpLine(e));
+    for (const e of extras) if ((e.family ?? 'ipv4') === family) lines.push(extraDhcpLine(e));
   }
   return lines.map((l) => `${l}\n`).join('');
 }
@@ -129,7 +176,7 @@ export function renderAddnhosts(net: Network, extraHosts: HostEntry[] = []): str
     for (const name of host.hostnames) add(ip, name);
   });
   for (const e of extraHosts.map(checkExtra)) {
-    if (e.mac === undefined && e.hostname !== undefined) add(e.ip, e.hostname);
+    if (e.mac === undefined && e.hostname !== undefined && e.ip !== undefined) add(e.ip, e.hostname);
   }
   let out = '';
   for (const [ip, names] of byIp) out += `${ip}\t${names.map((n) => `${n}\t`).join('')}\n`;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ValidationError } from '../../../src/errors.js';
-import { renderAddnhosts, renderHostsfile } from '../../../src/plan/dnsmasq.js';
+import { ConflictError, ValidationError } from '../../../src/errors.js';
+import { renderAddnhosts, renderHostsfile, withLiveHost } from '../../../src/plan/dnsmasq.js';
 import { natNetwork, net, v4, v6 } from './fixtures.js';
 
 function dual() {
@@ -85,6 +85,40 @@ describe('renderHostsfile', () => {
       expect(() => renderHostsfile(net(), [h]), JSON.stringify(h)).toThrow(ValidationError);
       expect(() => renderAddnhosts(net(), [h]), JSON.stringify(h)).toThrow(ValidationError);
     }
+  });
+
+  it('a MAC + name without an address (a VM without metadata) is `mac,name` after the IPv4 hosts', () => {
+    const text = renderHostsfile(dual(), [
+      { mac: '52:54:00:BB:00:09', hostname: 'debian12' },
+      { mac: '52:54:00:bb:00:0a', ip: 'fd00:20::9a', hostname: 'six2' },
+    ]);
+    expect(text.split('\n').slice(3, 5)).toEqual([
+      '52:54:00:bb:00:09,debian12',
+      'id:0:3:0:1:52:54:0:aa:0:1,web,[fd00:20::11]',
+    ]);
+    expect(renderAddnhosts(net(), [{ mac: '52:54:00:bb:00:09', hostname: 'debian12' }])).toBe('');
+    expect(() => renderHostsfile(net(), [{ mac: '52:54:00:bb:00:09', hostname: 'my_vm' }])).toThrow(
+      /extraHosts\[0\]\.hostname/,
+    );
+  });
+
+  it("withLiveHost: the engine's check of one live entry, field-named; same MAC or address twice is a conflict", () => {
+    const one = withLiveHost('n', [], { mac: '52:54:00:BB:00:09', hostname: 'vm' });
+    expect(one).toEqual({
+      entry: { mac: '52:54:00:bb:00:09', hostname: 'vm' },
+      hosts: [{ mac: '52:54:00:bb:00:09', hostname: 'vm' }],
+    });
+    expect(() => withLiveHost('n', [], { mac: '52:54:00:bb:00:09', ip: '10.0.0.300' })).toThrow(
+      /host\.ip: not an IP address \(value "10\.0\.0\.300"\)/,
+    );
+    expect(() => withLiveHost('n', [], { ip: '10.0.0.3' })).toThrow(ValidationError);
+    expect(() => withLiveHost('n', one.hosts, { mac: '52:54:00:bb:00:09', ip: '10.0.0.3' })).toThrow(
+      ConflictError,
+    );
+    const two = withLiveHost('n', one.hosts, { mac: '52:54:00:bb:00:0a', ip: '10.0.0.3' }).hosts;
+    expect(() => withLiveHost('n', two, { ip: '10.0.0.3', hostname: 'x' })).toThrow(
+      /10\.0\.0\.3 is already reserved/,
+    );
   });
 
   it('refuses a host without the identifiers libvirt requires', () => {
