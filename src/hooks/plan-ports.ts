@@ -5,8 +5,11 @@
  *   virtnet adds the DHCP reservation / DNS name and the port forwards.
  * - `type='ethernet'` whose metadata entry names a virtnet network (`network=`): virtnet enslaves the
  *   tap (`<target dev>`) to that network's bridge, then as above.
- * - `type='network'` (a libvirt-managed network): only the metadata's port forwards (the reservation
- *   itself is libvirt's business: virtnet never calls libvirt).
+ * - `type='network'` whose `<source network>` names a virtnet network: libvirt's network of that name
+ *   is virtnet's published bridge-mode one, so the tap lands on virtnet's bridge; treated as
+ *   `type='bridge'` on it (at `prepare` the interface still reads `type='network'`).
+ * - `type='network'` on any other (libvirt-managed) network: only the metadata's port forwards (the
+ *   reservation itself is libvirt's business: virtnet never calls libvirt).
  *
  * `planPorts` validates the metadata against the networks; `findConflicts` checks the plan against
  * what other domains and the networks already hold (fixed IP taken, host port taken).
@@ -78,6 +81,22 @@ export function planPorts(domain: Domain, networks: readonly Network[]): PortRec
         kind = 'ethernet';
         networkName = net.name;
       }
+    } else if (
+      iface.type === 'network' &&
+      iface.source.network &&
+      byName.get(iface.source.network)?.bridge.name !== undefined
+    ) {
+      // A libvirt network of a virtnet network's name is virtnet's published bridge-mode one: libvirt
+      // puts the tap on virtnet's bridge (at `start` the interface reads type='bridge' on it).
+      net = byName.get(iface.source.network)!;
+      kind = 'bridge';
+      networkName = net.name;
+      if (meta?.network !== undefined && meta.network !== net.name)
+        problems.push({
+          path: `${mp}@network`,
+          value: meta.network,
+          reason: `the interface is on virtnet network '${net.name}'`,
+        });
     } else if (iface.type === 'network' && meta && iface.source.network) {
       kind = 'network';
       networkName = iface.source.network;

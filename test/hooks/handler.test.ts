@@ -101,6 +101,39 @@ describe('handleHookEvent: domain lifecycle', () => {
     expect(ctx.forwarder.calls).toEqual([]);
   });
 
+  it("type='network' on a virtnet network, as libvirt 9.0 passes it at each stage (no metadata, and a fixed IP)", async () => {
+    const ctx = makeContext();
+    // prepare/stopped/release: type='network' + <source network>; start: type='bridge' on the bridge.
+    const asNetwork = domainXml({ name: 'vm-net', uuid: U, mac: MAC, type: 'network', network: 'vnet-h8' });
+    const asBridge = domainXml({ name: 'vm-net', uuid: U, mac: MAC, bridge: 'vbr-h8', tap: 'vnet0' });
+    await call(ctx, 'vm-net', 'prepare', asNetwork);
+    await call(ctx, 'vm-net', 'start', asBridge);
+    await call(ctx, 'vm-net', 'started', asBridge);
+    expect(ctx.engine.info('vnet-h8')?.extraHosts).toEqual([{ mac: MAC, hostname: 'vm-net' }]);
+    await call(ctx, 'vm-net', 'stopped', asNetwork);
+    expect(ctx.engine.info('vnet-h8')?.extraHosts).toEqual([]);
+    await call(ctx, 'vm-net', 'release', asNetwork);
+    expect(await ctx.records.list()).toEqual([]);
+
+    const m = meta(`<virtnet:interface mac='${MAC}' ip='10.77.0.50'/>`);
+    const U2 = '00000000-0000-4000-8000-000000000002';
+    const prep = domainXml({
+      name: 'fixed',
+      uuid: U2,
+      mac: MAC,
+      type: 'network',
+      network: 'vnet-h8',
+      metadata: m,
+    });
+    await call(ctx, 'fixed', 'prepare', prep);
+    expect((await ctx.records.get(U2))?.ports[0]).toMatchObject({ kind: 'bridge', ip: '10.77.0.50' });
+    const run = domainXml({ name: 'fixed', uuid: U2, mac: MAC, bridge: 'vbr-h8', tap: 'vnet1', metadata: m });
+    await call(ctx, 'fixed', 'start', run);
+    expect(ctx.engine.info('vnet-h8')?.extraHosts).toEqual([
+      { mac: MAC, ip: '10.77.0.50', hostname: 'fixed' },
+    ]);
+  });
+
   it('a domain with nothing on virtnet costs nothing', async () => {
     const ctx = makeContext();
     const xml = domainXml({ name: 'x', uuid: U, mac: MAC, bridge: 'br0', tap: 'vnet1' });

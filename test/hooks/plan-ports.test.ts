@@ -53,6 +53,35 @@ describe('planPorts', () => {
     expect(ports[0]).toMatchObject({ kind: 'ethernet', network: 'lab', ifname: 'tap7' });
   });
 
+  it("type='network' naming a virtnet network (published in libvirt): virtnet's, as type='bridge'", () => {
+    const m = meta(`<virtnet:interface mac='${MAC}' ip='10.77.0.50'/>`);
+    const [p] = plan(
+      domainXml({ name: 'g', uuid: U, mac: MAC, type: 'network', network: 'lab', metadata: m }),
+    );
+    expect(p).toMatchObject({
+      kind: 'bridge',
+      network: 'lab',
+      bridge: 'vbr-lab',
+      ip: '10.77.0.50',
+      hostname: 'g',
+    });
+    expect(plan(domainXml({ name: 'g', uuid: U, mac: MAC, type: 'network', network: 'lab' }))).toEqual([
+      { index: 0, kind: 'bridge', network: 'lab', mac: MAC, bridge: 'vbr-lab', hostname: 'g', forwards: [] },
+    ]);
+    expect(() =>
+      plan(
+        domainXml({
+          name: 'g',
+          uuid: U,
+          mac: MAC,
+          type: 'network',
+          network: 'lab',
+          metadata: meta(`<virtnet:interface mac='${MAC}' ip='10.9.0.5'/>`),
+        }),
+      ),
+    ).toThrow(/virtnet:interface\[mac=52:54:00:aa:bb:01\]@ip: not inside network 'lab'/);
+  });
+
   it("type='network' (libvirt's): only the forwards, no DNS name", () => {
     const m = meta(
       `<virtnet:interface mac='${MAC}' ip='192.168.122.50'><virtnet:forward proto='udp' host-port='5353'/></virtnet:interface>`,
