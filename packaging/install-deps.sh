@@ -6,8 +6,8 @@
 #
 #   packaging/install-deps.sh [--with-libvirt] [--dry-run]
 #
-#   --with-libvirt  also libvirtd + QEMU (libvirt-daemon, libvirt-daemon-driver-qemu, libvirt-clients,
-#                   qemu-system-x86; ~105 MB) for the end-to-end hook tests with real libvirt
+#   --with-libvirt  also libvirtd + QEMU + virt-install (libvirt-daemon, libvirt-daemon-driver-qemu, libvirt-clients,
+#                   qemu-system-x86, virtinst) for the end-to-end hook tests with real libvirt
 #   --dry-run       print what would be installed, install nothing
 #
 # Node.js >= 20.19 is required. When it is missing or older, the Debian package is installed if the
@@ -76,6 +76,7 @@ if ! command -v dbus-daemon >/dev/null; then first_known dbus-daemon dbus; WANT+
 if ! command -v dbus-send >/dev/null; then first_known dbus-bin dbus; WANT+=("$FIRST"); fi
 if [ "$WITH_LIBVIRT" = 1 ]; then
   WANT+=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86)
+  WANT+=(virtinst) # virt-install: the e2e test of a VM made the way users make them
 fi
 
 # --- Node.js ----------------------------------------------------------------------------------------
