@@ -153,3 +153,18 @@ export class MemoryRecordStore implements DomainRecordStore {
     return [...this.map.values()].map((r) => structuredClone(r));
   }
 }
+
+/**
+ * The domain owning each MAC on a network, from the hook records: a port belongs to `network` when
+ * its record names that network (a virtnet network, or the libvirt network of the same name that
+ * virtnet publishes). Keys are lower-case MACs.
+ */
+export function domainsByMac(records: readonly DomainRecord[], network: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const r of records) {
+    for (const p of r.ports) {
+      if (p.network === network && p.mac) out.set(p.mac.toLowerCase(), r.domain);
+    }
+  }
+  return out;
+}

@@ -1,8 +1,18 @@
 /** `virtnetctl leases NAME`. */
 
+import { domainsByMac, FileRecordStore, hookPaths } from '../../hooks/records.js';
 import type { Command } from '../command.js';
 import { BUS_OPTION, JSON_OPTION, json, table, withClient } from '../common.js';
 import { ExitCode } from '../exit-codes.js';
+
+/** The hook records' domain per MAC; empty when the records cannot be read (not root, no hooks run). */
+async function leaseOwners(runDir: string, network: string): Promise<Map<string, string>> {
+  try {
+    return domainsByMac(await new FileRecordStore(hookPaths(runDir).records).list(), network);
+  } catch {
+    return new Map();
+  }
+}
 
 export function formatExpiry(expiry: number): string {
   if (expiry === 0) return 'never';
@@ -16,21 +26,29 @@ export const leasesCommand: Command = {
   name: 'leases',
   summary: "Show a network's DHCP leases",
   synopsis: 'NAME',
-  description: `Lists the leases dnsmasq has handed out on the network: MAC, IP, host name and expiry time
-(UTC; 'never' for infinite leases). Empty when the network is not active.`,
+  description: `Lists the leases dnsmasq has handed out on the network: MAC, IP, host name, the libvirt domain
+that owns the MAC (from virtnet's hook records under $VIRTNET_RUN_DIR, default /run/virtnet; '-' when
+unknown or the records are unreadable) and expiry time (UTC; 'never' for infinite leases). Empty when
+the network is not active.`,
   options: { ...JSON_OPTION, ...BUS_OPTION },
   examples: ['leases default', 'leases default --json'],
   positionals: { min: 1, max: 1 },
   async run(ctx) {
-    const leases = await withClient(ctx, (c) => c.leases(ctx.args[0]!));
+    const network = ctx.args[0]!;
+    const leases = await withClient(ctx, (c) => c.leases(network));
+    const owners = await leaseOwners(ctx.io.env.VIRTNET_RUN_DIR || '/run/virtnet', network);
+    const domainOf = (mac: string) => owners.get(mac.toLowerCase());
     if (ctx.options.json) {
-      ctx.io.stdout(json(leases));
+      // `domain` only where known: the fields clients already read are unchanged.
+      ctx.io.stdout(
+        json(leases.map((l) => ({ ...l, ...(domainOf(l.mac) ? { domain: domainOf(l.mac) } : {}) }))),
+      );
       return ExitCode.OK;
     }
     ctx.io.stdout(
       table(
-        ['MAC', 'IP', 'HOSTNAME', 'EXPIRES'],
-        leases.map((l) => [l.mac, l.ip, l.hostname || '-', formatExpiry(l.expiry)]),
+        ['MAC', 'IP', 'HOSTNAME', 'DOMAIN', 'EXPIRES'],
+        leases.map((l) => [l.mac, l.ip, l.hostname || '-', domainOf(l.mac) ?? '-', formatExpiry(l.expiry)]),
       ),
     );
     return ExitCode.OK;

@@ -13,6 +13,7 @@ import { networkCodec } from '../../../src/daemon/codec.js';
 import { ConfigStore } from '../../../src/daemon/config-store.js';
 import { connectBus, type MessageBus } from '../../../src/daemon/dbus.js';
 import { VirtnetService } from '../../../src/daemon/service.js';
+import { FileRecordStore, hookPaths } from '../../../src/hooks/records.js';
 import { silentLogger } from '../../../src/util/log.js';
 import { FakeEngine } from '../../daemon/fake-engine.js';
 import { BUS_NAME, execOut, NOBODY, type PrivateBus, startPrivateBus } from '../../helpers/dbus.js';
@@ -38,7 +39,7 @@ describe.skipIf(skip)('virtnetctl bus commands', () => {
 
   const run = async (argv: string[], files: Record<string, string> = {}) => {
     const io = captureIo(files);
-    io.env = { DBUS_SYSTEM_BUS_ADDRESS: bus.address };
+    io.env = { DBUS_SYSTEM_BUS_ADDRESS: bus.address, VIRTNET_RUN_DIR: join(configDir, 'run') };
     const code = await main(argv, io);
     return { code, out: io.out, err: io.err };
   };
@@ -104,14 +105,45 @@ describe.skipIf(skip)('virtnetctl bus commands', () => {
 
     engine.leaseTable.set('cli-net', [
       { mac: '52:54:00:01:02:03', ip: '10.79.0.11', hostname: 'g', expiry: 0 },
+      { mac: '52:54:00:01:02:04', ip: '10.79.0.12', hostname: '', expiry: 0 },
     ]);
+    // The hook records name the owner of the first MAC (upper case: matched case-insensitively); a
+    // record of another network with the second MAC must not name it.
+    const records = new FileRecordStore(hookPaths(join(configDir, 'run')).records);
+    await records.put({
+      version: 1,
+      domain: 'vm-a',
+      uuid: '6d8a5a0e-0000-4000-8000-000000000001',
+      phase: 'started',
+      ports: [
+        {
+          index: 0,
+          kind: 'network',
+          network: 'cli-net',
+          mac: '52:54:00:01:02:03'.toUpperCase(),
+          forwards: [],
+        },
+      ],
+      updatedAt: '',
+    });
+    await records.put({
+      version: 1,
+      domain: 'vm-b',
+      uuid: '6d8a5a0e-0000-4000-8000-000000000002',
+      phase: 'started',
+      ports: [{ index: 0, kind: 'bridge', network: 'other-net', mac: '52:54:00:01:02:04', forwards: [] }],
+      updatedAt: '',
+    });
     r = await run(['leases', 'cli-net']);
     expect(r.out).toBe(
-      'MAC                IP          HOSTNAME  EXPIRES\n52:54:00:01:02:03  10.79.0.11  g         never\n',
+      'MAC                IP          HOSTNAME  DOMAIN  EXPIRES\n' +
+        '52:54:00:01:02:03  10.79.0.11  g         vm-a    never\n' +
+        '52:54:00:01:02:04  10.79.0.12  -         -       never\n',
     );
     r = await run(['leases', 'cli-net', '--json']);
     expect(JSON.parse(r.out)).toEqual([
-      { mac: '52:54:00:01:02:03', ip: '10.79.0.11', hostname: 'g', expiry: 0 },
+      { mac: '52:54:00:01:02:03', ip: '10.79.0.11', hostname: 'g', expiry: 0, domain: 'vm-a' },
+      { mac: '52:54:00:01:02:04', ip: '10.79.0.12', hostname: '', expiry: 0 },
     ]);
 
     r = await run(['host-add', 'cli-net', '52:54:00:0a:0b:0c', '--ip', '10.79.0.40', '--hostname', 'db']);
@@ -133,7 +165,7 @@ describe.skipIf(skip)('virtnetctl bus commands', () => {
 
   it('monitor prints the events as they come (--count, --json)', async () => {
     const io = captureIo();
-    io.env = { DBUS_SYSTEM_BUS_ADDRESS: bus.address };
+    io.env = { DBUS_SYSTEM_BUS_ADDRESS: bus.address, VIRTNET_RUN_DIR: join(configDir, 'run') };
     const mon = main(['monitor', '--count', '4'], io);
     const ioJson = captureIo();
     ioJson.env = { DBUS_SYSTEM_BUS_ADDRESS: bus.address };
