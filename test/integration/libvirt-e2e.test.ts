@@ -169,6 +169,91 @@ describe.skipIf(skip)('real libvirtd + QEMU (TCG) with virtnet hooks, sealed in 
     expect(u.code, u.stderr).toBe(0);
   }, 60_000);
 
+  it("VMs as virt-install makes them — no metadata, type='bridge' and type='network' — start, lease and resolve; a type='network' fixed IP from metadata", async () => {
+    // The libvirt network of the virtnet network's name, bridge mode on its bridge: what lets
+    // `<interface type='network'>` VMs run on virtnet (defined here by the test itself).
+    writeFileSync(
+      join(base, 'lvnet.xml'),
+      `<network><name>${NET}</name><forward mode='bridge'/><bridge name='${BRIDGE}'/></network>`,
+    );
+    for (const args of [
+      ['net-define', join(base, 'lvnet.xml')],
+      ['net-start', NET],
+    ]) {
+      const r = await virsh(...args);
+      expect(r.code, `${args[0]}: ${r.stderr}`).toBe(0);
+    }
+    const vm = (name: string, mac: string, iface: string, metadata = '') => `<domain type='qemu'>
+  <name>${name}</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>${metadata}
+  <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='network'/></os>
+  <devices>
+    ${iface.replace('MAC', mac)}
+    <serial type='null'/>
+  </devices>
+</domain>
+`;
+    const bridgeIface = `<interface type='bridge'><source bridge='${BRIDGE}'/><mac address='MAC'/><model type='virtio'/></interface>`;
+    const networkIface = `<interface type='network'><source network='${NET}'/><mac address='MAC'/><model type='virtio'/></interface>`;
+    const FIXED = '10.91.0.77';
+    const vms = [
+      { name: 'plain-bridge', mac: '52:54:00:91:00:11', xml: bridgeIface },
+      { name: 'plain-network', mac: '52:54:00:91:00:12', xml: networkIface },
+      {
+        name: 'fixed-network',
+        mac: '52:54:00:91:00:13',
+        xml: networkIface,
+        meta: `<metadata><virtnet:domain xmlns:virtnet="https://virtnet.org/xmlns/domain/1"><virtnet:interface mac='52:54:00:91:00:13' ip='${FIXED}'/></virtnet:domain></metadata>`,
+      },
+    ];
+    for (const v of vms) {
+      writeFileSync(join(base, `${v.name}.xml`), vm(v.name, v.mac, v.xml, v.meta));
+      const def = await virsh('define', join(base, `${v.name}.xml`));
+      expect(def.code, def.stderr).toBe(0);
+      const start = await virsh('start', v.name);
+      expect(start.code, `${v.name}: ${start.stderr}\n${lvd!.log().slice(-2000)}`).toBe(0);
+    }
+    expect(hostsfile()).toContain('52:54:00:91:00:11,plain-bridge\n');
+    expect(hostsfile()).toContain('52:54:00:91:00:12,plain-network\n');
+    expect(hostsfile()).toContain(`52:54:00:91:00:13,${FIXED},fixed-network\n`);
+    // The taps of the type='network' VMs are on virtnet's bridge.
+    for (const v of vms) {
+      const tap = (await virsh('domiflist', v.name)).stdout.match(/\b(vnet\d+)\b/)?.[1];
+      expect(tap, v.name).toBeTruthy();
+      const master = await host.exec(['cat', `/sys/class/net/${tap}/master/uevent`], { allowFail: true });
+      expect(master.stdout, v.name).toContain(`INTERFACE=${BRIDGE}`);
+    }
+
+    // Each iPXE leases from virtnet's dnsmasq; the names resolve through it.
+    const byMac = new Map<string, string>();
+    for (let i = 0; i < 120 && byMac.size < vms.length; i++) {
+      const r = await busctl(bus, ['--json=short', 'call', BUS_NAME, NET_PATH, NETWORK_IFACE, 'GetLeases']);
+      const leases = (JSON.parse(r.stdout || '{"data":[[]]}').data?.[0] ?? []) as [
+        string,
+        string,
+        string,
+        number,
+      ][];
+      for (const [mac, ip] of leases) byMac.set(mac, ip);
+      if (byMac.size < vms.length) await sleep(500);
+    }
+    expect(byMac.get('52:54:00:91:00:13')).toBe(FIXED);
+    for (const v of vms.slice(0, 2)) expect(byMac.get(v.mac), v.name).toMatch(/^10\.91\.0\.(1\d\d|200)$/);
+    for (const v of vms) {
+      const r = await host.exec(['busybox', 'nslookup', '-type=a', v.name, '10.91.0.1'], { allowFail: true });
+      expect(r.stdout, `${v.name}: ${r.stderr}`).toContain(byMac.get(v.mac)!);
+    }
+
+    for (const v of vms) {
+      expect((await virsh('destroy', v.name)).code).toBe(0);
+      expect((await virsh('undefine', v.name)).code).toBe(0);
+    }
+    expect(hostsfile()).not.toMatch(/52:54:00:91:00:1[123]/);
+    await virsh('net-destroy', NET);
+    await virsh('net-undefine', NET);
+  }, 180_000);
+
   it('a forward carries traffic, from the uplink and from the host, to a netns guest that listens on the port', async () => {
     // A netns stands in for a guest (veth named like a tap, enslaved as libvirt does for type='bridge');
     // libvirt's calls for it are made with the hook scripts, exactly as libvirtd made them above.
