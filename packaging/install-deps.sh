@@ -71,7 +71,8 @@ first_known() {
 # curl: HTTP through port forwards in the traffic tests (busybox wget is not reliable here)
 # strace: the "daemon never execs a shell" check   polkitd: authorization through the real polkit
 # python3: the sd_notify socket listener in the notify test   python3-dbus: the libdbus client of `npm run bench`
-WANT=(iproute2 dnsmasq-base nftables iptables busybox procps psmisc util-linux systemd ca-certificates curl strace polkitd python3 python3-dbus)
+# mmdebstrap, systemd-container (systemd-nspawn): the booted Debian root for the package's systemd checks
+WANT=(iproute2 dnsmasq-base nftables iptables busybox procps psmisc util-linux systemd ca-certificates curl strace polkitd python3 python3-dbus mmdebstrap systemd-container)
 if ! command -v dbus-daemon >/dev/null; then first_known dbus-daemon dbus; WANT+=("$FIRST"); fi
 if ! command -v dbus-send >/dev/null; then first_known dbus-bin dbus; WANT+=("$FIRST"); fi
 if [ "$WITH_LIBVIRT" = 1 ]; then
