@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   BUS_NAME,
   busctl,
-  type execOut,
+  execOut,
   MANAGER_PATH,
   type Monitor,
   NETWORK_IFACE,
@@ -32,6 +32,7 @@ const skip = missingPrereqs([
   'nft',
   'busybox',
   'curl',
+  'virt-install',
 ]);
 
 const NET = 'vh8-e2e';
@@ -245,11 +246,49 @@ describe.skipIf(skip)('real libvirtd + QEMU (TCG) with virtnet hooks, sealed in 
       expect(r.stdout, `${v.name}: ${r.stderr}`).toContain(byMac.get(v.mac)!);
     }
 
-    for (const v of vms) {
+    // A VM made by virt-install, as a user makes one (its defaults: type='network', no metadata).
+    const vi = await execOut(
+      [
+        'virt-install',
+        '--connect',
+        lvd!.uri,
+        '--name',
+        'vi-vm',
+        '--virt-type',
+        'qemu',
+        '--memory',
+        '64',
+        '--import',
+        '--boot',
+        'network',
+        '--network',
+        `network=${NET},mac=52:54:00:91:00:14`,
+        '--disk',
+        'none',
+        '--osinfo',
+        'generic',
+        '--graphics',
+        'none',
+        '--noautoconsole',
+      ],
+      { timeoutMs: 120_000 },
+    );
+    expect(vi.code, `${vi.stdout}\n${vi.stderr}`).toBe(0);
+    expect(hostsfile()).toContain('52:54:00:91:00:14,vi-vm\n');
+    let viIp: string | undefined;
+    for (let i = 0; i < 120 && !viIp; i++) {
+      const r = await busctl(bus, ['--json=short', 'call', BUS_NAME, NET_PATH, NETWORK_IFACE, 'GetLeases']);
+      const leases = (JSON.parse(r.stdout || '{"data":[[]]}').data?.[0] ?? []) as [string, string][];
+      viIp = leases.find(([mac]) => mac === '52:54:00:91:00:14')?.[1];
+      if (!viIp) await sleep(500);
+    }
+    expect(viIp).toMatch(/^10\.91\.0\./);
+
+    for (const v of [...vms, { name: 'vi-vm' }]) {
       expect((await virsh('destroy', v.name)).code).toBe(0);
       expect((await virsh('undefine', v.name)).code).toBe(0);
     }
-    expect(hostsfile()).not.toMatch(/52:54:00:91:00:1[123]/);
+    expect(hostsfile()).not.toMatch(/52:54:00:91:00:1[1234]/);
     await virsh('net-destroy', NET);
     await virsh('net-undefine', NET);
   }, 180_000);
