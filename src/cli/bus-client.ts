@@ -86,6 +86,9 @@ function friendly(e: unknown, address: string): BusCallError {
   return new BusCallError('org.virtnet.network1.Error.Failed', e instanceof Error ? e.message : String(e));
 }
 
+/** How long a bus command waits for virtnetd to be started by bus activation. */
+const ACTIVATION_MS = 5000;
+
 export class VirtnetClient {
   private constructor(
     readonly bus: MessageBus,
@@ -119,6 +122,7 @@ export class VirtnetClient {
     body: unknown[] = [],
     opts: { interactive?: boolean } = {},
   ): Promise<unknown[]> {
+    await this.ensureDaemon();
     try {
       return await callMethod(this.bus, {
         destination: BUS_NAME,
@@ -133,6 +137,67 @@ export class VirtnetClient {
     } catch (e) {
       throw friendly(e, this.address);
     }
+  }
+
+  private daemonUp = false;
+
+  /**
+   * Before the first call: when no one owns the name, start the daemon by bus activation, bounded by
+   * ACTIVATION_MS. The bus itself waits 25 s for a daemon that cannot start (a unit systemd keeps
+   * restarting); a person gets one clear line after a few seconds instead. A daemon that can start
+   * is activated exactly as before (no extra wait on the success path).
+   */
+  private async ensureDaemon(): Promise<void> {
+    if (this.daemonUp) return;
+    const driver = {
+      destination: 'org.freedesktop.DBus',
+      path: '/org/freedesktop/DBus',
+      interface: 'org.freedesktop.DBus',
+      signature: 's',
+      body: [BUS_NAME],
+    };
+    const hint = 'see `systemctl status virtnetd` and `journalctl -u virtnetd`';
+    try {
+      const [owned] = await callMethod(this.bus, { ...driver, member: 'NameHasOwner' });
+      if (owned !== true) {
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () =>
+              reject(
+                new BusCallError(
+                  'org.virtnet.network1.Error.DaemonUnavailable',
+                  `virtnetd did not start within ${ACTIVATION_MS / 1000} s (bus activation of ${BUS_NAME} on ${this.address}); ${hint}`,
+                ),
+              ),
+            ACTIVATION_MS,
+          );
+        });
+        try {
+          await Promise.race([
+            callMethod(this.bus, {
+              ...driver,
+              signature: 'su',
+              body: [BUS_NAME, 0],
+              member: 'StartServiceByName',
+            }),
+            late,
+          ]);
+        } finally {
+          clearTimeout(timer);
+        }
+      }
+    } catch (e) {
+      if (e instanceof BusCallError) throw e;
+      if (isDBusError(e) && e.type !== 'org.freedesktop.DBus.Error.ServiceUnknown') {
+        throw new BusCallError(
+          'org.virtnet.network1.Error.DaemonUnavailable',
+          `virtnetd could not be started (bus activation of ${BUS_NAME} failed: ${e.type}: ${e.text}); ${hint}`,
+        );
+      }
+      throw friendly(e, this.address);
+    }
+    this.daemonUp = true;
   }
 
   async listPaths(): Promise<string[]> {

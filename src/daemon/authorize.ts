@@ -121,15 +121,33 @@ export class BusAuthorizer {
       return;
     }
     this.decide(ctx.sender, uid, action, false, isChallenge ? 'polkit challenge' : 'polkit no');
-    throw new BusError(
-      'AccessDenied',
-      isChallenge
-        ? `${what} needs ${action}: authentication is required; retry allowing interactive authorization (e.g. busctl --allow-interactive-authorization=yes, or run as root)`
-        : `${what} needs ${action}: polkit refused it for uid ${uid}`,
-    );
+    throw new BusError('AccessDenied', refusalText(what, action, uid, isChallenge === true, ctx.interactive));
   }
 
   private decide(sender: string, uid: number | undefined, action: string, allowed: boolean, why: string) {
     this.opts.onDecision?.({ sender, uid, action, allowed, why });
   }
+}
+
+/**
+ * The AccessDenied text for a polkit "no". Advising to retry with interactive authorization only
+ * helps a caller that did not allow it (message flag ALLOW_INTERACTIVE_AUTHORIZATION unset); a caller
+ * that did allow it was refused, or its authentication failed or was dismissed.
+ */
+export function refusalText(
+  what: string,
+  action: string,
+  uid: number | undefined,
+  isChallenge: boolean,
+  interactive: boolean,
+): string {
+  if (isChallenge && !interactive) {
+    return `${what} needs ${action}: authentication is required; retry allowing interactive authorization (e.g. busctl --allow-interactive-authorization=yes, or run as root)`;
+  }
+  if (isChallenge) {
+    return `${what} needs ${action}: authentication is required and was not given (no authentication agent, or it was dismissed) for uid ${uid}; run it as root or ask an administrator for a polkit rule`;
+  }
+  return interactive
+    ? `${what} needs ${action}: polkit refused it for uid ${uid} (interactive authorization was allowed; authentication failed or was dismissed)`
+    : `${what} needs ${action}: polkit refused it for uid ${uid}`;
 }

@@ -26,6 +26,8 @@ export class ReconnectingBus extends EventEmitter {
   private readonly names = new Map<string, number>();
   private closed = false;
   private reconnecting = false;
+  /** False from the moment the connection is lost until a new one is up. */
+  private up = true;
 
   constructor(
     private readonly address: string,
@@ -45,6 +47,7 @@ export class ReconnectingBus extends EventEmitter {
   private watch(bus: MessageBus): void {
     const lost = (why: string) => {
       if (bus !== this.current || this.closed) return;
+      this.up = false;
       void this.reconnect(why);
     };
     bus.on('message', (m) => this.emit('message', m));
@@ -81,6 +84,7 @@ export class ReconnectingBus extends EventEmitter {
           this.current.disconnect();
         } catch {}
         this.current = bus;
+        this.up = true;
         this.watch(bus);
         for (const h of this.handlers) bus.addMethodHandler(h);
         for (const [name, flags] of this.names) {
@@ -108,9 +112,19 @@ export class ReconnectingBus extends EventEmitter {
     if (r === 1 || r === 4) this.names.set(name, flags);
     return r;
   }
-  releaseName(name: string): Promise<number> {
+  /**
+   * Releases the name, never waiting forever: on a lost connection dbus-next only emits an error and
+   * the call's promise never settles, so then it is skipped (the bus drops a gone connection's names
+   * anyway), and otherwise bounded by `timeoutMs` (resolves 0 when it ran out).
+   */
+  releaseName(name: string, timeoutMs = 2000): Promise<number> {
     this.names.delete(name);
-    return this.current.releaseName(name);
+    if (!this.up) return Promise.resolve(0);
+    let timer: NodeJS.Timeout | undefined;
+    const out = new Promise<number>((resolve) => {
+      timer = setTimeout(() => resolve(0), timeoutMs);
+    });
+    return Promise.race([this.current.releaseName(name), out]).finally(() => clearTimeout(timer));
   }
   addMethodHandler(fn: Handler): void {
     this.handlers.push(fn);

@@ -28,6 +28,8 @@ export interface PrivateBusOptions {
   systemPolicies?: boolean;
   /** Prefix of the temp dir holding the socket and config (default 'virtnet-bus-'). */
   tempPrefix?: string;
+  /** Directories of activation `.service` files (`<servicedir>`), for tests of bus activation. */
+  serviceDirs?: string[];
 }
 
 function busConfig(socketPath: string, opts: PrivateBusOptions): string {
@@ -38,6 +40,7 @@ function busConfig(socketPath: string, opts: PrivateBusOptions): string {
   <type>system</type>
   <listen>unix:path=${socketPath}</listen>
   <auth>EXTERNAL</auth>
+  ${(opts.serviceDirs ?? []).map((d) => `<servicedir>${d}</servicedir>`).join('\n  ')}
   <policy context="default">
     <allow user="*"/>
     <deny own="*"/>

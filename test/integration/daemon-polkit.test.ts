@@ -136,6 +136,29 @@ describe.skipIf(skip)('mutating calls authorized by the real polkitd', () => {
     expect(refused.text).toMatch(/SetAutostart needs org\.virtnet\.network1\.manage-networks: /);
     const undef = await dsendAs(bus, 1, NET_PATH, `${NETWORK_IFACE}.Undefine`, []);
     expect(undef.errorName).toBe('org.virtnet.network1.Error.AccessDenied');
+    // dbus-send does not allow interactive authorization: the text advises retrying with it.
+    expect(refused.text).toMatch(/retry allowing interactive authorization/);
+    // A caller that DID allow it (flag 0x4) is not told to retry with it.
+    const inter = await execOut([
+      'setpriv',
+      '--reuid=1',
+      '--regid=1',
+      '--clear-groups',
+      'busctl',
+      `--address=${bus.address}`,
+      '--allow-interactive-authorization=yes',
+      'call',
+      BUS_NAME,
+      NET_PATH,
+      NETWORK_IFACE,
+      'SetAutostart',
+      'b',
+      'false',
+    ]);
+    expect(inter.code, inter.stderr).not.toBe(0);
+    expect(inter.stderr).toMatch(/SetAutostart needs org\.virtnet\.network1\.manage-networks: /);
+    expect(inter.stderr).not.toMatch(/retry allowing interactive/);
+    expect(inter.stderr).toMatch(/not given|refused/);
 
     // Root does not depend on polkit.
     const root = await dsendAs(bus, undefined, NET_PATH, `${NETWORK_IFACE}.Undefine`, []);
