@@ -51,18 +51,25 @@ export function planPorts(domain: Domain, networks: readonly Network[]): PortRec
     let net: Network | undefined;
     let networkName: string | undefined;
 
-    if (iface.type === 'bridge' && iface.source.bridge) {
-      net = networkByBridge(networks, iface.source.bridge);
-      if (net) {
-        kind = 'bridge';
-        networkName = net.name;
-        if (meta?.network !== undefined && meta.network !== net.name)
-          problems.push({
-            path: `${mp}@network`,
-            value: meta.network,
-            reason: `the interface is on bridge '${iface.source.bridge}' of virtnet network '${net.name}'`,
-          });
-      }
+    // On a virtnet network's bridge: `type='bridge'` naming it, or `type='network'` naming a virtnet
+    // network — libvirt's network of that name is virtnet's published bridge-mode one, so the tap lands
+    // on virtnet's bridge (at `start` the interface reads type='bridge' on it).
+    const bridged =
+      iface.type === 'bridge' && iface.source.bridge
+        ? networkByBridge(networks, iface.source.bridge)
+        : iface.type === 'network' && iface.source.network && byName.get(iface.source.network)?.bridge.name
+          ? byName.get(iface.source.network)
+          : undefined;
+    if (bridged) {
+      net = bridged;
+      kind = 'bridge';
+      networkName = net.name;
+      if (meta?.network !== undefined && meta.network !== net.name)
+        problems.push({
+          path: `${mp}@network`,
+          value: meta.network,
+          reason: `the interface is on ${iface.type === 'bridge' ? `bridge '${iface.source.bridge}' of ` : ''}virtnet network '${net.name}'`,
+        });
     } else if (iface.type === 'ethernet' && meta?.network !== undefined) {
       net = byName.get(meta.network);
       if (!net)
@@ -81,22 +88,6 @@ export function planPorts(domain: Domain, networks: readonly Network[]): PortRec
         kind = 'ethernet';
         networkName = net.name;
       }
-    } else if (
-      iface.type === 'network' &&
-      iface.source.network &&
-      byName.get(iface.source.network)?.bridge.name !== undefined
-    ) {
-      // A libvirt network of a virtnet network's name is virtnet's published bridge-mode one: libvirt
-      // puts the tap on virtnet's bridge (at `start` the interface reads type='bridge' on it).
-      net = byName.get(iface.source.network)!;
-      kind = 'bridge';
-      networkName = net.name;
-      if (meta?.network !== undefined && meta.network !== net.name)
-        problems.push({
-          path: `${mp}@network`,
-          value: meta.network,
-          reason: `the interface is on virtnet network '${net.name}'`,
-        });
     } else if (iface.type === 'network' && meta && iface.source.network) {
       kind = 'network';
       networkName = iface.source.network;
