@@ -15,6 +15,7 @@ import {
   resolveBusAddress,
 } from '../daemon/dbus.js';
 import { MANAGER_PATH, networkNameFromPath } from '../daemon/path-encode.js';
+import { withTimeout } from '../util/timeout.js';
 
 /** A failed call, as one line; `type` is the D-Bus error name. */
 export class BusCallError extends Error {
@@ -160,32 +161,21 @@ export class VirtnetClient {
     try {
       const [owned] = await callMethod(this.bus, { ...driver, member: 'NameHasOwner' });
       if (owned !== true) {
-        let timer: NodeJS.Timeout | undefined;
-        const late = new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () =>
-              reject(
-                new BusCallError(
-                  'org.virtnet.network1.Error.DaemonUnavailable',
-                  `virtnetd did not start within ${ACTIVATION_MS / 1000} s (bus activation of ${BUS_NAME} on ${this.address}); ${hint}`,
-                ),
-              ),
-            ACTIVATION_MS,
-          );
-        });
-        try {
-          await Promise.race([
-            callMethod(this.bus, {
-              ...driver,
-              signature: 'su',
-              body: [BUS_NAME, 0],
-              member: 'StartServiceByName',
-            }),
-            late,
-          ]);
-        } finally {
-          clearTimeout(timer);
-        }
+        await withTimeout(
+          callMethod(this.bus, {
+            ...driver,
+            signature: 'su',
+            body: [BUS_NAME, 0],
+            member: 'StartServiceByName',
+          }),
+          ACTIVATION_MS,
+          () => {
+            throw new BusCallError(
+              'org.virtnet.network1.Error.DaemonUnavailable',
+              `virtnetd did not start within ${ACTIVATION_MS / 1000} s (bus activation of ${BUS_NAME} on ${this.address}); ${hint}`,
+            );
+          },
+        );
       }
     } catch (e) {
       if (e instanceof BusCallError) throw e;

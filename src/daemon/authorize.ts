@@ -6,6 +6,8 @@
  * not activatable) the call is refused. Every refusal is org.virtnet.network1.Error.AccessDenied with
  * the reason.
  */
+
+import { withTimeout } from '../util/timeout.js';
 import type { MethodSpec } from './api.js';
 import { BusError } from './bus-errors.js';
 import type { CallContext } from './bus-objects.js';
@@ -25,12 +27,11 @@ const POLKIT_ABSENT = new Set([
   'org.freedesktop.DBus.Error.Spawn.ChildExited',
 ]);
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const t = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+/** `p`, or an error naming `what` once `ms` ran out. */
+function answerWithin<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return withTimeout(p, ms, () => {
+    throw new Error(`${what}: no answer within ${ms} ms`);
   });
-  return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
 
 export interface AuthorizerOptions {
@@ -50,7 +51,7 @@ export class BusAuthorizer {
 
   /** The unix uid of a bus connection. */
   async callerUid(sender: string): Promise<number> {
-    const [uid] = await withTimeout(
+    const [uid] = await answerWithin(
       callMethod(this.bus, {
         destination: 'org.freedesktop.DBus',
         path: '/org/freedesktop/DBus',
@@ -85,7 +86,7 @@ export class BusAuthorizer {
     }
     let result: unknown[];
     try {
-      result = await withTimeout(
+      result = await answerWithin(
         callMethod(this.bus, {
           destination: POLKIT_NAME,
           path: POLKIT_PATH,

@@ -5,6 +5,7 @@
  * passed to the current connection. Adapter: the daemon keeps one object for its whole life.
  */
 import { EventEmitter } from 'node:events';
+import { withTimeout } from '../util/timeout.js';
 import { connectBus, type Message, type MessageBus } from './dbus.js';
 
 export interface ReconnectLog {
@@ -120,11 +121,7 @@ export class ReconnectingBus extends EventEmitter {
   releaseName(name: string, timeoutMs = 2000): Promise<number> {
     this.names.delete(name);
     if (!this.up) return Promise.resolve(0);
-    let timer: NodeJS.Timeout | undefined;
-    const out = new Promise<number>((resolve) => {
-      timer = setTimeout(() => resolve(0), timeoutMs);
-    });
-    return Promise.race([this.current.releaseName(name), out]).finally(() => clearTimeout(timer));
+    return withTimeout(this.current.releaseName(name), timeoutMs, () => 0);
   }
   addMethodHandler(fn: Handler): void {
     this.handlers.push(fn);
