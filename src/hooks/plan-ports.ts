@@ -54,11 +54,13 @@ export function planPorts(domain: Domain, networks: readonly Network[]): PortRec
     // On a virtnet network's bridge: `type='bridge'` naming it, or `type='network'` naming a virtnet
     // network — libvirt's network of that name is virtnet's published bridge-mode one, so the tap lands
     // on virtnet's bridge (at `start` the interface reads type='bridge' on it).
+    const named =
+      iface.type === 'network' && iface.source.network ? byName.get(iface.source.network) : undefined;
     const bridged =
       iface.type === 'bridge' && iface.source.bridge
         ? networkByBridge(networks, iface.source.bridge)
-        : iface.type === 'network' && iface.source.network && byName.get(iface.source.network)?.bridge.name
-          ? byName.get(iface.source.network)
+        : named?.bridge.name !== undefined
+          ? named
           : undefined;
     if (bridged) {
       net = bridged;

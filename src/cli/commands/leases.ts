@@ -4,6 +4,7 @@ import { domainsByMac, FileRecordStore, hookPaths } from '../../hooks/records.js
 import type { Command } from '../command.js';
 import { BUS_OPTION, JSON_OPTION, json, table, withClient } from '../common.js';
 import { ExitCode } from '../exit-codes.js';
+import { DEFAULT_RUN_DIR } from './plan.js';
 
 /** The hook records' domain per MAC; empty when the records cannot be read (not root, no hooks run). */
 async function leaseOwners(runDir: string, network: string): Promise<Map<string, string>> {
@@ -36,19 +37,23 @@ the network is not active.`,
   async run(ctx) {
     const network = ctx.args[0]!;
     const leases = await withClient(ctx, (c) => c.leases(network));
-    const owners = await leaseOwners(ctx.io.env.VIRTNET_RUN_DIR || '/run/virtnet', network);
-    const domainOf = (mac: string) => owners.get(mac.toLowerCase());
+    const owners = await leaseOwners(ctx.io.env.VIRTNET_RUN_DIR || DEFAULT_RUN_DIR, network);
+    const owned = leases.map((l) => ({ lease: l, domain: owners.get(l.mac.toLowerCase()) }));
     if (ctx.options.json) {
       // `domain` only where known: the fields clients already read are unchanged.
-      ctx.io.stdout(
-        json(leases.map((l) => ({ ...l, ...(domainOf(l.mac) ? { domain: domainOf(l.mac) } : {}) }))),
-      );
+      ctx.io.stdout(json(owned.map(({ lease, domain }) => (domain ? { ...lease, domain } : lease))));
       return ExitCode.OK;
     }
     ctx.io.stdout(
       table(
         ['MAC', 'IP', 'HOSTNAME', 'DOMAIN', 'EXPIRES'],
-        leases.map((l) => [l.mac, l.ip, l.hostname || '-', domainOf(l.mac) ?? '-', formatExpiry(l.expiry)]),
+        owned.map(({ lease: l, domain }) => [
+          l.mac,
+          l.ip,
+          l.hostname || '-',
+          domain ?? '-',
+          formatExpiry(l.expiry),
+        ]),
       ),
     );
     return ExitCode.OK;

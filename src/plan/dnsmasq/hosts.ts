@@ -61,9 +61,8 @@ interface CheckedExtra {
   hostname?: string;
 }
 
-/** Validate one live entry; every value ends up in a dnsmasq file. */
-function checkExtra(h: HostEntry, i: number): CheckedExtra {
-  const path = `extraHosts[${i}]`;
+/** Validate one live entry (errors name `path`.field); every value ends up in a dnsmasq file. */
+function checkExtra(h: HostEntry, path: string): CheckedExtra {
   const out: CheckedExtra = {};
   if (h.ip !== undefined) {
     const parsed = parseIp(h.ip);
@@ -112,17 +111,7 @@ export function withLiveHost(
   current: readonly HostEntry[],
   host: HostEntry,
 ): { entry: HostEntry; hosts: HostEntry[] } {
-  let checked: CheckedExtra;
-  try {
-    checked = checkExtra(host, 0);
-  } catch (e) {
-    if (e instanceof ValidationError)
-      throw new ValidationError(
-        e.problems.map((p) => ({ ...p, path: p.path.replace(/^extraHosts\[0\]/, 'host') })),
-      );
-    throw e;
-  }
-  const key = checked.mac;
+  const key = checkExtra(host, 'host').mac;
   if (key && current.some((h) => h.mac?.toLowerCase() === key))
     throw new ConflictError(`network ${network}: ${key} already has a host entry (remove it first)`);
   if (host.ip && current.some((h) => h.ip === host.ip))
@@ -144,7 +133,9 @@ function extraDhcpLine(e: CheckedExtra): string {
  */
 export function renderHostsfile(net: Network, extraHosts: HostEntry[] = []): string {
   const defs = dhcpDefs(net);
-  const extras = extraHosts.map(checkExtra).filter((e) => e.mac !== undefined);
+  const extras = extraHosts
+    .map((h, i) => checkExtra(h, `extraHosts[${i}]`))
+    .filter((e) => e.mac !== undefined);
   const lines: string[] = [];
   for (const family of ['ipv4', 'ipv6'] as const) {
     const index = family === 'ipv4' ? defs.v4 : defs.v6;
@@ -175,7 +166,7 @@ export function renderAddnhosts(net: Network, extraHosts: HostEntry[] = []): str
     const ip = ntop(host.ip, `network/dns/host[${i}]@ip`);
     for (const name of host.hostnames) add(ip, name);
   });
-  for (const e of extraHosts.map(checkExtra)) {
+  for (const e of extraHosts.map((h, i) => checkExtra(h, `extraHosts[${i}]`))) {
     if (e.mac === undefined && e.hostname !== undefined && e.ip !== undefined) add(e.ip, e.hostname);
   }
   let out = '';
