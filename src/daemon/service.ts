@@ -311,6 +311,10 @@ export class VirtnetService {
 
   /** Parse a definition for `name`'s slot, keeping identity from the previous one. */
   private parse(xml: string): Network {
+    return this.parseFull(xml).net;
+  }
+
+  private parseFull(xml: string): { net: Network; generated: boolean } {
     // First pass only to learn the name (defaults need to know what it replaces).
     const probe = this.o.codec.parse(xml, { usedBridges: [] }).network;
     const previous = this.entries.get(probe.name)?.net;
@@ -328,7 +332,7 @@ export class VirtnetService {
       net.uuid = previous.uuid;
     }
     for (const w of parsed.warnings) this.o.log.warning(`network '${net.name}': ${w}`, { network: net.name });
-    return net;
+    return { net, generated: parsed.generated };
   }
 
   /**
@@ -352,8 +356,9 @@ export class VirtnetService {
         continue;
       }
       let net: Network;
+      let generated: boolean;
       try {
-        net = this.parse(f.xml);
+        ({ net, generated } = this.parseFull(f.xml));
       } catch (e) {
         seen.add(f.stem);
         this.o.log.error(`invalid network file ${f.path}: ${(e as Error).message}`);
@@ -372,6 +377,23 @@ export class VirtnetService {
       } catch (e) {
         this.o.log.error(`network file ${f.path}: ${(e as Error).message} — ignored`);
         continue;
+      }
+      if (generated) {
+        // A file without uuid / MAC / bridge name (e.g. the packaged default.xml) gets the generated
+        // values written back, as libvirt's net-define does: the network keeps its identity (and its
+        // libvirt twin its UUID) across restarts.
+        const text = this.o.codec.format(net);
+        try {
+          await this.o.store.write(net.name, text);
+          this.fileText.set(net.name, text);
+          this.o.log.info(`network file ${f.path}: wrote the generated uuid/MAC/bridge name back`, {
+            network: net.name,
+          });
+        } catch (e) {
+          this.o.log.warning(
+            `network file ${f.path}: cannot write the generated identity back: ${(e as Error).message}`,
+          );
+        }
       }
       const autostart = await this.o.store.isAutostart(net.name);
       const old = this.entries.get(net.name);
