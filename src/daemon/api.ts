@@ -94,6 +94,7 @@ export const networkInterface: InterfaceSpec = {
     { name: 'Autostart', type: 'b', access: 'read', emitsChanged: 'true' },
     { name: 'Bridge', type: 's', access: 'read', emitsChanged: 'true' },
     { name: 'ForwardMode', type: 's', access: 'read', emitsChanged: 'true' },
+    { name: 'Libvirt', type: 's', access: 'read', emitsChanged: 'true' },
   ],
   signals: [
     {

@@ -15,6 +15,8 @@ export interface DaemonOptions {
   logFormat: LogFormat;
   /** A running network whose config file is deleted: stays up as a transient network, or is stopped. */
   onFileRemoved: 'keep-running' | 'stop';
+  /** libvirt connection URI networks are published to; 'none' turns publishing off. */
+  libvirt: string;
 }
 
 export type ParsedArgs =
@@ -32,6 +34,7 @@ export const DEFAULTS: DaemonOptions = {
   logLevel: 'info',
   logFormat: 'text',
   onFileRemoved: 'keep-running',
+  libvirt: 'qemu:///system',
 };
 
 export const HELP = `Usage: virtnetd [OPTIONS]
@@ -59,6 +62,10 @@ Options:
                          what happens to a RUNNING network whose config file is deleted: it stays up
                          as a transient network until stopped (keep-running, the default: deleting a
                          file never cuts guests off), or it is stopped and undefined (stop)
+  --libvirt URI|none     publish every network into libvirt at URI as a bridge-mode network of the
+                         same name and UUID (virsh net-list, virt-manager and virt-install see it;
+                         type='network' VMs land on virtnet's bridge); 'none' turns this off
+                         (default ${DEFAULTS.libvirt}; libvirt down: published when it comes up)
   -h, --help             show this help
   -V, --version          print the version
 
@@ -98,6 +105,7 @@ export function parseDaemonArgs(argv: readonly string[]): ParsedArgs {
       case '--log-level':
       case '--log-format':
       case '--on-file-removed':
+      case '--libvirt':
         value = takeValue();
         if (value === undefined || value === '')
           return { kind: 'usage-error', message: `${flag} needs a value` };
@@ -156,6 +164,15 @@ export function parseDaemonArgs(argv: readonly string[]): ParsedArgs {
           };
         }
         o.onFileRemoved = value;
+        break;
+      case '--libvirt':
+        if (value !== 'none' && !/^[a-z][a-z0-9+.-]*:\/\//.test(value)) {
+          return {
+            kind: 'usage-error',
+            message: `--libvirt expects a libvirt URI such as qemu:///system, or none (got '${value}')`,
+          };
+        }
+        o.libvirt = value;
         break;
     }
   }

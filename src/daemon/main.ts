@@ -8,9 +8,14 @@
  * networks (guests keep their network, like libvirt with KillMode=process), exit 0.
  */
 import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Engine } from '../engine/types.js';
+import { SpawnRunner } from '../exec/runner.js';
 import { createDaemonHooks } from '../hooks/bus-adapter.js';
+import { LibvirtPublisher } from '../libvirt/publisher.js';
+import { Virsh } from '../libvirt/virsh.js';
 import { createLogger, type Logger } from '../util/log.js';
+import { withTimeout } from '../util/timeout.js';
 import { watchConfigDir } from '../watch/daemon-watch.js';
 import { BUS_NAME, MANAGER_INTERFACE } from './api.js';
 import type { DaemonOptions } from './args.js';
@@ -79,6 +84,15 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   });
   const hooks = createDaemonHooks({ engine, runDir: opts.runDir, log });
   const idleGc = new IdleGc();
+  // Publishing into libvirt (--libvirt); it reads the service's networks, the service shows its status.
+  let serviceRef: VirtnetService | undefined;
+  const publisher = new LibvirtPublisher({
+    virsh: opts.libvirt === 'none' ? undefined : new Virsh(new SpawnRunner(), opts.libvirt, opts.runDir),
+    stateFile: join(opts.stateDir, 'libvirt-published.json'),
+    log,
+    view: () => serviceRef?.publishView() ?? [],
+    onStatus: (name) => serviceRef?.refresh(name),
+  });
   const service = new VirtnetService({
     bus,
     engine,
@@ -90,7 +104,9 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     hooks,
     onFileRemoved: opts.onFileRemoved,
     onChangeDone: idleGc.poke,
+    publish: publisher,
   });
+  serviceRef = service;
 
   const reply = await bus.requestName(BUS_NAME, NameFlag.DO_NOT_QUEUE);
   if (reply !== RequestNameReply.PRIMARY_OWNER && reply !== RequestNameReply.ALREADY_OWNER) {
@@ -118,6 +134,8 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
       ]),
     log,
   });
+  // Not awaited: libvirt may be slow or absent; READY does not wait for it (the Libvirt property tells).
+  publisher.start().catch((e: unknown) => log.warning(`libvirt: ${(e as Error).message}`));
   log.info(
     `virtnetd ${virtnetVersion()} ready on ${address} as ${BUS_NAME} (config ${opts.configDir}, firewall ${engine.firewallBackend})`,
   );
@@ -133,6 +151,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     await notifier.stopping();
     notifier.close();
     await watcher.close();
+    await withTimeout(publisher.stop(), 5000, () => undefined);
     await service.close();
     try {
       await bus.releaseName(BUS_NAME);

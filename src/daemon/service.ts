@@ -27,6 +27,7 @@ import type { DaemonHooks, HookServiceView } from '../hooks/bus-adapter.js';
 import type { HookEvents } from '../hooks/context.js';
 import type { Network } from '../model/network.js';
 import type { Logger } from '../util/log.js';
+import { withTimeout } from '../util/timeout.js';
 import {
   MANAGER_INTERFACE,
   type MethodSpec,
@@ -61,7 +62,22 @@ export interface ServiceOptions {
   onFileRemoved?: 'keep-running' | 'stop';
   /** Told when a changing call (start, stop, define, hook event…) is done (main.ts: IdleGc.poke). */
   onChangeDone?: () => void;
+  /** Publishing into libvirt (src/libvirt/publisher.ts); without it the Libvirt property is 'off'. */
+  publish?: PublishHooks;
 }
+
+/** What the service needs of the libvirt publisher. */
+export interface PublishHooks {
+  /** The Libvirt property of a network. */
+  status(name: string): string;
+  /** Bring libvirt in line with the networks now (never rejects for libvirt's faults). */
+  sync(): Promise<void>;
+  /** A hook call arrived: libvirt is alive. */
+  libvirtSeen(): void;
+}
+
+/** How long a Start/Stop/Define/Undefine waits for libvirt to follow before it returns anyway. */
+const PUBLISH_WAIT_MS = 30_000;
 
 interface Entry {
   net: Network;
@@ -217,7 +233,40 @@ export class VirtnetService {
       Autostart: e.autostart,
       Bridge: e.net.bridge.name ?? '',
       ForwardMode: e.net.forward.mode,
+      Libvirt: this.o.publish?.status(e.net.name) ?? 'off',
     };
+  }
+
+  /** Announce a network's changed properties (the publisher's status). */
+  refresh(name: string): void {
+    this.sync(name);
+  }
+
+  /** The networks as the publisher sees them. */
+  publishView(): { name: string; uuid: string; bridge: string; active: boolean }[] {
+    return [...this.entries.values()].map((e) => ({
+      name: e.net.name,
+      uuid: e.net.uuid,
+      bridge: e.net.bridge.name ?? '',
+      active: this.o.engine.isActive(e.net.name),
+    }));
+  }
+
+  /**
+   * Let libvirt follow a change before the call returns, so `virtnetctl start N; virsh start VM`
+   * works; bounded, and a libvirt fault never fails the call (the Libvirt property says so).
+   */
+  private async publishNow(): Promise<void> {
+    if (!this.o.publish) return;
+    await withTimeout(
+      this.o.publish.sync().catch((e: unknown) => {
+        this.o.log.warning(`libvirt: ${(e as Error).message}`);
+      }),
+      PUBLISH_WAIT_MS,
+      () => {
+        this.o.log.warning(`libvirt did not follow within ${PUBLISH_WAIT_MS / 1000} s; still trying`);
+      },
+    );
   }
 
   private networkEvent(name: string, path: string, event: NetworkEventKind): void {
@@ -505,10 +554,14 @@ export class VirtnetService {
             }
             return [e.path];
           }
-          case 'DefineNetwork':
-            return [await this.define(args[0] as string)];
+          case 'DefineNetwork': {
+            const path = await this.define(args[0] as string);
+            await this.publishNow();
+            return [path];
+          }
           case 'Reload':
             await this.reload();
+            await this.publishNow();
             return [];
           case 'HookEvent': {
             const [object, operation, sub, extra, xml] = args as string[];
@@ -521,6 +574,7 @@ export class VirtnetService {
               extra: extra!,
               xml: xml!,
             };
+            this.o.publish?.libvirtSeen();
             return [await this.o.hooks.hookEvent(a, this.hookView())];
           }
           default:
@@ -589,6 +643,7 @@ export class VirtnetService {
           if (this.o.engine.isActive(name)) throw new ConflictError(`network '${name}' is already active`);
           await this.o.engine.start(e.net); // the engine logs each change and the start
           this.sync(name);
+          await this.publishNow();
           return [];
         });
       case 'Stop':
@@ -597,6 +652,7 @@ export class VirtnetService {
           if (!this.o.engine.isActive(name)) throw new ConflictError(`network '${name}' is not active`);
           await this.o.engine.stop(name); // the engine logs each change and the stop
           this.sync(name);
+          await this.publishNow();
           return [];
         });
       case 'Undefine':
@@ -611,6 +667,7 @@ export class VirtnetService {
           this.o.log.info(`undefined network '${name}'`, { network: name });
           this.networkEvent(name, e.path, 'undefined');
           this.objects.remove(e.path);
+          await this.publishNow();
           return [];
         });
       case 'SetAutostart':
