@@ -17,6 +17,8 @@ export interface DaemonOptions {
   onFileRemoved: 'keep-running' | 'stop';
   /** libvirt connection URI networks are published to; 'none' turns publishing off. */
   libvirt: string;
+  /** Where libvirt's dnsmasq writes `<bridge>.status` (leases carried over by ImportLibvirt). */
+  libvirtStatusDir: string;
 }
 
 export type ParsedArgs =
@@ -35,6 +37,7 @@ export const DEFAULTS: DaemonOptions = {
   logFormat: 'text',
   onFileRemoved: 'keep-running',
   libvirt: 'qemu:///system',
+  libvirtStatusDir: '/var/lib/libvirt/dnsmasq',
 };
 
 export const HELP = `Usage: virtnetd [OPTIONS]
@@ -66,6 +69,9 @@ Options:
                          same name and UUID (virsh net-list, virt-manager and virt-install see it;
                          type='network' VMs land on virtnet's bridge); 'none' turns this off
                          (default ${DEFAULTS.libvirt}; libvirt down: published when it comes up)
+  --libvirt-status-dir DIR
+                         libvirt's dnsmasq status files, read by import-libvirt to carry the
+                         leases over (default ${DEFAULTS.libvirtStatusDir})
   -h, --help             show this help
   -V, --version          print the version
 
@@ -106,6 +112,7 @@ export function parseDaemonArgs(argv: readonly string[]): ParsedArgs {
       case '--log-format':
       case '--on-file-removed':
       case '--libvirt':
+      case '--libvirt-status-dir':
         value = takeValue();
         if (value === undefined || value === '')
           return { kind: 'usage-error', message: `${flag} needs a value` };
@@ -173,6 +180,9 @@ export function parseDaemonArgs(argv: readonly string[]): ParsedArgs {
           };
         }
         o.libvirt = value;
+        break;
+      case '--libvirt-status-dir':
+        o.libvirtStatusDir = value;
         break;
     }
   }

@@ -9,9 +9,11 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { leaseFilePath } from '../engine/engine.js';
 import type { Engine } from '../engine/types.js';
 import { SpawnRunner } from '../exec/runner.js';
 import { createDaemonHooks } from '../hooks/bus-adapter.js';
+import { LibvirtMigrator } from '../libvirt/migrate.js';
 import { LibvirtPublisher } from '../libvirt/publisher.js';
 import { Virsh } from '../libvirt/virsh.js';
 import { createLogger, type Logger } from '../util/log.js';
@@ -93,7 +95,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     view: () => serviceRef?.publishView() ?? [],
     onStatus: (name) => serviceRef?.refresh(name),
   });
-  const service = new VirtnetService({
+  const service: VirtnetService = new VirtnetService({
     bus,
     engine,
     store,
@@ -105,8 +107,23 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     onFileRemoved: opts.onFileRemoved,
     onChangeDone: idleGc.poke,
     publish: publisher,
+    migrate: {
+      import: (name, uri): Promise<string> => migrator.import(name, uri),
+      revert: (name, uri): Promise<void> => migrator.revert(name, uri),
+    },
   });
   serviceRef = service;
+  const runner = new SpawnRunner();
+  const migrator: LibvirtMigrator = new LibvirtMigrator({
+    ops: { ...service.migrateOps(), leaseFile: (name) => leaseFilePath(opts.runDir, name) },
+    virsh: (uri) => new Virsh(runner, uri, opts.runDir),
+    defaultUri: opts.libvirt === 'none' ? undefined : opts.libvirt,
+    journalDir: join(opts.stateDir, 'libvirt-import'),
+    statusDir: opts.libvirtStatusDir,
+    runner,
+    publish: publisher,
+    log,
+  });
 
   const reply = await bus.requestName(BUS_NAME, NameFlag.DO_NOT_QUEUE);
   if (reply !== RequestNameReply.PRIMARY_OWNER && reply !== RequestNameReply.ALREADY_OWNER) {

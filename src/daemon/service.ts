@@ -25,6 +25,7 @@ import type { Engine, EngineEvents } from '../engine/types.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { DaemonHooks, HookServiceView } from '../hooks/bus-adapter.js';
 import type { HookEvents } from '../hooks/context.js';
+import type { MigrateOps } from '../libvirt/migrate.js';
 import type { Network } from '../model/network.js';
 import type { Logger } from '../util/log.js';
 import { withTimeout } from '../util/timeout.js';
@@ -64,6 +65,13 @@ export interface ServiceOptions {
   onChangeDone?: () => void;
   /** Publishing into libvirt (src/libvirt/publisher.ts); without it the Libvirt property is 'off'. */
   publish?: PublishHooks;
+  /** ImportLibvirt / RevertLibvirt (src/libvirt/migrate.ts); without it they are Failed. */
+  migrate?: MigrateHooks;
+}
+
+export interface MigrateHooks {
+  import(name: string, uri: string): Promise<string>;
+  revert(name: string, uri: string): Promise<void>;
 }
 
 /** What the service needs of the libvirt publisher. */
@@ -240,6 +248,36 @@ export class VirtnetService {
   /** Announce a network's changed properties (the publisher's status). */
   refresh(name: string): void {
     this.sync(name);
+  }
+
+  /** What the libvirt migrator needs: each operation as its bus method does it (already authorized). */
+  migrateOps(): Omit<MigrateOps, 'leaseFile'> {
+    return {
+      has: (name) => this.entries.get(name)?.persistent === true,
+      isActive: (name) => this.o.engine.isActive(name),
+      uuidOf: (name) => this.entry(name).net.uuid,
+      bridgeOf: (name) => this.entry(name).net.bridge.name ?? '',
+      check: (xml) => {
+        checkDefineXml(xml);
+        this.checkConflicts(this.parse(xml));
+      },
+      define: (xml) => this.define(xml),
+      start: async (name) => {
+        await this.networkCall(name, 'Start', []);
+      },
+      stop: async (name) => {
+        await this.networkCall(name, 'Stop', []);
+      },
+      undefine: async (name) => {
+        await this.networkCall(name, 'Undefine', []);
+      },
+      setAutostart: async (name, on) => {
+        await this.networkCall(name, 'SetAutostart', [on]);
+      },
+      attachPort: (name, ifname, meta) =>
+        this.perNetwork(name, () => this.o.engine.attachPort(name, ifname, meta)),
+      path: (name) => this.entry(name).path,
+    };
   }
 
   /** The networks as the publisher sees them. */
@@ -563,6 +601,15 @@ export class VirtnetService {
             await this.reload();
             await this.publishNow();
             return [];
+          case 'ImportLibvirt':
+          case 'RevertLibvirt': {
+            const [name, uri] = args as [string, string];
+            checkNetworkName(name);
+            if (!this.o.migrate) throw new Error('this virtnetd cannot migrate libvirt networks');
+            if (m === 'ImportLibvirt') return [await this.o.migrate.import(name, uri)];
+            await this.o.migrate.revert(name, uri);
+            return [];
+          }
           case 'HookEvent': {
             const [object, operation, sub, extra, xml] = args as string[];
             checkHookArgs(object!, operation!, sub!, extra!, xml!);

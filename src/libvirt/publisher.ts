@@ -51,6 +51,8 @@ export class LibvirtPublisher {
   private delay: number;
   private started = false;
   private pending = false;
+  /** Networks being imported/reverted (migrate.ts): left alone until released. */
+  private readonly held = new Set<string>();
 
   constructor(private readonly o: PublisherOptions) {
     this.delay = o.retryMs ?? 2000;
@@ -75,6 +77,16 @@ export class LibvirtPublisher {
     this.started = false;
     clearTimeout(this.timer);
     return Promise.allSettled([this.running, this.again]).then(() => {});
+  }
+
+  /** Leave `name` alone (an import or revert is moving it between libvirt and virtnet). */
+  hold(name: string): void {
+    this.held.add(name);
+    this.setStatus(name, 'pending: migrating between libvirt and virtnet');
+  }
+
+  release(name: string): void {
+    this.held.delete(name);
   }
 
   /** Evidence that libvirt runs (a hook call): retry now if the last attempt could not reach it. */
@@ -128,6 +140,7 @@ export class LibvirtPublisher {
       await virsh.ping();
       const records = await this.readRecords();
       for (const n of want) {
+        if (this.held.has(n.name)) continue;
         try {
           await this.publishOne(virsh, n, records);
         } catch (e) {
@@ -140,7 +153,7 @@ export class LibvirtPublisher {
       }
       const names = new Set(want.map((n) => n.name));
       for (const r of [...records.values()]) {
-        if (names.has(r.name)) continue;
+        if (names.has(r.name) || this.held.has(r.name)) continue;
         try {
           const plan = planPublish(r, await virsh.network(r.name), 'absent');
           await this.apply(virsh, r.name, plan.steps);
@@ -161,7 +174,7 @@ export class LibvirtPublisher {
       if (!(e instanceof LibvirtUnreachable)) throw e;
       failed = true;
       this.pending = true;
-      for (const n of want) {
+      for (const n of want.filter((x) => !this.held.has(x.name))) {
         this.setStatus(n.name, `pending: ${e.message}`);
         this.logOnce(n.name, 'info', `libvirt: network ${n.name} not published yet: ${e.message}`);
       }

@@ -115,8 +115,11 @@ export class Virsh {
     await this.run(`undefine network ${name}`, ['net-undefine', name]);
   }
 
-  /** Interfaces of running domains whose source is libvirt network `network` (from their live XML). */
-  async portsOn(network: string): Promise<DomainPort[]> {
+  /**
+   * Interfaces of running domains on libvirt network `network` — its `<source network=…>`, or (with
+   * `bridge`) a `type='bridge'` interface on that bridge — from their live XML.
+   */
+  async portsOn(network: string, bridge = ''): Promise<DomainPort[]> {
     const names = (await this.run('list running domains', ['list', '--name'])).stdout
       .split('\n')
       .map((s) => s.trim())
@@ -125,14 +128,14 @@ export class Virsh {
     for (const d of names) {
       const x = await this.run(`read domain ${d}`, ['dumpxml', d], true);
       if (x.exitCode !== 0) continue; // stopped meanwhile
-      out.push(...domainPortsOn(x.stdout, network));
+      out.push(...domainPortsOn(x.stdout, network, bridge));
     }
     return out;
   }
 }
 
-/** Pure: the interfaces of a live domain XML whose `<source network=…>` is `network`. */
-export function domainPortsOn(domainXml: string, network: string): DomainPort[] {
+/** Pure: the interfaces of a live domain XML on `network` (or, when given, directly on `bridge`). */
+export function domainPortsOn(domainXml: string, network: string, bridge = ''): DomainPort[] {
   const root = parseXmlDocument(domainXml);
   const name = childElements(root).find((c) => c.name === 'name');
   const domain = name ? textContent(name).trim() : '';
@@ -143,7 +146,9 @@ export function domainPortsOn(domainXml: string, network: string): DomainPort[] 
     if (i.name !== 'interface') continue;
     const kids = childElements(i);
     const src = kids.find((c) => c.name === 'source');
-    if (src?.attrs.network !== network) continue;
+    const onNetwork = src?.attrs.network === network;
+    const onBridge = bridge !== '' && i.attrs.type === 'bridge' && src?.attrs.bridge === bridge;
+    if (!onNetwork && !onBridge) continue;
     const dev = kids.find((c) => c.name === 'target')?.attrs.dev;
     const mac = kids.find((c) => c.name === 'mac')?.attrs.address;
     if (dev && mac) out.push({ domain, ifname: dev, mac: mac.toLowerCase() });

@@ -31,6 +31,7 @@ describe('virtnetd command line', () => {
       '--on-file-removed=stop',
       '--libvirt',
       'qemu+unix:///system?socket=/x/libvirt-sock',
+      '--libvirt-status-dir=/x/lib/dnsmasq',
     ]);
     expect(r).toEqual({
       kind: 'run',
@@ -44,6 +45,7 @@ describe('virtnetd command line', () => {
         logFormat: 'json',
         onFileRemoved: 'stop',
         libvirt: 'qemu+unix:///system?socket=/x/libvirt-sock',
+        libvirtStatusDir: '/x/lib/dnsmasq',
       },
     });
   });
@@ -60,6 +62,7 @@ describe('virtnetd command line', () => {
       '--log-level',
       '--on-file-removed',
       '--libvirt',
+      '--libvirt-status-dir',
     ]) {
       expect(HELP).toContain(o);
     }
