@@ -262,12 +262,20 @@ export class VirtnetService {
         this.checkConflicts(this.parse(xml));
       },
       define: (xml) => this.define(xml),
-      start: async (name) => {
-        await this.networkCall(name, 'Start', []);
-      },
-      stop: async (name) => {
-        await this.networkCall(name, 'Stop', []);
-      },
+      // Start/Stop without waiting for the publisher: the migrator holds the network and publishes
+      // itself, and every step here lies inside the domains' traffic gap.
+      start: (name) =>
+        this.perNetwork(name, async () => {
+          const e = this.entry(name);
+          if (!this.o.engine.isActive(name)) await this.o.engine.start(e.net);
+          this.sync(name);
+        }),
+      stop: (name) =>
+        this.perNetwork(name, async () => {
+          this.entry(name);
+          if (this.o.engine.isActive(name)) await this.o.engine.stop(name);
+          this.sync(name);
+        }),
       undefine: async (name) => {
         await this.networkCall(name, 'Undefine', []);
       },

@@ -54,7 +54,12 @@ export interface MigratorOptions {
   /** For `ip link` (taps back on libvirt's bridge at revert). */
   runner: CommandRunner;
   /** The publisher: leave a network alone while it migrates, and bring libvirt in line. */
-  publish: { hold(name: string): void; release(name: string): void; sync(): Promise<void> };
+  publish: {
+    hold(name: string): void;
+    release(name: string): void;
+    sync(): Promise<void>;
+    status(name: string): string;
+  };
   log: Logger;
   now?: () => number;
 }
@@ -197,22 +202,19 @@ export class LibvirtMigrator {
         { network: name },
       );
     }
-    // 1. libvirt's own copy stops (unless this is a re-run and it is already replaced).
-    let lv = await virsh.network(name);
-    const mine = ops.has(name) ? { name, uuid: ops.uuidOf(name), bridge: ops.bridgeOf(name) } : undefined;
-    const libvirtIsOriginal = lv.xml !== undefined && (!mine || classify(mine, lv.xml).kind !== 'own');
-    if (libvirtIsOriginal && lv.active) {
-      await virsh.destroy(name);
-      lv = await virsh.network(name);
-    }
-    // 2. virtnet defines it (libvirt's XML unchanged), with libvirt's autostart.
+    // 1. virtnet defines it (libvirt's XML unchanged) with libvirt's autostart, and the leases are
+    //    carried into its dnsmasq lease file — all before libvirt's copy stops, so the time the
+    //    domains' taps have no bridge is only what steps 2-4 take.
     if (!ops.has(name)) await ops.define(j.original);
     await ops.setAutostart(name, j.wasAutostart);
-    // 3. Leases carried into dnsmasq's lease file before its first start, then start.
-    if (!ops.isActive(name)) {
-      if (j.leases) await this.carryLeases(name, j.leases);
-      await ops.start(name);
-    }
+    if (!ops.isActive(name) && j.leases) await this.carryLeases(name, j.leases);
+    const mine = { name, uuid: ops.uuidOf(name), bridge: ops.bridgeOf(name) };
+    // 2. libvirt's own copy stops (unless this is a re-run and it is already replaced).
+    const lv = await virsh.network(name);
+    const libvirtIsOriginal = lv.xml !== undefined && classify(mine, lv.xml).kind !== 'own';
+    if (libvirtIsOriginal && lv.active) await virsh.destroy(name);
+    // 3. virtnet starts it.
+    if (!ops.isActive(name)) await ops.start(name);
     // 4. The running domains' taps go onto virtnet's bridge (first: their traffic gap ends here).
     for (const p of j.ports) {
       try {
@@ -230,11 +232,10 @@ export class LibvirtMigrator {
     if (libvirtIsOriginal) await virsh.undefine(name);
     this.o.publish.release(name);
     await this.o.publish.sync();
-    const after = await virsh.network(name);
-    const own = classify({ name, uuid: ops.uuidOf(name), bridge: ops.bridgeOf(name) }, after.xml);
-    if (own.kind !== 'own' || !after.active) {
+    const status = this.o.publish.status(name);
+    if (status !== 'published') {
       throw new ConflictError(
-        `import-libvirt ${name}: libvirt's network was not replaced by virtnet's bridge-mode copy (${own.kind === 'foreign' ? own.reason : own.kind}); run the import again`,
+        `import-libvirt ${name}: libvirt's network was not replaced by virtnet's bridge-mode copy (${status}); run the import again`,
       );
     }
     if (!j.done) {
@@ -266,12 +267,8 @@ export class LibvirtMigrator {
         await this.writeJournal(j);
       }
     }
-    // 1. virtnet lets go of it.
-    if (ops.has(name)) {
-      if (ops.isActive(name)) await ops.stop(name);
-      await ops.undefine(name);
-    }
-    // 2. libvirt gets its original definition back (unless it already has it).
+    // 1. libvirt gets its original definition back (unless it already has it) while virtnet still
+    //    serves the bridge: an inactive definition needs no bridge.
     let lv = await virsh.network(name);
     if (lv.xml !== j.original) {
       if (lv.xml !== undefined) {
@@ -282,20 +279,25 @@ export class LibvirtMigrator {
       lv = await virsh.network(name);
     }
     if (lv.autostart !== j.wasAutostart) await virsh.setAutostart(name, j.wasAutostart);
+    // 2. virtnet stops it, libvirt starts its own, the taps go back onto libvirt's bridge.
+    if (ops.has(name) && ops.isActive(name)) await ops.stop(name);
     if (j.wasActive && !lv.active) await virsh.start(name);
-    // 3. The taps go back onto libvirt's bridge.
     if (j.wasActive) {
       const bridge = libvirtNetworkFacts(await virsh.liveXml(name)).bridge || j.bridge;
-      for (const p of j.ports) {
-        const r = await this.o.runner.run({
-          step: `revert-libvirt: tap ${p.ifname} onto ${bridge}`,
-          argv: ['ip', 'link', 'set', 'dev', p.ifname, 'master', bridge, 'up'],
-          allowFail: true,
-        });
-        if (r.exitCode !== 0)
-          log.warning(`revert-libvirt ${name}: tap ${p.ifname} not moved: ${r.stderr.trim()}`);
-      }
+      await Promise.all(
+        j.ports.map(async (p) => {
+          const r = await this.o.runner.run({
+            step: `revert-libvirt: tap ${p.ifname} onto ${bridge}`,
+            argv: ['ip', 'link', 'set', 'dev', p.ifname, 'master', bridge, 'up'],
+            allowFail: true,
+          });
+          if (r.exitCode !== 0)
+            log.warning(`revert-libvirt ${name}: tap ${p.ifname} not moved: ${r.stderr.trim()}`);
+        }),
+      );
     }
+    // 3. virtnet forgets it.
+    if (ops.has(name)) await ops.undefine(name);
     await rm(this.journalPath(name), { force: true });
     log.info(`revert-libvirt ${name}: libvirt's original definition is back`, { network: name });
   }

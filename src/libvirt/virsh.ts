@@ -124,12 +124,10 @@ export class Virsh {
       .split('\n')
       .map((s) => s.trim())
       .filter(Boolean);
+    const xmls = await Promise.all(names.map((d) => this.run(`read domain ${d}`, ['dumpxml', d], true)));
     const out: DomainPort[] = [];
-    for (const d of names) {
-      const x = await this.run(`read domain ${d}`, ['dumpxml', d], true);
-      if (x.exitCode !== 0) continue; // stopped meanwhile
-      out.push(...domainPortsOn(x.stdout, network, bridge));
-    }
+    // A domain that stopped meanwhile has no XML (non-zero exit): skipped.
+    for (const x of xmls) if (x.exitCode === 0) out.push(...domainPortsOn(x.stdout, network, bridge));
     return out;
   }
 }

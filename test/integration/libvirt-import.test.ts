@@ -242,7 +242,7 @@ describe.skipIf(skip)(
       expect(lv).toMatchObject({ active: true, autostart: true });
       expect(await masterOf(tap)).toBe(BRIDGE);
       // (libvirt's dnsmasq is two processes: dnsmasq and its dhcp-script helper)
-    expect((await libvirtDnsmasq()).length).toBeGreaterThan(0);
+      expect((await libvirtDnsmasq()).length).toBeGreaterThan(0);
       expect(await virtnetDnsmasq()).toEqual([]);
       expect(existsSync(join(dirs.configDir, 'default.xml'))).toBe(false);
       expect(existsSync(join(dirs.stateDir, 'libvirt-import', 'default.json'))).toBe(false);
