@@ -1,0 +1,226 @@
+/**
+ * Hot-plug with the real libvirtd 9.0 + QEMU (TCG), sealed as in libvirt-e2e.test.ts: `virsh
+ * attach-interface DOMAIN network NAME --live` on a running domain fires only libvirt's network hook
+ * (`port-created`), detach `port-deleted`. The NIC gets MAC + domain name in virtnet's dnsmasq; after
+ * a guest reset its iPXE leases on that NIC and the domain's name resolves; detached, the entry is
+ * gone. Once through the daemon, once with the daemon stopped (the in-process fallback), whose record
+ * a restarted daemon then reconciles. `virsh` answers throughout (no hook calls libvirt).
+ *
+ * The hooks are linked through small wrappers that only set the fallback's VIRTNET_CONFIG_DIR /
+ * VIRTNET_RUN_DIR (libvirt clears the environment; the defaults are /etc/virtnet and /run/virtnet).
+ */
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  BUS_NAME,
+  busctl,
+  MANAGER_PATH,
+  NETWORK_IFACE,
+  type PrivateBus,
+  startPrivateBus,
+  startVirtnetd,
+  type VirtnetdProcess,
+} from '../helpers/dbus.js';
+import { type SealedLibvirt, startSealedLibvirtd } from '../helpers/libvirt.js';
+import { cleanupAllNetns, createNetns, type Netns, sleep } from '../helpers/netns.js';
+import { missingPrereqs } from '../helpers/require.js';
+import { projectRoot } from '../helpers/shared.js';
+
+const skip = missingPrereqs([
+  'ip',
+  'unshare',
+  'libvirtd',
+  'virsh',
+  'qemu-system-x86_64',
+  'dbus-daemon',
+  'busctl',
+  'dnsmasq',
+  'nft',
+  'busybox',
+]);
+
+const NET = 'vh8-hp';
+const BRIDGE = 'vh8hpbr0';
+const NET_PATH = `${MANAGER_PATH}/network/vh8_2dhp`;
+const NET_XML = `<network>
+  <name>${NET}</name>
+  <forward mode='nat'/>
+  <bridge name='${BRIDGE}' stp='off' delay='0'/>
+  <ip address='10.93.0.1' netmask='255.255.255.0'>
+    <dhcp><range start='10.93.0.100' end='10.93.0.200'/></dhcp>
+  </ip>
+</network>
+`;
+const DOM = 'hp-vm';
+const MAC_A = '52:54:00:93:00:0a';
+const MAC_B = '52:54:00:93:00:0b';
+const MAC_C = '52:54:00:93:00:0c';
+/**
+ * No NIC at start (so the qemu hook has nothing of virtnet's: the hot-plug makes the record). With no
+ * bootable device SeaBIOS retries after a second, and a reset re-enumerates PCI: the hot-plugged NIC's
+ * iPXE then asks for DHCP. ACPI: QEMU's i440fx bus hot-plugs through it.
+ */
+const DOMAIN_XML = `<domain type='qemu'>
+  <name>${DOM}</name>
+  <uuid>0b0e9a3c-93a0-4d1e-8e55-00000093000a</uuid>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='network'/><bios rebootTimeout='1000'/></os>
+  <features><acpi/></features>
+  <devices>
+    <serial type='null'/>
+  </devices>
+</domain>
+`;
+
+describe.skipIf(skip)('hot-plugged NICs with real libvirtd + QEMU (TCG), sealed in a vh8- netns', () => {
+  let bus: PrivateBus;
+  let host: Netns;
+  let base: string;
+  let dirs: { configDir: string; stateDir: string; runDir: string };
+  let daemon: VirtnetdProcess | undefined;
+  let lvd: SealedLibvirt | undefined;
+  let virsh: SealedLibvirt['virsh'];
+
+  const hostsfile = () => {
+    try {
+      return readFileSync(join(dirs.runDir, 'dnsmasq', `${NET}.hostsfile`), 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  const records = () => {
+    try {
+      return readFileSync(
+        join(dirs.runDir, 'hooks', 'domains', '0b0e9a3c-93a0-4d1e-8e55-00000093000a.json'),
+        'utf8',
+      );
+    } catch {
+      return '';
+    }
+  };
+  /** virsh answers (it would hang behind a hook that called libvirt). */
+  const virshOk = async (...args: string[]) => {
+    const r = await virsh(...args);
+    expect(r.code, `virsh ${args.join(' ')}: ${r.stderr}\n${lvd!.log(1500)}`).toBe(0);
+    return r.stdout;
+  };
+  const leaseOf = async (mac: string): Promise<string | undefined> => {
+    for (let i = 0; i < 90; i++) {
+      const r = await busctl(bus, ['--json=short', 'call', BUS_NAME, NET_PATH, NETWORK_IFACE, 'GetLeases']);
+      const leases = (JSON.parse(r.stdout || '{"data":[[]]}').data?.[0] ?? []) as [string, string][];
+      const ip = leases.find(([m]) => m === mac)?.[1];
+      if (ip) return ip;
+      await sleep(500);
+    }
+    return undefined;
+  };
+  const resolve = async (name: string) =>
+    (await host.exec(['busybox', 'nslookup', '-type=a', name, '10.93.0.1'], { allowFail: true })).stdout;
+
+  beforeAll(async () => {
+    bus = await startPrivateBus();
+    host = await createNetns('vh8-hp');
+    base = mkdtempSync(join(tmpdir(), 'vh8-hotplug-'));
+    chmodSync(base, 0o755);
+    dirs = { configDir: join(base, 'networks'), stateDir: join(base, 'state'), runDir: join(base, 'run') };
+    mkdirSync(dirs.configDir, { recursive: true });
+    writeFileSync(join(dirs.configDir, `${NET}.xml`), NET_XML);
+    daemon = await startVirtnetd({ bus, ...dirs, netns: host.name, logLevel: 'debug' });
+    const st = await busctl(bus, ['call', BUS_NAME, NET_PATH, NETWORK_IFACE, 'Start']);
+    expect(st.code, `${st.stderr}\n${daemon.output()}`).toBe(0);
+
+    const wrap = join(base, 'hook-wrappers');
+    mkdirSync(wrap);
+    for (const kind of ['qemu', 'network']) {
+      writeFileSync(
+        join(wrap, kind),
+        `#!/bin/sh\nexport VIRTNET_CONFIG_DIR='${dirs.configDir}' VIRTNET_RUN_DIR='${dirs.runDir}'\nexec '${join(projectRoot, 'hooks', kind)}' "$@"\n`,
+        { mode: 0o755 },
+      );
+    }
+    lvd = await startSealedLibvirtd({
+      netns: host.name,
+      dir: base,
+      bus,
+      hooks: { qemu: join(wrap, 'qemu'), network: join(wrap, 'network') },
+    });
+    virsh = lvd.virsh;
+    // libvirt's network of the virtnet network's name, bridge mode on its bridge.
+    writeFileSync(
+      join(base, 'lvnet.xml'),
+      `<network><name>${NET}</name><forward mode='bridge'/><bridge name='${BRIDGE}'/></network>`,
+    );
+    await virshOk('net-define', join(base, 'lvnet.xml'));
+    await virshOk('net-start', NET);
+    writeFileSync(join(base, 'domain.xml'), DOMAIN_XML);
+    await virshOk('define', join(base, 'domain.xml'));
+    await virshOk('start', DOM);
+  }, 180_000);
+
+  afterAll(async () => {
+    await virsh?.('destroy', DOM).catch(() => {});
+    await virsh?.('undefine', DOM).catch(() => {});
+    await daemon?.stop('SIGTERM');
+    cleanupAllNetns(); // ends libvirtd, QEMU and dnsmasq: every pid in our namespaces
+    await bus?.stop();
+    lvd?.stop();
+    if (base) rmSync(base, { recursive: true, force: true });
+  });
+
+  it('through the daemon: attach gives MAC + name, the guest leases on the new NIC and its name resolves', async () => {
+    expect(hostsfile()).not.toContain(MAC_A);
+    await virshOk('attach-interface', DOM, 'network', NET, '--mac', MAC_A, '--model', 'virtio', '--live');
+    expect(hostsfile()).toContain(`${MAC_A},${DOM}\n`);
+    expect(records()).toContain(MAC_A);
+    expect(daemon!.output()).toMatch(new RegExp(`hook network ${NET} port-created: `)); // the daemon did it
+    const tap = (await virshOk('domiflist', DOM)).match(/\b(vnet\d+)\b/)?.[1];
+    expect(tap).toBeTruthy();
+    const master = await host.exec(['cat', `/sys/class/net/${tap}/master/uevent`], { allowFail: true });
+    expect(master.stdout).toContain(`INTERFACE=${BRIDGE}`);
+
+    // The guest's firmware sees the NIC after a reset (no hook runs for it) and leases from virtnet.
+    await virshOk('reset', DOM);
+    const ip = await leaseOf(MAC_A);
+    expect(ip, lvd!.log(1500)).toMatch(/^10\.93\.0\.(1\d\d|200)$/);
+    expect(await resolve(DOM)).toContain(ip!);
+  }, 180_000);
+
+  it('through the daemon: detach takes the entry out (a USB NIC: its unplug needs no guest OS)', async () => {
+    // A PCI NIC's unplug waits for the guest's ACPI handling, which firmware alone does not do; a USB
+    // NIC leaves at once, so libvirt deletes its port (port-deleted) within the detach call.
+    await virshOk('attach-interface', DOM, 'network', NET, '--mac', MAC_C, '--model', 'usb-net', '--live');
+    expect(hostsfile()).toContain(`${MAC_C},${DOM}\n`);
+    // A running type='network' NIC on a bridge-mode network reads type='bridge' in the live XML, and
+    // virsh matches the type against that.
+    await virshOk('detach-interface', DOM, 'bridge', '--mac', MAC_C, '--live');
+    expect(await virshOk('domiflist', DOM)).not.toContain(MAC_C);
+    expect(hostsfile()).not.toContain(MAC_C);
+    expect(hostsfile()).toContain(`${MAC_A},${DOM}\n`);
+    expect(records()).not.toContain(MAC_C);
+    expect(records()).toContain(MAC_A);
+  }, 60_000);
+
+  it('with the daemon stopped the in-process fallback does the same; a restarted daemon keeps the entry; destroy removes every entry', async () => {
+    expect(await daemon!.stop('SIGTERM')).toBe(0);
+    daemon = undefined;
+    await virshOk('attach-interface', DOM, 'network', NET, '--mac', MAC_B, '--model', 'usb-net', '--live');
+    expect(hostsfile()).toContain(`${MAC_B},${DOM}\n`);
+    expect(records()).toContain(MAC_B);
+    await virshOk('detach-interface', DOM, 'bridge', '--mac', MAC_B, '--live');
+    expect(hostsfile()).not.toContain(MAC_B);
+    await virshOk('attach-interface', DOM, 'network', NET, '--mac', MAC_B, '--model', 'usb-net', '--live');
+    expect(hostsfile()).toContain(`${MAC_B},${DOM}\n`);
+
+    daemon = await startVirtnetd({ bus, ...dirs, netns: host.name, logLevel: 'debug' });
+    expect(hostsfile()).toContain(`${MAC_B},${DOM}\n`);
+    expect(hostsfile()).toContain(`${MAC_A},${DOM}\n`);
+    // The domain stops with both hot-plugged NICs attached: the qemu hook's stop takes out both.
+    await virshOk('destroy', DOM);
+    expect(hostsfile()).not.toMatch(/52:54:00:93:00:0[ab]/);
+    expect(records()).toBe('');
+    await virshOk('undefine', DOM);
+  }, 180_000);
+});
