@@ -215,13 +215,21 @@ function domainForwards(ctx: HookContext, rec: DomainRecord): DomainForwards {
   };
 }
 
-/** Same interfaces on the same networks with the same taps and settings. */
-function samePorts(a: readonly PortRecord[], b: readonly PortRecord[]): boolean {
-  const norm = (ps: readonly PortRecord[]) =>
-    JSON.stringify(
-      ps.map((p) => [p.index, p.kind, p.network, p.mac, p.ifname, p.ip, p.ip6, p.hostname, p.forwards]),
-    );
-  return norm(a) === norm(b);
+/**
+ * The recorded ports are the planned ones: same interfaces on the same networks with the same taps
+ * and settings. A port the network hook added (hot-plugged: its position and tap are not known there)
+ * matches the planned one of its MAC; a detached one (unplugged) is no longer one of them.
+ */
+function samePorts(recorded: readonly PortRecord[], planned: readonly PortRecord[]): boolean {
+  const live = recorded.filter((p) => !p.unplugged);
+  if (live.length !== planned.length) return false;
+  const settings = (p: PortRecord) =>
+    JSON.stringify([p.kind, p.network, p.mac, p.ip, p.ip6, p.hostname, p.forwards]);
+  return live.every((p) =>
+    planned.some(
+      (q) => settings(p) === settings(q) && (p.hotplugged || (p.index === q.index && p.ifname === q.ifname)),
+    ),
+  );
 }
 
 function staticHostHasMac(ctx: HookContext, network: string, mac: string | undefined): boolean {

@@ -350,3 +350,48 @@ describe('hot-plug in the in-process fallback (main.ts): cheap exits', () => {
     }
   });
 });
+
+describe('hot-plugged NICs when libvirtd reconnects (qemu reconnect with the live XML)', () => {
+  it('a hot-plugged NIC in the live XML is the recorded one: nothing is removed and re-added', async () => {
+    const ctx = makeContext();
+    const qemu = (operation: string, xml: string) =>
+      handleHookEvent(ctx, { object: 'web', operation, subOperation: 'begin', extra: '-', xml });
+    const one = domainXml({
+      name: 'web',
+      uuid: U,
+      mac: MAC,
+      bridge: 'vbr-h8',
+      tap: 'vnet0',
+      metadata: fixedMeta,
+    });
+    await qemu('prepare', one);
+    await qemu('start', one);
+    await handleHookEvent(ctx, {
+      kind: 'network',
+      object: 'vnet-h8',
+      operation: 'port-created',
+      subOperation: 'begin',
+      extra: '-',
+      xml: hookData({ mac: MAC2 }),
+    });
+    // libvirtd restarted: its reconnect call carries the live XML, with the hot-plugged NIC (as libvirt
+    // shows a running type='network' NIC on a bridge-mode network: type='bridge').
+    const both = one.replace(
+      '</devices>',
+      `<interface type='bridge'><mac address='${MAC2}'/><source network='vnet-h8' bridge='vbr-h8'/><target dev='vnet1'/></interface>\n  </devices>`,
+    );
+    const before = ctx.engine.calls.length;
+    await qemu('reconnect', both);
+    expect(ctx.engine.calls.slice(before).filter((c) => c.startsWith('removeHost'))).toEqual([]);
+    expect(ctx.engine.info('vnet-h8')?.extraHosts).toEqual([
+      { mac: MAC, ip: '10.77.0.50', hostname: 'web' },
+      { mac: MAC2, hostname: 'web' },
+    ]);
+    expect(ctx.forwarder.calls.filter((c) => c.startsWith('remove'))).toEqual([]);
+    // From now on the qemu hook's record: the NIC's position and tap are known.
+    expect((await ctx.records.get(U))?.ports.map((p) => [p.mac, p.index, p.ifname, !!p.hotplugged])).toEqual([
+      [MAC, 0, 'vnet0', false],
+      [MAC2, 1, 'vnet1', false],
+    ]);
+  });
+});
