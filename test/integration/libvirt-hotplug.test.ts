@@ -2,9 +2,11 @@
  * Hot-plug with the real libvirtd 9.0 + QEMU (TCG), sealed as in libvirt-e2e.test.ts: `virsh
  * attach-interface DOMAIN network NAME --live` on a running domain fires only libvirt's network hook
  * (`port-created`), detach `port-deleted`. The NIC gets MAC + domain name in virtnet's dnsmasq; after
- * a guest reset its iPXE leases on that NIC and the domain's name resolves; detached, the entry is
- * gone. Once through the daemon, once with the daemon stopped (the in-process fallback), whose record
- * a restarted daemon then reconciles. `virsh` answers throughout (no hook calls libvirt).
+ * a guest reset its iPXE leases on that NIC, the domain's name resolves and GetLeasesWithDomains /
+ * `virtnetctl leases` name the domain; detached, the entry is gone. A VM that starts on virtnet
+ * (`type='network'`, metadata IP) gets a second NIC; libvirt's port-created at its start changes
+ * nothing. Through the daemon, and with the daemon stopped (the in-process fallback), whose record a
+ * restarted daemon then keeps. `virsh` answers throughout (no hook calls libvirt).
  *
  * The hooks are linked through small wrappers that only set the fallback's VIRTNET_CONFIG_DIR /
  * VIRTNET_RUN_DIR (libvirt clears the environment; the defaults are /etc/virtnet and /run/virtnet).
@@ -16,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   BUS_NAME,
   busctl,
+  execOut,
   MANAGER_PATH,
   NETWORK_IFACE,
   type PrivateBus,
@@ -54,6 +57,10 @@ const NET_XML = `<network>
 </network>
 `;
 const DOM = 'hp-vm';
+const DOM2 = 'hp-vm2';
+const MAC_0 = '52:54:00:93:00:01';
+const IP_0 = '10.93.0.60';
+const MAC_D = '52:54:00:93:00:0d';
 const MAC_A = '52:54:00:93:00:0a';
 const MAC_B = '52:54:00:93:00:0b';
 const MAC_C = '52:54:00:93:00:0c';
@@ -161,8 +168,10 @@ describe.skipIf(skip)('hot-plugged NICs with real libvirtd + QEMU (TCG), sealed 
   }, 180_000);
 
   afterAll(async () => {
-    await virsh?.('destroy', DOM).catch(() => {});
-    await virsh?.('undefine', DOM).catch(() => {});
+    for (const d of [DOM, DOM2]) {
+      await virsh?.('destroy', d).catch(() => {});
+      await virsh?.('undefine', d).catch(() => {});
+    }
     await daemon?.stop('SIGTERM');
     cleanupAllNetns(); // ends libvirtd, QEMU and dnsmasq: every pid in our namespaces
     await bus?.stop();
@@ -186,6 +195,83 @@ describe.skipIf(skip)('hot-plugged NICs with real libvirtd + QEMU (TCG), sealed 
     const ip = await leaseOf(MAC_A);
     expect(ip, lvd!.log(1500)).toMatch(/^10\.93\.0\.(1\d\d|200)$/);
     expect(await resolve(DOM)).toContain(ip!);
+
+    // The lease names the domain: on the bus, and in virtnetctl leases.
+    const r = await busctl(bus, [
+      '--json=short',
+      'call',
+      BUS_NAME,
+      NET_PATH,
+      NETWORK_IFACE,
+      'GetLeasesWithDomains',
+    ]);
+    const rows = JSON.parse(r.stdout).data[0] as [string, string, string, number, string][];
+    expect(rows.find(([mac]) => mac === MAC_A)).toEqual([
+      MAC_A,
+      ip,
+      expect.any(String),
+      expect.any(Number),
+      DOM,
+    ]);
+    const cli = await execOut(
+      [
+        'node',
+        '--import',
+        join(projectRoot, 'test/helpers/ts-register.mjs'),
+        join(projectRoot, 'src/bin/virtnetctl.ts'),
+        'leases',
+        NET,
+      ],
+      { env: { ...process.env, DBUS_SYSTEM_BUS_ADDRESS: bus.address }, timeoutMs: 60_000 },
+    );
+    expect(cli.code, cli.stderr).toBe(0);
+    expect(
+      cli.stdout
+        .split('\n')
+        .find((l) => l.startsWith(MAC_A))
+        ?.split(/\s+/),
+    ).toEqual([MAC_A, ip, expect.any(String), DOM, expect.any(String), expect.any(String)]);
+  }, 180_000);
+
+  it('a VM started on virtnet (type=network, metadata IP) gets a second NIC; the port call at its start changed nothing', async () => {
+    writeFileSync(
+      join(base, 'vm2.xml'),
+      DOMAIN_XML.replaceAll(DOM, DOM2)
+        .replace('00000093000a', '00000093000b')
+        .replace(
+          '<devices>',
+          `<metadata><virtnet:domain xmlns:virtnet="https://virtnet.org/xmlns/domain/1"><virtnet:interface mac='${MAC_0}' ip='${IP_0}'/></virtnet:domain></metadata>
+  <devices>
+    <interface type='network'><source network='${NET}'/><mac address='${MAC_0}'/><model type='virtio'/></interface>`,
+        ),
+    );
+    await virshOk('define', join(base, 'vm2.xml'));
+    await virshOk('start', DOM2);
+    expect(
+      hostsfile()
+        .split('\n')
+        .filter((l) => l.includes(MAC_0)),
+    ).toEqual([`${MAC_0},${IP_0},${DOM2}`]);
+    expect(daemon!.output()).toContain(
+      `port-created: nothing to do (domain '${DOM2}' is starting or stopping: its qemu hook handles the port)`,
+    );
+    await virshOk('attach-interface', DOM2, 'network', NET, '--mac', MAC_D, '--model', 'virtio', '--live');
+    expect(hostsfile()).toContain(`${MAC_D},${DOM2}\n`);
+    expect(hostsfile()).toContain(`${MAC_0},${IP_0},${DOM2}\n`);
+    expect(await leaseOf(MAC_0)).toBe(IP_0);
+    const r = await busctl(bus, [
+      '--json=short',
+      'call',
+      BUS_NAME,
+      NET_PATH,
+      NETWORK_IFACE,
+      'GetLeasesWithDomains',
+    ]);
+    const rows = JSON.parse(r.stdout).data[0] as [string, string, string, number, string][];
+    expect(rows.find(([mac]) => mac === MAC_0)?.[4]).toBe(DOM2);
+    await virshOk('destroy', DOM2);
+    expect(hostsfile()).not.toMatch(new RegExp(`${MAC_0}|${MAC_D}`));
+    await virshOk('undefine', DOM2);
   }, 180_000);
 
   it('through the daemon: detach takes the entry out (a USB NIC: its unplug needs no guest OS)', async () => {
