@@ -596,27 +596,27 @@ async function hotplugDetach(ctx: HookContext, plan: DetachPlan, rec: DomainReco
     }
   }
   const rest = rec.ports.filter((p) => p !== port);
-  const kept: PortRecord | undefined = port.hotplugged
-    ? undefined
-    : (({ hostAdded: _h, ...p }) => ({ ...p, unplugged: true }))(port);
-  if (kept && hostLeft) kept.hostAdded = true;
-  const next: DomainRecord = { ...rec, ports: kept ? [...rest, kept] : rest };
+  // A hot-plugged port leaves the record; one the qemu hook planned stays, detached, with its settings.
+  const gone = port.hotplugged
+    ? rest
+    : [...rest, (({ hostAdded: _h, ...p }) => ({ ...p, unplugged: true }))(port)];
   let forwardsLeft = false;
   if (rec.forwardsApplied && port.forwards.length) {
     try {
-      await replaceForwards(ctx, rec, next);
+      await replaceForwards(ctx, rec, { ...rec, ports: gone });
     } catch (e) {
       forwardsLeft = true;
       errors.push(`port forwards: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
-  next.forwardsApplied = forwardsLeft || domainForwards(ctx, next).rules.length > 0;
-  if (!next.forwardsApplied) delete next.forwardsApplied;
-  if (forwardsLeft) {
-    // Keep the detached port's forwards in the record until they are known to be gone.
-    next.ports = [...rest, { ...port, ...(hostLeft ? {} : { hostAdded: false }) }];
-  }
-  if (next.ports.length === 0 && !hostLeft && !forwardsLeft) await ctx.records.delete(plan.key);
+  const next: DomainRecord = { ...rec, ports: gone };
+  if (hostLeft || forwardsLeft) {
+    // Not all of it went: the record keeps the port as attached (with its reservation if that is
+    // still there), so a repeated call or the domain's stop removes the rest.
+    const { hostAdded: _h, ...p } = port;
+    next.ports = [...rest, hostLeft ? port : p];
+  } else if (!domainForwards(ctx, next).rules.length) delete next.forwardsApplied;
+  if (next.ports.length === 0 && !next.forwardsApplied) await ctx.records.delete(plan.key);
   else await ctx.records.put(next);
   if (errors.length) throw new Error(errors.join('; '));
 }

@@ -270,6 +270,40 @@ describe.each(['fake', 'real'] as const)('hot-plug through the network hook, on 
     expect(ctx.forwarder.installed.size).toBe(0);
   });
 
+  it('a detach that fails half-way keeps the port recorded as attached; a repeat or the stop finishes it', async () => {
+    await startWeb();
+    const remove = ctx.forwarder.remove.bind(ctx.forwarder);
+    ctx.forwarder.remove = async () => {
+      throw new Error('nft: Could not process rule');
+    };
+    await expect(net('port-deleted', { mac: MAC })).rejects.toThrow(
+      /^port forwards: nft: Could not process rule/,
+    );
+    expect(hosts()).toEqual([]);
+    let rec = await ctx.records.get(U);
+    expect(rec?.forwardsApplied).toBe(true);
+    expect(rec?.ports.map((p) => [p.mac, !!p.hostAdded, !!p.unplugged])).toEqual([[MAC, false, false]]);
+    ctx.forwarder.remove = remove;
+    await net('port-deleted', { mac: MAC });
+    expect(ctx.forwarder.installed.size).toBe(0);
+    rec = await ctx.records.get(U);
+    expect(rec?.ports.map((p) => [p.mac, !!p.unplugged])).toEqual([[MAC, true]]);
+
+    // A hot-plugged NIC whose entry cannot be removed stays recorded with it; the stop removes it.
+    await net('port-created', { mac: MAC2 });
+    const removeHost = ctx.engine.removeHost.bind(ctx.engine);
+    ctx.engine.removeHost = async () => {
+      throw new Error('dnsmasq: SIGHUP failed');
+    };
+    await expect(net('port-deleted', { mac: MAC2 })).rejects.toThrow(/dnsmasq: SIGHUP failed/);
+    ctx.engine.removeHost = removeHost;
+    rec = await ctx.records.get(U);
+    expect(rec?.ports.find((p) => p.mac === MAC2)?.hostAdded).toBe(true);
+    await stopWeb();
+    expect(hosts()).toEqual([]);
+    expect(await ctx.records.list()).toEqual([]);
+  });
+
   it('a running domain that had nothing on virtnet gets a record from the hot-plug, undone at its stop', async () => {
     const other = domainXml({ name: 'solo', uuid: uuidFor(0xb2), mac: MAC, bridge: 'br-elsewhere' });
     await qemu('solo', 'prepare', other);
