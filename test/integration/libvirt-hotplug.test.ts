@@ -277,11 +277,15 @@ describe.skipIf(skip)('hot-plugged NICs with real libvirtd + QEMU (TCG), sealed 
   it('through the daemon: detach takes the entry out (a USB NIC: its unplug needs no guest OS)', async () => {
     // A PCI NIC's unplug waits for the guest's ACPI handling, which firmware alone does not do; a USB
     // NIC leaves at once, so libvirt deletes its port (port-deleted) within the detach call.
+    let t0 = Date.now();
     await virshOk('attach-interface', DOM, 'network', NET, '--mac', MAC_C, '--model', 'usb-net', '--live');
+    console.log(`virsh attach-interface (USB NIC), hook through the daemon: ${Date.now() - t0} ms`);
     expect(hostsfile()).toContain(`${MAC_C},${DOM}\n`);
     // A running type='network' NIC on a bridge-mode network reads type='bridge' in the live XML, and
     // virsh matches the type against that.
+    t0 = Date.now();
     await virshOk('detach-interface', DOM, 'bridge', '--mac', MAC_C, '--live');
+    console.log(`virsh detach-interface (USB NIC), hook through the daemon: ${Date.now() - t0} ms`);
     expect(await virshOk('domiflist', DOM)).not.toContain(MAC_C);
     expect(hostsfile()).not.toContain(MAC_C);
     expect(hostsfile()).toContain(`${MAC_A},${DOM}\n`);
@@ -292,10 +296,14 @@ describe.skipIf(skip)('hot-plugged NICs with real libvirtd + QEMU (TCG), sealed 
   it('with the daemon stopped the in-process fallback does the same; a restarted daemon keeps the entry; destroy removes every entry', async () => {
     expect(await daemon!.stop('SIGTERM')).toBe(0);
     daemon = undefined;
+    let t0 = Date.now();
     await virshOk('attach-interface', DOM, 'network', NET, '--mac', MAC_B, '--model', 'usb-net', '--live');
+    console.log(`virsh attach-interface (USB NIC), hook in-process (no daemon): ${Date.now() - t0} ms`);
     expect(hostsfile()).toContain(`${MAC_B},${DOM}\n`);
     expect(records()).toContain(MAC_B);
+    t0 = Date.now();
     await virshOk('detach-interface', DOM, 'bridge', '--mac', MAC_B, '--live');
+    console.log(`virsh detach-interface (USB NIC), hook in-process (no daemon): ${Date.now() - t0} ms`);
     expect(hostsfile()).not.toContain(MAC_B);
     await virshOk('attach-interface', DOM, 'network', NET, '--mac', MAC_B, '--model', 'usb-net', '--live');
     expect(hostsfile()).toContain(`${MAC_B},${DOM}\n`);
