@@ -36,6 +36,8 @@ export interface NetworkInfo {
   autostart: boolean;
   bridge: string;
   forwardMode: string;
+  /** The Libvirt property: published, off, pending: …, foreign: …. */
+  libvirt: string;
 }
 
 export interface LeaseInfo {
@@ -218,6 +220,7 @@ export class VirtnetClient {
       autostart: p.Autostart === true,
       bridge: String(p.Bridge ?? ''),
       forwardMode: String(p.ForwardMode ?? ''),
+      libvirt: String(p.Libvirt ?? ''),
     };
   }
 

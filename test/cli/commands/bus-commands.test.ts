@@ -89,6 +89,8 @@ describe.skipIf(skip)('virtnetctl bus commands', () => {
 
     r = await run(['info', 'cli-net']);
     expect(r.out).toMatch(/^Name:\s+cli-net$/m);
+    // This service runs without a publisher (as virtnetd --libvirt none).
+    expect(r.out).toMatch(/^Libvirt:\s+off$/m);
     expect(r.out).toMatch(/^Object:\s+\/org\/virtnet\/network1\/network\/cli_2dnet$/m);
 
     r = await run(['dumpxml', 'cli-net']);
