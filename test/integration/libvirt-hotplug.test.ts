@@ -1,5 +1,6 @@
 /**
- * Hot-plug with the real libvirtd 9.0 + QEMU (TCG), sealed as in libvirt-e2e.test.ts: `virsh
+ * Hot-plug with the real libvirtd 9.0 + QEMU (TCG), sealed as in libvirt-e2e.test.ts, on the network
+ * virtnetd publishes into libvirt (`--libvirt URI`: bridge mode, same name): `virsh
  * attach-interface DOMAIN network NAME --live` on a running domain fires only libvirt's network hook
  * (`port-created`), detach `port-deleted`. The NIC gets MAC + domain name in virtnet's dnsmasq; after
  * a guest reset its iPXE leases on that NIC, the domain's name resolves and GetLeasesWithDomains /
@@ -135,10 +136,6 @@ describe.skipIf(skip)('hot-plugged NICs with real libvirtd + QEMU (TCG), sealed 
     dirs = { configDir: join(base, 'networks'), stateDir: join(base, 'state'), runDir: join(base, 'run') };
     mkdirSync(dirs.configDir, { recursive: true });
     writeFileSync(join(dirs.configDir, `${NET}.xml`), NET_XML);
-    daemon = await startVirtnetd({ bus, ...dirs, netns: host.name, logLevel: 'debug' });
-    const st = await busctl(bus, ['call', BUS_NAME, NET_PATH, NETWORK_IFACE, 'Start']);
-    expect(st.code, `${st.stderr}\n${daemon.output()}`).toBe(0);
-
     const wrap = join(base, 'hook-wrappers');
     mkdirSync(wrap);
     for (const kind of ['qemu', 'network']) {
@@ -155,13 +152,14 @@ describe.skipIf(skip)('hot-plugged NICs with real libvirtd + QEMU (TCG), sealed 
       hooks: { qemu: join(wrap, 'qemu'), network: join(wrap, 'network') },
     });
     virsh = lvd.virsh;
-    // libvirt's network of the virtnet network's name, bridge mode on its bridge.
-    writeFileSync(
-      join(base, 'lvnet.xml'),
-      `<network><name>${NET}</name><forward mode='bridge'/><bridge name='${BRIDGE}'/></network>`,
-    );
-    await virshOk('net-define', join(base, 'lvnet.xml'));
-    await virshOk('net-start', NET);
+    // The daemon publishes the network into libvirt (bridge mode on its bridge, same name): what
+    // `virsh attach-interface … network NAME` attaches to.
+    daemon = await startVirtnetd({ bus, ...dirs, netns: host.name, logLevel: 'debug', libvirt: lvd.uri });
+    const st = await busctl(bus, ['call', BUS_NAME, NET_PATH, NETWORK_IFACE, 'Start']);
+    expect(st.code, `${st.stderr}\n${daemon.output()}`).toBe(0);
+    for (let i = 0; i < 100 && !/Active:\s+yes/.test((await virsh('net-info', NET)).stdout); i++)
+      await sleep(100);
+    expect(await virshOk('net-dumpxml', NET)).toContain(`<forward mode='bridge'/>`);
     writeFileSync(join(base, 'domain.xml'), DOMAIN_XML);
     await virshOk('define', join(base, 'domain.xml'));
     await virshOk('start', DOM);
@@ -308,7 +306,7 @@ describe.skipIf(skip)('hot-plugged NICs with real libvirtd + QEMU (TCG), sealed 
     await virshOk('attach-interface', DOM, 'network', NET, '--mac', MAC_B, '--model', 'usb-net', '--live');
     expect(hostsfile()).toContain(`${MAC_B},${DOM}\n`);
 
-    daemon = await startVirtnetd({ bus, ...dirs, netns: host.name, logLevel: 'debug' });
+    daemon = await startVirtnetd({ bus, ...dirs, netns: host.name, logLevel: 'debug', libvirt: lvd!.uri });
     expect(hostsfile()).toContain(`${MAC_B},${DOM}\n`);
     expect(hostsfile()).toContain(`${MAC_A},${DOM}\n`);
     // The domain stops with both hot-plugged NICs attached: the qemu hook's stop takes out both.
