@@ -345,6 +345,15 @@ describe.each(['fake', 'real'] as const)('hot-plug through the network hook, on 
     expect(await ctx.records.get(uuidFor(0xb4))).toBeUndefined();
   });
 
+  it('the virtnet network is not running: one line saying so, nothing recorded', async () => {
+    if (engine) await engine.stop('vnet-h8');
+    else ctx.engine.nets.delete('vnet-h8');
+    await expect(net('port-created', { mac: MAC2 })).rejects.toThrow(
+      `virtnet network 'vnet-h8' not running: no DNS name or reservation for ${MAC2} (start it: virtnetctl start vnet-h8)`,
+    );
+    expect(await ctx.records.list()).toEqual([]);
+  });
+
   it("libvirt's network of the same name on another bridge is not virtnet's: nothing done", async () => {
     await net('port-created', { mac: MAC2, bridge: 'virbr9' });
     expect(hosts()).toEqual([]);
