@@ -29,6 +29,9 @@ export interface MigrateOps {
   isActive(name: string): boolean;
   uuidOf(name: string): string;
   bridgeOf(name: string): string;
+  /** The definition of an existing network (kept when an import replaces it). */
+  xmlOf(name: string): string;
+  autostartOf(name: string): boolean;
   /** Throws (ValidationError / ConflictError) when virtnet cannot serve this XML; changes nothing. */
   check(xml: string): void;
   define(xml: string): Promise<string>;
@@ -81,6 +84,8 @@ export interface Journal {
   leases: string;
   /** Set once import finished. */
   done: boolean;
+  /** virtnet's own inactive definition of that name that the import replaced (revert puts it back). */
+  replaced?: { xml: string; autostart: boolean };
 }
 
 export class LibvirtMigrator {
@@ -171,9 +176,11 @@ export class LibvirtMigrator {
     let j = await this.readJournal(name);
     const virsh = this.o.virsh(j?.uri ?? this.uri(givenUri));
     if (!j) {
-      if (ops.has(name)) {
+      // virtnet's own network of that name (e.g. the packaged default) is replaced when it is not
+      // running; its definition is kept in the journal and comes back at revert.
+      if (ops.has(name) && ops.isActive(name)) {
         throw new ConflictError(
-          `virtnet already has a network named '${name}' (not imported from libvirt); nothing done`,
+          `virtnet's own network '${name}' is active; stop it first (virtnetctl stop ${name}) — the import replaces its definition by libvirt's`,
         );
       }
       const lv = await virsh.network(name);
@@ -196,6 +203,7 @@ export class LibvirtMigrator {
         leases: await this.statusLeases(bridge),
         done: false,
       };
+      if (ops.has(name)) j.replaced = { xml: ops.xmlOf(name), autostart: ops.autostartOf(name) };
       await this.writeJournal(j);
       log.info(
         `import-libvirt ${name}: journal written (${ports.length} running domain interface(s), ${j.leases.split('\n').filter(Boolean).length} lease(s) to carry over)`,
@@ -205,6 +213,10 @@ export class LibvirtMigrator {
     // 1. virtnet defines it (libvirt's XML unchanged) with libvirt's autostart, and the leases are
     //    carried into its dnsmasq lease file — all before libvirt's copy stops, so the time the
     //    domains' taps have no bridge is only what steps 2-4 take.
+    if (ops.has(name) && ops.uuidOf(name).toLowerCase() !== j.uuid) {
+      if (ops.isActive(name)) await ops.stop(name);
+      await ops.undefine(name); // the replaced definition is in the journal
+    }
     if (!ops.has(name)) await ops.define(j.original);
     await ops.setAutostart(name, j.wasAutostart);
     if (!ops.isActive(name) && j.leases) await this.carryLeases(name, j.leases);
@@ -280,7 +292,8 @@ export class LibvirtMigrator {
     }
     if (lv.autostart !== j.wasAutostart) await virsh.setAutostart(name, j.wasAutostart);
     // 2. virtnet stops it, libvirt starts its own, the taps go back onto libvirt's bridge.
-    if (ops.has(name) && ops.isActive(name)) await ops.stop(name);
+    const imported = ops.has(name) && ops.uuidOf(name).toLowerCase() === j.uuid;
+    if (imported && ops.isActive(name)) await ops.stop(name);
     if (j.wasActive && !lv.active) await virsh.start(name);
     if (j.wasActive) {
       const bridge = libvirtNetworkFacts(await virsh.liveXml(name)).bridge || j.bridge;
@@ -296,8 +309,12 @@ export class LibvirtMigrator {
         }),
       );
     }
-    // 3. virtnet forgets it.
-    if (ops.has(name)) await ops.undefine(name);
+    // 3. virtnet forgets it (and gets back its own definition the import replaced, inactive).
+    if (imported) await ops.undefine(name);
+    if (j.replaced && !ops.has(name)) {
+      await ops.define(j.replaced.xml);
+      if (j.replaced.autostart) await ops.setAutostart(name, true);
+    }
     await rm(this.journalPath(name), { force: true });
     log.info(`revert-libvirt ${name}: libvirt's original definition is back`, { network: name });
   }

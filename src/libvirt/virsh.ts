@@ -61,7 +61,12 @@ export class Virsh {
 
   /** Is libvirt answering? (LibvirtUnreachable otherwise.) */
   async ping(): Promise<void> {
-    await this.run('connect', ['uri']);
+    const r = await this.run('connect', ['uri'], true);
+    // Any failure of the trivial call (killed by the timeout, a broken client) counts as unreachable.
+    if (r.exitCode !== 0)
+      throw new LibvirtUnreachable(
+        `libvirt at ${this.uri} does not answer: ${firstError(r.stderr || 'timed out')}`,
+      );
   }
 
   /** libvirt's view of network `name`: inactive XML (undefined = not defined), active, autostart. */

@@ -55,6 +55,10 @@ const LV_DEFAULT = `<network>
   </ip>
 </network>
 `;
+const VIRTNET_DEFAULT = LV_DEFAULT.replace(`  <uuid>${UUID}</uuid>\n`, '').replace(
+  "  <mac address='52:54:00:94:00:01'/>\n",
+  '',
+);
 const NET_PATH = `${MANAGER_PATH}/network/default`;
 const DOM = 'vh8-im-vm';
 const MAC = '52:54:00:94:00:05';
@@ -84,6 +88,7 @@ describe.skipIf(skip)(
     let daemon: VirtnetdProcess | undefined;
     let lvd: SealedLibvirt;
     let original = '';
+    let ownDefault = '';
     let tap = '';
 
     const startDaemon = async () =>
@@ -165,6 +170,9 @@ describe.skipIf(skip)(
       chmodSync(base, 0o755);
       dirs = { configDir: join(base, 'networks'), stateDir: join(base, 'state'), runDir: join(base, 'run') };
       mkdirSync(dirs.configDir, { recursive: true });
+      // virtnet's own inactive 'default' (as the package installs it, no uuid): the import replaces it
+      // and revert brings it back.
+      writeFileSync(join(dirs.configDir, 'default.xml'), VIRTNET_DEFAULT);
       lvd = await startSealedLibvirtd({
         netns: host.name,
         dir: base,
@@ -192,6 +200,8 @@ describe.skipIf(skip)(
         await sleep(500);
       expect(readFileSync(status, 'utf8')).toContain(MAC);
       daemon = await startDaemon();
+      ownDefault = readFileSync(join(dirs.configDir, 'default.xml'), 'utf8');
+      expect(ownDefault).not.toContain(UUID);
     }, 240_000);
 
     afterAll(async () => {
@@ -244,7 +254,17 @@ describe.skipIf(skip)(
       // (libvirt's dnsmasq is two processes: dnsmasq and its dhcp-script helper)
       expect((await libvirtDnsmasq()).length).toBeGreaterThan(0);
       expect(await virtnetDnsmasq()).toEqual([]);
-      expect(existsSync(join(dirs.configDir, 'default.xml'))).toBe(false);
+      // virtnet's own 'default' that the import replaced is back, inactive.
+      expect(readFileSync(join(dirs.configDir, 'default.xml'), 'utf8')).toBe(ownDefault);
+      const active = await busctl(bus, [
+        '--json=short',
+        'get-property',
+        BUS_NAME,
+        NET_PATH,
+        NETWORK_IFACE,
+        'Active',
+      ]);
+      expect(JSON.parse(active.stdout).data).toBe(false);
       expect(existsSync(join(dirs.stateDir, 'libvirt-import', 'default.json'))).toBe(false);
       const gone = await call('RevertLibvirt', 'ss', 'default', '');
       expect(gone.stderr).toContain('was not imported');

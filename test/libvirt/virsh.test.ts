@@ -57,3 +57,17 @@ describe('virsh adapter (pure parts and error mapping)', () => {
     await expect(new Virsh(down, 'qemu:///system').network('x')).rejects.toBeInstanceOf(LibvirtUnreachable);
   });
 });
+
+describe('virsh ping', () => {
+  it('a virsh that is missing, killed or fails counts as unreachable', async () => {
+    for (const r of [
+      new DryRunRunner().respond(() => {
+        throw new Error('spawn virsh ENOENT');
+      }),
+      new DryRunRunner().respond(() => ({ exitCode: -1, stderr: '' })),
+    ]) {
+      await expect(new Virsh(r, 'qemu:///system').ping()).rejects.toBeInstanceOf(LibvirtUnreachable);
+    }
+    await expect(new Virsh(new DryRunRunner(), 'qemu:///system').ping()).resolves.toBeUndefined();
+  });
+});
