@@ -8,6 +8,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LinuxEngine } from '../../src/engine/engine.js';
 import { ConflictError } from '../../src/errors.js';
@@ -436,5 +437,63 @@ describe('hot-plugged NICs when libvirtd reconnects (qemu reconnect with the liv
       [MAC, 0, 'vnet0', false],
       [MAC2, 1, 'vnet1', false],
     ]);
+  });
+});
+
+describe('hot-plug sequences (property)', () => {
+  it('any attach/detach sequence on a running domain: the entries are exactly the attached NICs; the stop leaves nothing', async () => {
+    const MACS = [MAC, MAC2, '52:54:00:aa:bb:03'];
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(fc.constantFrom('port-created', 'port-deleted'), fc.constantFrom(0, 1, 2)), {
+          maxLength: 12,
+        }),
+        async (steps) => {
+          const ctx = makeContext();
+          const call = (kind: 'qemu' | 'network', operation: string, xml: string) =>
+            handleHookEvent(ctx, {
+              kind,
+              object: kind === 'qemu' ? 'web' : 'vnet-h8',
+              operation,
+              subOperation: 'begin',
+              extra: '-',
+              xml,
+            });
+          const run = domainXml({
+            name: 'web',
+            uuid: U,
+            mac: MAC,
+            bridge: 'vbr-h8',
+            tap: 'vnet0',
+            metadata: fixedMeta,
+          });
+          const off = domainXml({ name: 'web', uuid: U, mac: MAC, bridge: 'vbr-h8', metadata: fixedMeta });
+          await call('qemu', 'prepare', off);
+          await call('network', 'port-created', hookData({ mac: MAC }));
+          await call('qemu', 'start', run);
+          const attached = new Set([MAC]);
+          for (const [op, m] of steps) {
+            await call('network', op, hookData({ mac: MACS[m]! }));
+            if (op === 'port-created') attached.add(MACS[m]!);
+            else attached.delete(MACS[m]!);
+            const want = MACS.filter((x) => attached.has(x)).map((x) =>
+              x === MAC ? { mac: x, ip: '10.77.0.50', hostname: 'web' } : { mac: x, hostname: 'web' },
+            );
+            const have = [...(ctx.engine.info('vnet-h8')?.extraHosts ?? [])].sort((a, b) =>
+              a.mac!.localeCompare(b.mac!),
+            );
+            expect(have).toEqual(want);
+            expect(ctx.forwarder.installed.has(U)).toBe(attached.has(MAC));
+          }
+          await call('qemu', 'stopped', off);
+          for (const m of MACS) await call('network', 'port-deleted', hookData({ mac: m }));
+          await call('qemu', 'release', off);
+          expect(ctx.engine.info('vnet-h8')?.extraHosts).toEqual([]);
+          expect(ctx.forwarder.installed.size).toBe(0);
+          expect(await ctx.records.list()).toEqual([]);
+        },
+      ),
+      { numRuns: 150 },
+    );
   });
 });
