@@ -697,6 +697,25 @@ export class VirtnetService {
         const leases = await this.o.engine.leases(name);
         return [leases.map((l) => [l.mac, l.ip, l.hostname ?? '', BigInt(Math.trunc(l.expiry))])];
       }
+      case 'GetLeasesWithDomains': {
+        // GetLeases' fields, then the libvirt domain that owns the MAC ('' when unknown), from the
+        // hook records.
+        this.entry(name);
+        if (!this.o.engine.isActive(name)) return [[]];
+        const [leases, owners] = await Promise.all([
+          this.o.engine.leases(name),
+          this.o.hooks?.domainsByMac(name) ?? new Map<string, string>(),
+        ]);
+        return [
+          leases.map((l) => [
+            l.mac,
+            l.ip,
+            l.hostname ?? '',
+            BigInt(Math.trunc(l.expiry)),
+            owners.get(l.mac.toLowerCase()) ?? '',
+          ]),
+        ];
+      }
       case 'Start':
         return this.perNetwork(name, async () => {
           const e = this.entry(name);
