@@ -224,9 +224,12 @@ export class LibvirtMigrator {
     // 2. libvirt's own copy stops (unless this is a re-run and it is already replaced).
     const lv = await virsh.network(name);
     const libvirtIsOriginal = lv.xml !== undefined && classify(mine, lv.xml).kind !== 'own';
+    const t0 = performance.now();
     if (libvirtIsOriginal && lv.active) await virsh.destroy(name);
+    const tDestroyed = performance.now();
     // 3. virtnet starts it.
     if (!ops.isActive(name)) await ops.start(name);
+    const tStarted = performance.now();
     // 4. The running domains' taps go onto virtnet's bridge (first: their traffic gap ends here).
     for (const p of j.ports) {
       try {
@@ -239,6 +242,14 @@ export class LibvirtMigrator {
           },
         );
       }
+    }
+    const tAttached = performance.now();
+    if (j.ports.length) {
+      // What the domains felt: from libvirt's stop (its bridge goes first) to the last tap attached.
+      log.info(
+        `import-libvirt ${name}: ${j.ports.length} tap(s) back on a bridge after ${Math.round(tAttached - t0)} ms (libvirt's stop ${Math.round(tDestroyed - t0)} ms, virtnet's start ${Math.round(tStarted - tDestroyed)} ms, taps ${Math.round(tAttached - tStarted)} ms)`,
+        { network: name },
+      );
     }
     // 5. libvirt's definition becomes the published bridge-mode copy (same name and UUID).
     if (libvirtIsOriginal) await virsh.undefine(name);

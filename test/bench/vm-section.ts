@@ -219,6 +219,8 @@ export async function vmSection(o: VmSectionOptions, out: Sample[]): Promise<voi
     o.log(
       `vm: import ${importMs.toFixed(0)} ms, worst tap gap ${worst.toFixed(0)} ms, revert ${revertMs.toFixed(0)} ms`,
     );
+    const own = /tap\(s\) back on a bridge after .*/.exec(daemonA.output())?.[0];
+    if (own) o.log(`vm: virtnetd says: ${own}`);
   } finally {
     await daemonA.stop('SIGTERM');
   }
