@@ -124,6 +124,12 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     runner,
     publish: publisher,
     log,
+    portEvent: async (network, operation, xml) => {
+      await hooks.hookEvent(
+        { object: network, operation, subOperation: 'begin', extra: '-', xml },
+        service.hookView(),
+      );
+    },
   });
 
   const reply = await bus.requestName(BUS_NAME, NameFlag.DO_NOT_QUEUE);

@@ -19,7 +19,7 @@ import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
 import type { CommandRunner } from '../exec/runner.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import type { Logger } from '../util/log.js';
-import { classify, libvirtNetworkFacts } from './publish.js';
+import { classify, libvirtNetworkFacts, portHookXml } from './publish.js';
 import { carryOverLines, parseStatusFile } from './status-leases.js';
 import type { DomainPort, Virsh } from './virsh.js';
 
@@ -65,6 +65,11 @@ export interface MigratorOptions {
   };
   log: Logger;
   now?: () => number;
+  /**
+   * Hand a network hook call to the hooks' handler (the daemon's HookEvent path): the import registers
+   * the running domains' ports with `port-created`, revert removes them with `port-deleted`.
+   */
+  portEvent?: (network: string, operation: 'port-created' | 'port-deleted', xml: string) => Promise<void>;
 }
 
 export interface Journal {
@@ -261,6 +266,7 @@ export class LibvirtMigrator {
         `import-libvirt ${name}: libvirt's network was not replaced by virtnet's bridge-mode copy (${status}); run the import again`,
       );
     }
+    await this.portEvents(name, j, 'port-created');
     if (!j.done) {
       j.done = true;
       await this.writeJournal(j);
@@ -304,6 +310,7 @@ export class LibvirtMigrator {
     if (lv.autostart !== j.wasAutostart) await virsh.setAutostart(name, j.wasAutostart);
     // 2. virtnet stops it, libvirt starts its own, the taps go back onto libvirt's bridge.
     const imported = ops.has(name) && ops.uuidOf(name).toLowerCase() === j.uuid;
+    if (imported && ops.isActive(name)) await this.portEvents(name, j, 'port-deleted');
     if (imported && ops.isActive(name)) await ops.stop(name);
     if (j.wasActive && !lv.active) await virsh.start(name);
     if (j.wasActive) {
@@ -328,6 +335,21 @@ export class LibvirtMigrator {
     }
     await rm(this.journalPath(name), { force: true });
     log.info(`revert-libvirt ${name}: libvirt's original definition is back`, { network: name });
+  }
+
+  /** The journal's ports through the hooks' port path (registered at import, removed at revert). */
+  private async portEvents(name: string, j: Journal, op: 'port-created' | 'port-deleted'): Promise<void> {
+    if (!this.o.portEvent) return;
+    const t = { name, uuid: this.o.ops.uuidOf(name), bridge: this.o.ops.bridgeOf(name) };
+    for (const p of j.ports) {
+      try {
+        await this.o.portEvent(name, op, portHookXml(t, p));
+      } catch (e) {
+        this.o.log.warning(`${name}: ${op} of ${p.domain}'s ${p.mac}: ${(e as Error).message}`, {
+          network: name,
+        });
+      }
+    }
   }
 
   private async statusLeases(bridge: string): Promise<string> {

@@ -6,7 +6,16 @@
  * serves and carries the lease; revert restores libvirt's XML byte for byte and the tap; kill -9 of the
  * daemon in the middle of an import, then import again, ends in the same state.
  */
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -161,6 +170,19 @@ describe.skipIf(skip)(
       expect(xml).toContain(UUID);
       expect(xml).toContain('52:54:00:94:00:01');
       expect(existsSync(join(dirs.configDir, 'autostart', 'default.xml'))).toBe(true);
+      // The running domain is registered through the hooks' port path: its name, and the lease's owner.
+      expect(readFileSync(join(dirs.runDir, 'dnsmasq', 'default.hostsfile'), 'utf8')).toContain(
+        `${MAC},${DOM}`,
+      );
+      const leases = await busctl(bus, [
+        '--json=short',
+        'call',
+        BUS_NAME,
+        NET_PATH,
+        NETWORK_IFACE,
+        'GetLeasesWithDomains',
+      ]);
+      expect(leases.stdout).toContain(`"${DOM}"`);
     };
 
     beforeAll(async () => {
@@ -266,6 +288,10 @@ describe.skipIf(skip)(
       ]);
       expect(JSON.parse(active.stdout).data).toBe(false);
       expect(existsSync(join(dirs.stateDir, 'libvirt-import', 'default.json'))).toBe(false);
+      // Its hook record went with the port (revert's port-deleted).
+      expect(readdirSync(join(dirs.runDir, 'hooks', 'domains')).filter((f) => !f.startsWith('.'))).toEqual(
+        [],
+      );
       const gone = await call('RevertLibvirt', 'ss', 'default', '');
       expect(gone.stderr).toContain('was not imported');
     }, 120_000);

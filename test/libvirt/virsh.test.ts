@@ -13,7 +13,12 @@ describe('virsh adapter (pure parts and error mapping)', () => {
     () => {
       const xml = readFileSync(join(libvirtHooksDir, '06-qemu-start-begin.stdin.xml'), 'utf8');
       expect(domainPortsOn(xml, 'default')).toEqual([
-        { domain: expect.any(String), ifname: 'vnet0', mac: '52:54:00:aa:bb:01' },
+        {
+          domain: 'golden-vm',
+          uuid: '720a1d5a-9c10-4ce5-8614-f1cfed9481be',
+          ifname: 'vnet0',
+          mac: '52:54:00:aa:bb:01',
+        },
       ]);
       expect(domainPortsOn(xml, 'default')[0]!.domain).not.toBe('');
       expect(domainPortsOn(xml, 'other')).toEqual([]);
