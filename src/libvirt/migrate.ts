@@ -235,7 +235,18 @@ export class LibvirtMigrator {
     // 3. virtnet starts it.
     if (!ops.isActive(name)) await ops.start(name);
     const tStarted = performance.now();
-    // 4. The running domains' taps go onto virtnet's bridge (first: their traffic gap ends here).
+    // 4. The running domains' taps go onto virtnet's bridge: all in one `ip -batch` (their traffic
+    //    gap ends here), then each through the engine, which records and announces it.
+    const bridge = ops.bridgeOf(name);
+    if (j.ports.length) {
+      await this.o.runner.run({
+        step: `import-libvirt: taps onto ${bridge}`,
+        argv: ['ip', '-force', '-batch', '-'],
+        input: j.ports.map((p) => `link set dev ${p.ifname} master ${bridge} up\n`).join(''),
+        allowFail: true, // a tap gone meanwhile (its domain stopped) is reported below
+      });
+    }
+    const tAttached = performance.now();
     for (const p of j.ports) {
       try {
         await ops.attachPort(name, p.ifname, { mac: p.mac, domain: p.domain });
@@ -248,7 +259,6 @@ export class LibvirtMigrator {
         );
       }
     }
-    const tAttached = performance.now();
     if (j.ports.length) {
       // What the domains felt: from libvirt's stop (its bridge goes first) to the last tap attached.
       log.info(
@@ -314,18 +324,16 @@ export class LibvirtMigrator {
     if (imported && ops.isActive(name)) await ops.stop(name);
     if (j.wasActive && !lv.active) await virsh.start(name);
     if (j.wasActive) {
-      const bridge = libvirtNetworkFacts(await virsh.liveXml(name)).bridge || j.bridge;
-      await Promise.all(
-        j.ports.map(async (p) => {
-          const r = await this.o.runner.run({
-            step: `revert-libvirt: tap ${p.ifname} onto ${bridge}`,
-            argv: ['ip', 'link', 'set', 'dev', p.ifname, 'master', bridge, 'up'],
-            allowFail: true,
-          });
-          if (r.exitCode !== 0)
-            log.warning(`revert-libvirt ${name}: tap ${p.ifname} not moved: ${r.stderr.trim()}`);
-        }),
-      );
+      const bridge = j.bridge || libvirtNetworkFacts(await virsh.liveXml(name)).bridge;
+      if (j.ports.length) {
+        const r = await this.o.runner.run({
+          step: `revert-libvirt: taps onto ${bridge}`,
+          argv: ['ip', '-force', '-batch', '-'],
+          input: j.ports.map((p) => `link set dev ${p.ifname} master ${bridge} up\n`).join(''),
+          allowFail: true,
+        });
+        if (r.exitCode !== 0) log.warning(`revert-libvirt ${name}: not every tap moved: ${r.stderr.trim()}`);
+      }
     }
     // 3. virtnet forgets it (and gets back its own definition the import replaced, inactive).
     if (imported) await ops.undefine(name);
