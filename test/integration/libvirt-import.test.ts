@@ -296,22 +296,47 @@ describe.skipIf(skip)(
       expect(gone.stderr).toContain('was not imported');
     }, 120_000);
 
-    it('kill -9 of the daemon in the middle of an import, then import again: the same end state', async () => {
-      const journal = join(dirs.stateDir, 'libvirt-import', 'default.json');
-      // Start an import, kill the daemon as soon as libvirt's copy went down (the bridge is gone).
-      const pending = call('ImportLibvirt', 'ss', 'default', '');
-      for (let i = 0; i < 400 && (await lvState()).active; i++) await sleep(10);
+    // kill -9 at several points of an import (each seen from outside), then import again.
+    const journal = () => join(dirs.stateDir, 'libvirt-import', 'default.json');
+    const killPoints: [string, () => Promise<boolean>][] = [
+      ['the journal is written (libvirt untouched)', async () => existsSync(journal())],
+      ["libvirt's copy went down (the bridge is gone)", async () => !(await lvState()).active],
+      ["virtnet's dnsmasq runs", async () => (await virtnetDnsmasq()).length > 0],
+      ["libvirt's original is undefined", async () => (await lvd.virsh('net-info', 'default')).code !== 0],
+    ];
+    for (const [label, reached] of killPoints) {
+      it(`kill -9 of the daemon once ${label}, then import again: the same end state`, async () => {
+        const pending = call('ImportLibvirt', 'ss', 'default', '');
+        for (let i = 0; i < 2000 && !(await reached()); i++) await sleep(2);
+        daemon!.child.kill('SIGKILL');
+        await pending;
+        await daemon!.stop('SIGKILL').catch(() => {});
+        daemon = await startDaemon();
+        const r = await call('ImportLibvirt', 'ss', 'default', '');
+        expect(r.code, `${r.stderr}\n${daemon.output().slice(-3000)}`).toBe(0);
+        await expectImported();
+        // And back, so the next case starts from libvirt's network as it was found.
+        const back = await call('RevertLibvirt', 'ss', 'default', '');
+        expect(back.code, back.stderr).toBe(0);
+        expect((await lvState()).xml).toBe(original);
+      }, 180_000);
+    }
+
+    it('kill -9 in the middle of a revert, then revert again: libvirt has its XML back byte for byte', async () => {
+      expect((await call('ImportLibvirt', 'ss', 'default', '')).code).toBe(0);
+      const pending = call('RevertLibvirt', 'ss', 'default', '');
+      for (let i = 0; i < 2000 && (await virtnetDnsmasq()).length > 0; i++) await sleep(2);
       daemon!.child.kill('SIGKILL');
       await pending;
       await daemon!.stop('SIGKILL').catch(() => {});
-      expect(existsSync(journal)).toBe(true);
       daemon = await startDaemon();
-      const r = await call('ImportLibvirt', 'ss', 'default', '');
+      const r = await call('RevertLibvirt', 'ss', 'default', '');
       expect(r.code, `${r.stderr}\n${daemon.output().slice(-3000)}`).toBe(0);
-      await expectImported();
-      // And back, so libvirt is left as it was found.
-      expect((await call('RevertLibvirt', 'ss', 'default', '')).code).toBe(0);
-      expect((await lvState()).xml).toBe(original);
+      const lv = await lvState();
+      expect(lv.xml).toBe(original);
+      expect(lv).toMatchObject({ active: true, autostart: true });
+      expect(await masterOf(tap)).toBe(BRIDGE);
+      expect(readFileSync(join(dirs.configDir, 'default.xml'), 'utf8')).toBe(ownDefault);
     }, 180_000);
   },
 );
