@@ -1,0 +1,219 @@
+/**
+ * One network across three hosts over kernel VXLAN (`<virtnet:span mode='vxlan'>`), with real parts:
+ * three "host" namespaces on an underlay bridge (192.0.2.11–13), each with its own engine (the driver
+ * runs inside it) and the SAME network definition; a guest namespace behind each host's bridge; an
+ * "internet" namespace behind the gateway host. Nothing touches the root namespace.
+ *
+ * Proves: roles from the local address (gateway = full network + VXLAN port; members = bare bridge +
+ * VXLAN port, no address, dnsmasq or NAT); every guest leases from the gateway's one dnsmasq, resolves
+ * the others by name (reservations from the shared XML, and a name sent in DHCP), pings them across
+ * hosts and reaches the internet through the gateway's NAT; a member down leaves the others working;
+ * the gateway down leaves member-to-member traffic working; a restarted engine adopts the span and
+ * re-creates a vanished VXLAN port; stop leaves every host as it was.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Network } from '../../src/model/network.js';
+import { parseNetworkXml } from '../../src/model/parse-network.js';
+import { cleanupAllNetns, createNetns, guestDhcp, link, type Netns } from '../helpers/netns.js';
+import { missingPrereqs } from '../helpers/require.js';
+import { EngineDriver, peerEcho, runDirFor, settle, snapshot, tcpProbe, waitFor } from './engine-harness.js';
+
+const skip = missingPrereqs(['ip', 'bridge', 'nft', 'dnsmasq', 'busybox', 'node']);
+
+const UNDERLAY = ['192.0.2.11', '192.0.2.12', '192.0.2.13'];
+const MACS = ['52:54:00:aa:10:01', '52:54:00:aa:10:02', '52:54:00:aa:10:03'];
+const RESERVED = ['10.88.0.51', '10.88.0.52'];
+
+const XML = `<network xmlns:virtnet='https://virtnet.org/xmlns/network/1'>
+  <name>lab</name>
+  <uuid>6f3c1e2a-0000-4000-8000-0000000000ab</uuid>
+  <forward mode='nat'/>
+  <bridge name='vsp0' stp='off' delay='0'/>
+  <mac address='52:54:00:5a:10:01'/>
+  <domain name='lab'/>
+  <ip address='10.88.0.1' netmask='255.255.255.0'>
+    <dhcp>
+      <range start='10.88.0.100' end='10.88.0.200'/>
+      <host mac='${MACS[0]}' name='g1' ip='${RESERVED[0]}'/>
+      <host mac='${MACS[1]}' name='g2' ip='${RESERVED[1]}'/>
+    </dhcp>
+  </ip>
+  <virtnet:span mode='vxlan' vni='10100' gateway='${UNDERLAY[0]}'>
+    <virtnet:peer address='${UNDERLAY[1]}'/>
+    <virtnet:peer address='${UNDERLAY[2]}'/>
+  </virtnet:span>
+</network>
+`;
+
+async function ping(from: Netns, ip: string, count = 1): Promise<boolean> {
+  const r = await from.exec(['busybox', 'ping', '-c', String(count), '-W', '2', ip], { allowFail: true });
+  return r.exitCode === 0;
+}
+
+async function resolve(from: Netns, name: string): Promise<string> {
+  const r = await from.exec(['busybox', 'nslookup', '-type=a', name, '10.88.0.1'], { allowFail: true });
+  return r.stdout;
+}
+
+describe.skipIf(skip)('span: one network over VXLAN across three hosts', () => {
+  let ul: Netns;
+  let inet: Netns;
+  const hosts: Netns[] = [];
+  const guests: Netns[] = [];
+  const engines: EngineDriver[] = [];
+  const before: Record<string, string>[] = [];
+  const runDirs: string[] = [];
+  const ips: string[] = [];
+  let net: Network;
+
+  beforeAll(async () => {
+    net = parseNetworkXml(XML, { fillDefaults: true }).network;
+    ul = await createNetns('vsp-ul');
+    inet = await createNetns('vsp-in');
+    await ul.exec(['ip', 'link', 'add', 'ul0', 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0']);
+    await ul.up('ul0');
+    for (let i = 0; i < 3; i++) {
+      const h = await createNetns(`vsp-h${i + 1}`);
+      hosts.push(h);
+      await link(h, 'eth0', ul, `u${i + 1}`);
+      await ul.exec(['ip', 'link', 'set', `u${i + 1}`, 'master', 'ul0', 'up']);
+      await h.addAddr('eth0', `${UNDERLAY[i]}/24`);
+      const g = await createNetns(`vsp-g${i + 1}`);
+      guests.push(g);
+      await link(h, 'vnet0', g, 'eth0', { macB: MACS[i]! });
+    }
+    // The gateway host's uplink: the "internet" has no route to the guests' subnet (NAT is needed).
+    await link(hosts[0]!, 'wan0', inet, 'up0');
+    await hosts[0]!.addAddr('wan0', '198.51.100.2/24');
+    await inet.addAddr('up0', '198.51.100.1/24');
+    await hosts[0]!.addRoute('default', { via: '198.51.100.1' });
+    for (const h of hosts) {
+      await settle(h);
+      before.push(await snapshot(h));
+      runDirs.push(await runDirFor(h));
+      const e = EngineDriver.spawn(h);
+      engines.push(e);
+      await e.call('create', { runDir: runDirs[runDirs.length - 1], firewall: 'nftables' });
+    }
+  });
+
+  afterAll(async () => {
+    for (const e of engines) await e.end().catch(() => {});
+    cleanupAllNetns();
+  });
+
+  it('the same definition starts as gateway on host 1 and as member on hosts 2 and 3', async () => {
+    const infos = [];
+    for (const e of engines) infos.push(await e.call<Record<string, unknown>>('start', net));
+    expect(infos.map((i) => (i.span as { role: string }).role)).toEqual(['gateway', 'member', 'member']);
+    expect(infos[1]!.span).toEqual({
+      mode: 'vxlan',
+      vni: 10100,
+      role: 'member',
+      local: UNDERLAY[1],
+      remotes: [UNDERLAY[0], UNDERLAY[2]],
+      port: 'vx10100',
+    });
+    expect(infos[0]!.dnsmasqPid).toBeGreaterThan(0);
+    for (const i of [1, 2]) {
+      const h = hosts[i]!;
+      expect(infos[i]!.dnsmasqPid).toBeUndefined();
+      // A bare bridge: no address, its own MAC, no NAT.
+      expect((await h.exec(['ip', '-o', 'addr', 'show', 'dev', 'vsp0'])).stdout.trim()).toBe('');
+      expect(await h.mac('vsp0')).not.toBe('52:54:00:5a:10:01');
+      expect((await h.exec(['nft', 'list', 'ruleset'])).stdout).not.toMatch(/masquerade/);
+    }
+    expect((await hosts[0]!.exec(['ip', '-o', '-4', 'addr', 'show', 'dev', 'vsp0'])).stdout).toContain(
+      '10.88.0.1/24',
+    );
+    for (const h of hosts) {
+      const d = (await h.exec(['ip', '-d', 'link', 'show', 'vx10100'])).stdout;
+      expect(d).toContain('master vsp0');
+      expect(d).toMatch(/vxlan id 10100 local 192\.0\.2\.1\d/);
+      const fdb = (await h.exec(['bridge', 'fdb', 'show', 'dev', 'vx10100'])).stdout;
+      const floods = [...fdb.matchAll(/^00:00:00:00:00:00 dst (\S+)/gm)].map((m) => m[1]).sort();
+      expect(floods).toEqual(UNDERLAY.filter((_, j) => j !== hosts.indexOf(h)));
+    }
+    for (const e of engines) await e.call('attachPort', 'lab', 'vnet0');
+  });
+
+  it("every guest leases from the gateway's dnsmasq, across the overlay", async () => {
+    const l1 = await guestDhcp(guests[0]!, 'eth0');
+    const l2 = await guestDhcp(guests[1]!, 'eth0');
+    // Not reserved: a dynamic address, its name registered from DHCP option 12.
+    const l3 = await guestDhcp(guests[2]!, 'eth0', { hostname: 'g3', tries: 10 });
+    expect([l1.ip, l2.ip]).toEqual(RESERVED);
+    expect(l3.ip).toMatch(/^10\.88\.0\.(1\d\d|200)$/);
+    for (const l of [l1, l2, l3]) {
+      expect(l.router).toBe('10.88.0.1');
+      expect(l.serverId).toBe('10.88.0.1');
+    }
+    ips.push(l1.ip, l2.ip, l3.ip);
+    const leases = await engines[0]!.call<{ mac: string; ip: string }[]>('leases', 'lab');
+    expect(leases.map((l) => `${l.mac} ${l.ip}`).sort()).toEqual(MACS.map((m, i) => `${m} ${ips[i]}`).sort());
+  });
+
+  it('guests resolve each other by name and ping each other across hosts', async () => {
+    expect(await resolve(guests[2]!, 'g1.lab')).toContain(ips[0]);
+    expect(await resolve(guests[0]!, 'g2')).toContain(ips[1]);
+    expect(await resolve(guests[1]!, 'g3.lab')).toContain(ips[2]);
+    for (let a = 0; a < 3; a++)
+      for (let b = 0; b < 3; b++) if (a !== b) expect(await ping(guests[a]!, ips[b]!)).toBe(true);
+    // The kernel learned the remote guests' MACs behind the right hosts.
+    const fdb = (await hosts[1]!.exec(['bridge', 'fdb', 'show', 'dev', 'vx10100'])).stdout;
+    expect(fdb).toContain(`${MACS[0]} dst ${UNDERLAY[0]}`);
+    expect(fdb).toContain(`${MACS[2]} dst ${UNDERLAY[2]}`);
+  });
+
+  it("a guest on a member reaches the internet through the gateway's NAT", async () => {
+    const echo = peerEcho(inet, 8080);
+    await waitFor(() => echo.output().stdout.includes('listening'), 5000, 'echo server');
+    // The internet sees the gateway host's uplink address (masquerade), not the guest's.
+    expect(await tcpProbe(guests[2]!, '198.51.100.1', 8080)).toBe('198.51.100.2');
+    expect(await tcpProbe(guests[1]!, '198.51.100.1', 8080)).toBe('198.51.100.2');
+    echo.kill();
+  });
+
+  it('a member down leaves the others working; the gateway down leaves member-to-member traffic', async () => {
+    // A host "down": cut off from the underlay (its own links stay as they are, for the snapshot).
+    await ul.exec(['ip', 'link', 'set', 'u3', 'nomaster']);
+    expect(await ping(guests[0]!, ips[1]!)).toBe(true);
+    expect(await ping(guests[1]!, ips[0]!)).toBe(true);
+    expect(await ping(guests[1]!, ips[2]!)).toBe(false);
+    expect((await guestDhcp(guests[1]!, 'eth0')).ip).toBe(ips[1]);
+    await ul.exec(['ip', 'link', 'set', 'u3', 'master', 'ul0']);
+    await waitFor(() => ping(guests[1]!, ips[2]!), 10000, 'member 3 back');
+
+    await ul.exec(['ip', 'link', 'set', 'u1', 'nomaster']);
+    expect(await ping(guests[1]!, ips[2]!)).toBe(true);
+    expect(await ping(guests[2]!, ips[1]!)).toBe(true);
+    expect(await ping(guests[1]!, ips[0]!)).toBe(false);
+    await ul.exec(['ip', 'link', 'set', 'u1', 'master', 'ul0']);
+    await waitFor(() => ping(guests[1]!, ips[0]!), 10000, 'gateway back');
+  });
+
+  it('a restarted engine adopts the span and re-creates a vanished VXLAN port', async () => {
+    engines[1]!.kill9();
+    await engines[1]!.exited;
+    await hosts[1]!.exec(['ip', 'link', 'del', 'vx10100']);
+    expect(await ping(guests[1]!, ips[0]!)).toBe(false);
+    const e = EngineDriver.spawn(hosts[1]!);
+    engines[1] = e;
+    await e.call('create', { runDir: runDirs[1], firewall: 'nftables' });
+    await e.call('adopt', [net]);
+    const info = await e.call<{ span: { role: string; port: string } }>('info', 'lab');
+    expect(info.span.role).toBe('member');
+    expect((await hosts[1]!.exec(['ip', '-d', 'link', 'show', 'vx10100'])).stdout).toContain('master vsp0');
+    await waitFor(() => ping(guests[1]!, ips[0]!), 10000, 'member 2 back after adoption');
+    expect(await ping(guests[1]!, ips[2]!)).toBe(true);
+  });
+
+  it('stop leaves every host as it was', async () => {
+    for (const g of guests) await g.exec(['ip', 'addr', 'flush', 'dev', 'eth0']);
+    for (let i = 0; i < 3; i++) {
+      await engines[i]!.call('stop', 'lab');
+      await settle(hosts[i]!);
+      expect(await snapshot(hosts[i]!)).toEqual(before[i]);
+    }
+  });
+});
