@@ -56,7 +56,7 @@ import { renderFdbBatch, type SpanPlan, spanPortName } from '../plan/span.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import type { Logger } from '../util/log.js';
 import { type HostProbe, LinuxHostProbe } from './host.js';
-import { applySpan, missingFloodEntries, removeSpan, spanPlanOnHost, spanStateOf } from './span.js';
+import { applySpan, checkFrr, missingFloodEntries, removeSpan, spanPlanOnHost, spanStateOf } from './span.js';
 import { type NetworkState, StateStore } from './state.js';
 import { procSysctlIo, type SysctlChange, type SysctlIo, SysctlManager } from './sysctl.js';
 import type { ActiveNetworkInfo, Engine, EngineEvents, FirewallBackend, HostEntry, Lease } from './types.js';
@@ -71,6 +71,8 @@ export interface EngineOptions {
   macTap?: boolean;
   /** Have dnsmasq own `uk.org.thekelleys.dnsmasq.<bridge>` on the system bus (lease signals). */
   dnsmasqDbus?: boolean;
+  /** How to reach FRR's vtysh for spans in mode 'evpn' (argv prefix; default `vtysh`). */
+  frrVtysh?: string[];
   /** dnsmasq `--user`. */
   dnsmasqUser?: string;
   /** Extra options for the supervisor (back-off, poll interval). */
@@ -538,10 +540,8 @@ export class LinuxEngine implements Engine {
     // A spanning network: this host's role from its addresses; a member runs only a bare bridge.
     let span: SpanPlan | undefined;
     if (defined.span) {
-      if (defined.span.mode === 'evpn')
-        throw new ConflictError(
-          `network ${defined.name}: span mode 'evpn' (FRR control plane) is not implemented by this engine yet; use mode 'vxlan'`,
-        );
+      // EVPN: FRR is a real dependency, checked before anything changes.
+      if (defined.span.mode === 'evpn') await checkFrr(this.runner, this.opts.frrVtysh ?? ['vtysh'], defined);
       try {
         span = await spanPlanOnHost(this.runner, defined);
       } catch (e) {

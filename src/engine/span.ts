@@ -4,7 +4,9 @@
  * it from start, stop and adopt; everything else of the network is the ordinary engine path run on
  * `spanHostNetwork(net, role)` (the full network on the gateway, a bare bridge on a member).
  */
+import { ConflictError } from '../errors.js';
 import type { CommandRunner } from '../exec/runner.js';
+import { parseEvpnVniJson } from '../frr/evpn.js';
 import type { Network } from '../model/network.js';
 import { type SpanMode, type SpanRoleName, spanRole } from '../model/span.js';
 import { planSpanDown, planSpanUp, renderFdbBatch, renderSpanIpBatch, type SpanPlan } from '../plan/span.js';
@@ -82,4 +84,25 @@ export async function missingFloodEntries(runner: CommandRunner, span: SpanState
       .filter((x): x is string => x !== undefined),
   );
   return span.remotes.filter((a) => !have.has(a));
+}
+
+/**
+ * Mode 'evpn': FRR must run with BGP EVPN and advertise-all-vni (zebra then picks up the VXLAN port
+ * by itself). A one-line ConflictError otherwise, pointing at the snippet `virtnetctl plan` prints.
+ */
+export async function checkFrr(runner: CommandRunner, vtysh: readonly string[], net: Network): Promise<void> {
+  const argv = [...vtysh, '-c', 'show bgp l2vpn evpn vni json'];
+  const r = await runner.run({ step: 'span: check FRR', argv, allowFail: true });
+  const why = (m: string) =>
+    new ConflictError(
+      `network ${net.name}: span mode 'evpn' needs FRR (zebra + bgpd) with BGP EVPN 'advertise-all-vni' on this host: ${m}; 'virtnetctl plan FILE.xml' prints the configuration`,
+    );
+  if (r.exitCode !== 0) throw why(`vtysh failed: ${(r.stderr || r.stdout).trim().split('\n')[0]}`);
+  let st: ReturnType<typeof parseEvpnVniJson>;
+  try {
+    st = parseEvpnVniJson(r.stdout);
+  } catch {
+    throw why('bgpd has no l2vpn evpn address family');
+  }
+  if (!st.advertiseAllVni) throw why('advertise-all-vni is not set');
 }

@@ -22,6 +22,8 @@ export type SpanIpOp =
   /** A bridge port needs no IPv6 link-local of its own (set before it is up). */
   | { kind: 'addrgen-none'; name: string }
   | { kind: 'port-up'; name: string; master: string }
+  /** EVPN: the bridge learns nothing on the VXLAN port (zebra installs the remote MACs). */
+  | { kind: 'brport-nolearning'; name: string }
   | { kind: 'link-del'; name: string };
 
 /** `bridge fdb append 00:00:00:00:00:00 dev PORT dst ADDRESS` (flood to one remote host). */
@@ -66,6 +68,7 @@ export function planSpanUp(net: Network, role: SpanRole): SpanPlan {
       },
       { kind: 'addrgen-none', name: port },
       { kind: 'port-up', name: port, master: br },
+      ...(learning ? [] : [{ kind: 'brport-nolearning' as const, name: port }]),
     ],
     fdbOps: learning ? role.remotes.map((dst) => ({ kind: 'fdb-flood', dev: port, dst })) : [],
   };
@@ -89,6 +92,8 @@ export function renderSpanIpOp(op: SpanIpOp): string {
       return `link set dev ${op.name} addrgenmode none`;
     case 'port-up':
       return `link set dev ${op.name} master ${op.master} up`;
+    case 'brport-nolearning':
+      return `link set dev ${op.name} type bridge_slave learning off`;
     case 'link-del':
       return `link del dev ${op.name}`;
   }

@@ -13,53 +13,28 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Network } from '../../src/model/network.js';
-import { parseNetworkXml } from '../../src/model/parse-network.js';
-import { cleanupAllNetns, createNetns, guestDhcp, link, type Netns } from '../helpers/netns.js';
+import { cleanupAllNetns, guestDhcp, type Netns } from '../helpers/netns.js';
 import { missingPrereqs } from '../helpers/require.js';
 import { EngineDriver, peerEcho, runDirFor, settle, snapshot, tcpProbe, waitFor } from './engine-harness.js';
+import {
+  GUEST_MACS as MACS,
+  ping,
+  RESERVED,
+  resolveName as resolve,
+  type SpanTopology,
+  spanNetwork,
+  spanTopology,
+  UNDERLAY,
+  underlay,
+} from './span-harness.js';
 
 const skip = missingPrereqs(['ip', 'bridge', 'nft', 'dnsmasq', 'busybox', 'node']);
 
-const UNDERLAY = ['192.0.2.11', '192.0.2.12', '192.0.2.13'];
-const MACS = ['52:54:00:aa:10:01', '52:54:00:aa:10:02', '52:54:00:aa:10:03'];
-const RESERVED = ['10.88.0.51', '10.88.0.52'];
-
-const XML = `<network xmlns:virtnet='https://virtnet.org/xmlns/network/1'>
-  <name>lab</name>
-  <uuid>6f3c1e2a-0000-4000-8000-0000000000ab</uuid>
-  <forward mode='nat'/>
-  <bridge name='vsp0' stp='off' delay='0'/>
-  <mac address='52:54:00:5a:10:01'/>
-  <domain name='lab'/>
-  <ip address='10.88.0.1' netmask='255.255.255.0'>
-    <dhcp>
-      <range start='10.88.0.100' end='10.88.0.200'/>
-      <host mac='${MACS[0]}' name='g1' ip='${RESERVED[0]}'/>
-      <host mac='${MACS[1]}' name='g2' ip='${RESERVED[1]}'/>
-    </dhcp>
-  </ip>
-  <virtnet:span mode='vxlan' vni='10100' gateway='${UNDERLAY[0]}'>
-    <virtnet:peer address='${UNDERLAY[1]}'/>
-    <virtnet:peer address='${UNDERLAY[2]}'/>
-  </virtnet:span>
-</network>
-`;
-
-async function ping(from: Netns, ip: string, count = 1): Promise<boolean> {
-  const r = await from.exec(['busybox', 'ping', '-c', String(count), '-W', '2', ip], { allowFail: true });
-  return r.exitCode === 0;
-}
-
-async function resolve(from: Netns, name: string): Promise<string> {
-  const r = await from.exec(['busybox', 'nslookup', '-type=a', name, '10.88.0.1'], { allowFail: true });
-  return r.stdout;
-}
-
 describe.skipIf(skip)('span: one network over VXLAN across three hosts', () => {
-  let ul: Netns;
+  let t: SpanTopology;
   let inet: Netns;
-  const hosts: Netns[] = [];
-  const guests: Netns[] = [];
+  let hosts: Netns[] = [];
+  let guests: Netns[] = [];
   const engines: EngineDriver[] = [];
   const before: Record<string, string>[] = [];
   const runDirs: string[] = [];
@@ -67,26 +42,9 @@ describe.skipIf(skip)('span: one network over VXLAN across three hosts', () => {
   let net: Network;
 
   beforeAll(async () => {
-    net = parseNetworkXml(XML, { fillDefaults: true }).network;
-    ul = await createNetns('vsp-ul');
-    inet = await createNetns('vsp-in');
-    await ul.exec(['ip', 'link', 'add', 'ul0', 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0']);
-    await ul.up('ul0');
-    for (let i = 0; i < 3; i++) {
-      const h = await createNetns(`vsp-h${i + 1}`);
-      hosts.push(h);
-      await link(h, 'eth0', ul, `u${i + 1}`);
-      await ul.exec(['ip', 'link', 'set', `u${i + 1}`, 'master', 'ul0', 'up']);
-      await h.addAddr('eth0', `${UNDERLAY[i]}/24`);
-      const g = await createNetns(`vsp-g${i + 1}`);
-      guests.push(g);
-      await link(h, 'vnet0', g, 'eth0', { macB: MACS[i]! });
-    }
-    // The gateway host's uplink: the "internet" has no route to the guests' subnet (NAT is needed).
-    await link(hosts[0]!, 'wan0', inet, 'up0');
-    await hosts[0]!.addAddr('wan0', '198.51.100.2/24');
-    await inet.addAddr('up0', '198.51.100.1/24');
-    await hosts[0]!.addRoute('default', { via: '198.51.100.1' });
+    net = spanNetwork('vxlan');
+    t = await spanTopology();
+    ({ inet, hosts, guests } = t);
     for (const h of hosts) {
       await settle(h);
       before.push(await snapshot(h));
@@ -176,19 +134,19 @@ describe.skipIf(skip)('span: one network over VXLAN across three hosts', () => {
 
   it('a member down leaves the others working; the gateway down leaves member-to-member traffic', async () => {
     // A host "down": cut off from the underlay (its own links stay as they are, for the snapshot).
-    await ul.exec(['ip', 'link', 'set', 'u3', 'nomaster']);
+    await underlay(t, 2, false);
     expect(await ping(guests[0]!, ips[1]!)).toBe(true);
     expect(await ping(guests[1]!, ips[0]!)).toBe(true);
     expect(await ping(guests[1]!, ips[2]!)).toBe(false);
     expect((await guestDhcp(guests[1]!, 'eth0')).ip).toBe(ips[1]);
-    await ul.exec(['ip', 'link', 'set', 'u3', 'master', 'ul0']);
+    await underlay(t, 2, true);
     await waitFor(() => ping(guests[1]!, ips[2]!), 10000, 'member 3 back');
 
-    await ul.exec(['ip', 'link', 'set', 'u1', 'nomaster']);
+    await underlay(t, 0, false);
     expect(await ping(guests[1]!, ips[2]!)).toBe(true);
     expect(await ping(guests[2]!, ips[1]!)).toBe(true);
     expect(await ping(guests[1]!, ips[0]!)).toBe(false);
-    await ul.exec(['ip', 'link', 'set', 'u1', 'master', 'ul0']);
+    await underlay(t, 0, true);
     await waitFor(() => ping(guests[1]!, ips[0]!), 10000, 'gateway back');
   });
 

@@ -137,6 +137,7 @@ With --json prints one JSON object with the keys dnsmasqConf, hostsfile, addnhos
     const paths = defaultPlanPaths(`${String(options['run-dir'])}/dnsmasq`, network.name);
     // A spanning network is planned for one of its hosts (the gateway unless --span-host names another).
     let span: SpanPlan | undefined;
+    let frr: string | undefined;
     let hostNet = network;
     const spanPlanner = network.span ? await import('../../plan/span.js') : undefined;
     if (network.span && spanPlanner) {
@@ -146,6 +147,10 @@ With --json prints one JSON object with the keys dnsmasqConf, hostsfile, addnhos
       const role = spanRole(network, [as]);
       span = planSpanUp(network, role);
       hostNet = spanHostNetwork(network, role);
+      if (network.span.mode === 'evpn') {
+        const { renderEvpnBgpSnippet } = await import('../../frr/evpn.js');
+        frr = renderEvpnBgpSnippet(network.span, role);
+      }
     } else if (options['span-host'] !== undefined) {
       io.stderr(`${file}: --span-host: network ${network.name} has no <virtnet:span>\n`);
       return ExitCode.USAGE;
@@ -159,12 +164,19 @@ With --json prints one JSON object with the keys dnsmasqConf, hostsfile, addnhos
         firewall: plan.firewall,
         links: plan.links,
       };
-      if (span && spanPlanner) (out as Record<string, unknown>).span = spanJson(span, spanPlanner);
+      if (span && spanPlanner)
+        (out as Record<string, unknown>).span = { ...spanJson(span, spanPlanner), ...(frr ? { frr } : {}) };
       io.stdout(`${JSON.stringify(out, null, 2)}\n`);
     } else {
       io.stdout(
         renderPlanText(network.name, plan, paths) +
-          (span && spanPlanner ? renderSpanText(span, spanPlanner) : ''),
+          (span && spanPlanner ? renderSpanText(span, spanPlanner) : '') +
+          (frr
+            ? section(
+                'span — FRR (host level, once per host, kept by the admin; virtnet never edits it): frr.conf or vtysh',
+                frr,
+              )
+            : ''),
       );
     }
     return ExitCode.OK;
