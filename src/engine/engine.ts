@@ -963,6 +963,11 @@ export class LinuxEngine implements Engine {
     return this.locked(name, async () => {
       const entry = this.need(name);
       const st = entry.state;
+      // A span member serves no DHCP or DNS: a reservation here would be silently without effect.
+      if (st.span?.role === 'member')
+        throw new ConflictError(
+          `network ${name}: this host is a member of a span; reservations and names are served by the gateway ${st.span.gateway}: put them into the shared definition (<ip><dhcp><host>) or let the guest send its name in DHCP`,
+        );
       // Checked (a bad field named, an address taken refused) before anything is written.
       const { entry: entryHost, hosts } = withLiveHost(name, st.extraHosts, host);
       const before = st.extraHosts;

@@ -16,6 +16,8 @@ export interface SpanState {
   mode: SpanMode;
   vni: number;
   role: SpanRoleName;
+  /** The gateway host's underlay address (where dnsmasq, reservations and NAT live). */
+  gateway: string;
   local: string;
   remotes: string[];
   port: string;
@@ -39,6 +41,7 @@ export function spanStateOf(net: Network, plan: SpanPlan): SpanState {
     mode: net.span!.mode,
     vni: net.span!.vni,
     role: plan.role.role,
+    gateway: net.span!.gateway,
     local: plan.role.local,
     remotes: [...plan.role.remotes],
     port: plan.port,

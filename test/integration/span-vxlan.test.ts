@@ -68,6 +68,7 @@ describe.skipIf(skip)('span: one network over VXLAN across three hosts', () => {
       mode: 'vxlan',
       vni: 10100,
       role: 'member',
+      gateway: UNDERLAY[0],
       local: UNDERLAY[1],
       remotes: [UNDERLAY[0], UNDERLAY[2]],
       port: 'vx10100',
@@ -93,6 +94,12 @@ describe.skipIf(skip)('span: one network over VXLAN across three hosts', () => {
       expect(floods).toEqual(UNDERLAY.filter((_, j) => j !== hosts.indexOf(h)));
     }
     for (const e of engines) await e.call('attachPort', 'lab', 'vnet0');
+    // A member serves no DHCP: a live reservation there is refused with a clear line.
+    const r = await engines[2]!.raw('addHost', 'lab', { mac: '52:54:00:aa:10:09', ip: '10.88.0.59' });
+    expect(r.ok).toBe(false);
+    expect(r.error).toBe(
+      'network lab: this host is a member of a span; reservations and names are served by the gateway 192.0.2.11: put them into the shared definition (<ip><dhcp><host>) or let the guest send its name in DHCP',
+    );
   });
 
   it("every guest leases from the gateway's dnsmasq, across the overlay", async () => {

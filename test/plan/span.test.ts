@@ -35,8 +35,14 @@ describe('span link plan', () => {
     const n = net('evpn', " dstport='8472'");
     const plan = planSpanUp(n, spanRole(n, ['192.0.2.11']));
     expect(plan.role.role).toBe('gateway');
-    expect(renderSpanIpBatch(plan.ipOps).split('\n')[0]).toBe(
-      'link add vx10100 type vxlan id 10100 local 192.0.2.11 dstport 8472 nolearning',
+    expect(renderSpanIpBatch(plan.ipOps)).toBe(
+      [
+        'link add vx10100 type vxlan id 10100 local 192.0.2.11 dstport 8472 nolearning',
+        'link set dev vx10100 addrgenmode none',
+        'link set dev vx10100 master vsp0 up',
+        'link set dev vx10100 type bridge_slave learning off',
+        '',
+      ].join('\n'),
     );
     expect(plan.fdbOps).toEqual([]);
   });
