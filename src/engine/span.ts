@@ -109,3 +109,16 @@ export async function checkFrr(runner: CommandRunner, vtysh: readonly string[], 
   }
   if (!st.advertiseAllVni) throw why('advertise-all-vni is not set');
 }
+
+/**
+ * One line about a network's span for the bus (`Span` property) and `virtnetctl info`: '' when it
+ * does not span hosts; the definition's hosts when it is not running here; this host's role, its
+ * address and the VXLAN port when it is.
+ */
+export function spanSummary(net: Network, active?: SpanState): string {
+  const s = net.span;
+  if (!s) return '';
+  const hosts = `gateway ${s.gateway}, members ${s.peers.join(', ')}`;
+  if (!active) return `${s.mode} VNI ${s.vni}: ${hosts}`;
+  return `${active.role} (${active.local}) of ${s.mode} VNI ${s.vni} on ${active.port}: ${hosts}`;
+}
