@@ -67,9 +67,14 @@ export interface EvpnVniInfo {
 /** `vtysh -c 'show evpn vni VNI json'`, parsed (undefined when zebra does not know the VNI). */
 export function parseEvpnVniDetail(text: string): EvpnVniInfo | undefined {
   if (text.trim() === '' || text.trim() === '{}') return undefined;
-  const j = JSON.parse(text) as { numMacs?: number; numRemoteVteps?: number; remoteVteps?: unknown };
-  const vteps = Array.isArray(j.remoteVteps)
-    ? j.remoteVteps.map((v) => (typeof v === 'string' ? v : String((v as { ip?: string }).ip ?? '')))
-    : [];
+  const j = JSON.parse(text) as { numMacs?: number; numRemoteVteps?: unknown; remoteVteps?: unknown };
+  // FRR 8.4 lists the remote VTEPs under "numRemoteVteps" for one VNI (and under "remoteVteps" in
+  // the all-VNI listing); entries are addresses, or objects with `ip` in other releases.
+  const list = Array.isArray(j.remoteVteps)
+    ? j.remoteVteps
+    : Array.isArray(j.numRemoteVteps)
+      ? j.numRemoteVteps
+      : [];
+  const vteps = list.map((v) => (typeof v === 'string' ? v : String((v as { ip?: string }).ip ?? '')));
   return { remoteVteps: vteps.filter((v) => v !== ''), macs: j.numMacs ?? 0 };
 }

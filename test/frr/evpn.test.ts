@@ -51,6 +51,12 @@ describe('FRR EVPN snippet and vtysh output', () => {
         '{"vni":10100,"type":"L2","numMacs":2,"numRemoteVteps":1,"remoteVteps":["192.0.2.12"]}',
       ),
     ).toEqual({ remoteVteps: ['192.0.2.12'], macs: 2 });
+    // FRR 8.4's `show evpn vni 10100 json`, as measured here (the list is under numRemoteVteps).
+    expect(
+      parseEvpnVniDetail(
+        '{"vni":10100,"type":"L2","vrf":"default","vxlanInterface":"vx10100","ifindex":4,"sviInterface":"vsp0","vtepIp":"192.0.2.11","mcastGroup":"0.0.0.0","numMacs":0,"numArpNd":0,"numRemoteVteps":["192.0.2.12"]}',
+      ),
+    ).toEqual({ remoteVteps: ['192.0.2.12'], macs: 0 });
     expect(parseEvpnVniDetail('{}')).toBeUndefined();
   });
 });

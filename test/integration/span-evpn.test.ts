@@ -11,8 +11,9 @@
  * host 1 to host 2 keeps its address and is reachable again (MAC mobility); a member down and the
  * gateway down; stop leaves every host as it was (FRR's own state aside, which virtnet never edits).
  */
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { renderEvpnBgpSnippet } from '../../src/frr/evpn.js';
+import { parseEvpnVniDetail, renderEvpnBgpSnippet } from '../../src/frr/evpn.js';
 import type { Network } from '../../src/model/network.js';
 import { spanRole } from '../../src/model/span.js';
 import { FRR_TOOLS, type Frr, startFrr } from '../helpers/frr.js';
@@ -112,6 +113,16 @@ describe.skipIf(skip)('span: one network over VXLAN + BGP EVPN (FRR) across thre
     console.log(
       `span evpn: flood lists complete ${(performance.now() - t0).toFixed(0)} ms after the first start`,
     );
+    // zebra's view, through the parser virtnet has for vtysh output.
+    const detail = parseEvpnVniDetail(
+      (await hosts[0]!.exec([...frr[0]!.vtysh, '-c', 'show evpn vni 10100 json'])).stdout,
+    );
+    expect(detail?.remoteVteps.sort()).toEqual([UNDERLAY[1], UNDERLAY[2]]);
+    const rss = frr[0]!.procs.map((p) => {
+      const status = readFileSync(`/proc/${p.child.pid}/status`, 'utf8');
+      return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+    });
+    console.log(`span evpn: FRR per host RSS zebra ${rss[0]} kB, bgpd ${rss[1]} kB`);
   });
 
   it("every guest leases from the gateway's dnsmasq, resolves the others, pings across hosts", async () => {

@@ -61,8 +61,18 @@ describe.skipIf(skip)('span: one network over VXLAN across three hosts', () => {
   });
 
   it('the same definition starts as gateway on host 1 and as member on hosts 2 and 3', async () => {
-    const infos = [];
-    for (const e of engines) infos.push(await e.call<Record<string, unknown>>('start', net));
+    const infos: Record<string, unknown>[] = [];
+    const t0 = performance.now();
+    const ms: string[] = [];
+    for (const e of engines) {
+      const r = await e.call<{ ms: number; result: Record<string, unknown> }>('timed', {
+        op: 'start',
+        args: [net],
+      });
+      infos.push(r.result);
+      ms.push(r.ms.toFixed(0));
+    }
+    console.log(`span vxlan: start per host (gateway, member, member) ${ms.join(' / ')} ms`);
     expect(infos.map((i) => (i.span as { role: string }).role)).toEqual(['gateway', 'member', 'member']);
     expect(infos[1]!.span).toEqual({
       mode: 'vxlan',
@@ -94,6 +104,13 @@ describe.skipIf(skip)('span: one network over VXLAN across three hosts', () => {
       expect(floods).toEqual(UNDERLAY.filter((_, j) => j !== hosts.indexOf(h)));
     }
     for (const e of engines) await e.call('attachPort', 'lab', 'vnet0');
+    await waitFor(
+      async () => (await ping(hosts[0]!, '10.88.0.1')) && (await guests[1]!.exec(['true'])).exitCode === 0,
+      5000,
+    );
+    console.log(
+      `span vxlan: three hosts started and ports attached in ${(performance.now() - t0).toFixed(0)} ms`,
+    );
     // A member serves no DHCP: a live reservation there is refused with a clear line.
     const r = await engines[2]!.raw('addHost', 'lab', { mac: '52:54:00:aa:10:09', ip: '10.88.0.59' });
     expect(r.ok).toBe(false);
