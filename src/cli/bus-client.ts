@@ -50,6 +50,11 @@ export interface LeaseInfo {
   expiry: number;
 }
 
+/** A lease and the libvirt domain that owns its MAC ('' when unknown). */
+export interface DomainLeaseInfo extends LeaseInfo {
+  domain: string;
+}
+
 /** One signal from the daemon, decoded. */
 export interface DaemonSignal {
   member: string;
@@ -253,6 +258,24 @@ export class VirtnetClient {
       hostname,
       expiry,
     }));
+  }
+
+  /**
+   * GetLeasesWithDomains: the leases with their owner domains (the daemon reads its hook records).
+   * Undefined when the daemon predates the method (UnknownMethod).
+   */
+  async leasesWithDomains(name: string): Promise<DomainLeaseInfo[] | undefined> {
+    let rows: unknown;
+    try {
+      [rows] = await this.network(name, 'GetLeasesWithDomains');
+    } catch (e) {
+      if (e instanceof BusCallError && e.type === 'org.freedesktop.DBus.Error.UnknownMethod')
+        return undefined;
+      throw e;
+    }
+    return (plain(rows) as [string, string, string, number, string][]).map(
+      ([mac, ip, hostname, expiry, domain]) => ({ mac, ip, hostname, expiry, domain }),
+    );
   }
 
   /** Receive every signal the daemon emits until `stop()` is called. */

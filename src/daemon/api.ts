@@ -93,6 +93,7 @@ export const networkInterface: InterfaceSpec = {
     },
     { name: 'RemoveHost', in: [a('mac', 's')], out: [], action: ACTION_MANAGE },
     { name: 'GetLeases', in: [], out: [a('leases', 'a(sssx)')] },
+    { name: 'GetLeasesWithDomains', in: [], out: [a('leases', 'a(sssxs)')] },
   ],
   properties: [
     { name: 'Name', type: 's', access: 'read', emitsChanged: 'const' },

@@ -7,7 +7,7 @@
  * when asked). On SIGTERM/SIGINT: STOPPING=1, release the name, close the engine WITHOUT stopping
  * networks (guests keep their network, like libvirt with KillMode=process), exit 0.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { leaseFilePath } from '../engine/engine.js';
 import type { Engine } from '../engine/types.js';
@@ -16,6 +16,7 @@ import { createDaemonHooks } from '../hooks/bus-adapter.js';
 import { LibvirtMigrator } from '../libvirt/migrate.js';
 import { LibvirtPublisher } from '../libvirt/publisher.js';
 import { Virsh } from '../libvirt/virsh.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { withTimeout } from '../util/timeout.js';
 import { watchConfigDir } from '../watch/daemon-watch.js';
@@ -123,6 +124,12 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     runner,
     publish: publisher,
     log,
+    portEvent: async (network, operation, xml) => {
+      await hooks.hookEvent(
+        { object: network, operation, subOperation: 'begin', extra: '-', xml },
+        service.hookView(),
+      );
+    },
   });
 
   const reply = await bus.requestName(BUS_NAME, NameFlag.DO_NOT_QUEUE);
@@ -131,6 +138,17 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     bus.disconnect();
     throw new StartupError(`${BUS_NAME} is already owned on ${address}: another virtnetd is running`);
   }
+
+  // The hooks send to this unique name (never activated, no NameHasOwner round trip): see hooks/qemu.
+  const ownerFile = join(opts.runDir, 'daemon.busname');
+  const writeOwner = async () => {
+    await mkdir(opts.runDir, { recursive: true, mode: 0o755 });
+    if (bus.name) await writeFileAtomic(ownerFile, `${bus.name}\n`, { mode: 0o644 });
+  };
+  await writeOwner();
+  (bus as ReconnectingBus).on('reconnect', () => {
+    writeOwner().catch((e: unknown) => log.warning(`cannot write ${ownerFile}: ${(e as Error).message}`));
+  });
 
   await service.start();
   // Running domains' reservations and port forwards, as recorded by the hooks (issue 5).
@@ -170,6 +188,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     await watcher.close();
     await withTimeout(publisher.stop(), 5000, () => undefined);
     await service.close();
+    await rm(ownerFile, { force: true }).catch(() => {});
     try {
       await bus.releaseName(BUS_NAME);
     } catch {}

@@ -259,10 +259,15 @@ export class VirtnetService {
       isActive: (name) => this.o.engine.isActive(name),
       uuidOf: (name) => this.entry(name).net.uuid,
       bridgeOf: (name) => this.entry(name).net.bridge.name ?? '',
+      // As a fresh definition: an inactive network of that name is replaced by it (the migrator
+      // undefines it first and keeps its XML), so its uuid does not count.
       check: (xml) => {
         checkDefineXml(xml);
-        this.checkConflicts(this.parse(xml));
+        const name = this.o.codec.parse(xml, { usedBridges: [] }).network.name;
+        this.checkConflicts(this.o.codec.parse(xml, { usedBridges: this.usedBridges(name) }).network);
       },
+      xmlOf: (name) => this.o.codec.format(this.entry(name).net),
+      autostartOf: (name) => this.entry(name).autostart,
       define: (xml) => this.define(xml),
       // Start/Stop without waiting for the publisher: the migrator holds the network and publishes
       // itself, and every step here lies inside the domains' traffic gap.
@@ -693,6 +698,25 @@ export class VirtnetService {
         if (!this.o.engine.isActive(name)) return [[]];
         const leases = await this.o.engine.leases(name);
         return [leases.map((l) => [l.mac, l.ip, l.hostname ?? '', BigInt(Math.trunc(l.expiry))])];
+      }
+      case 'GetLeasesWithDomains': {
+        // GetLeases' fields, then the libvirt domain that owns the MAC ('' when unknown), from the
+        // hook records.
+        this.entry(name);
+        if (!this.o.engine.isActive(name)) return [[]];
+        const [leases, owners] = await Promise.all([
+          this.o.engine.leases(name),
+          this.o.hooks?.domainsByMac(name) ?? new Map<string, string>(),
+        ]);
+        return [
+          leases.map((l) => [
+            l.mac,
+            l.ip,
+            l.hostname ?? '',
+            BigInt(Math.trunc(l.expiry)),
+            owners.get(l.mac.toLowerCase()) ?? '',
+          ]),
+        ];
       }
       case 'Start':
         return this.perNetwork(name, async () => {

@@ -19,7 +19,7 @@ import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
 import type { CommandRunner } from '../exec/runner.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import type { Logger } from '../util/log.js';
-import { classify, libvirtNetworkFacts } from './publish.js';
+import { classify, libvirtNetworkFacts, portHookXml } from './publish.js';
 import { carryOverLines, parseStatusFile } from './status-leases.js';
 import type { DomainPort, Virsh } from './virsh.js';
 
@@ -29,6 +29,9 @@ export interface MigrateOps {
   isActive(name: string): boolean;
   uuidOf(name: string): string;
   bridgeOf(name: string): string;
+  /** The definition of an existing network (kept when an import replaces it). */
+  xmlOf(name: string): string;
+  autostartOf(name: string): boolean;
   /** Throws (ValidationError / ConflictError) when virtnet cannot serve this XML; changes nothing. */
   check(xml: string): void;
   define(xml: string): Promise<string>;
@@ -62,6 +65,11 @@ export interface MigratorOptions {
   };
   log: Logger;
   now?: () => number;
+  /**
+   * Hand a network hook call to the hooks' handler (the daemon's HookEvent path): the import registers
+   * the running domains' ports with `port-created`, revert removes them with `port-deleted`.
+   */
+  portEvent?: (network: string, operation: 'port-created' | 'port-deleted', xml: string) => Promise<void>;
 }
 
 export interface Journal {
@@ -81,6 +89,8 @@ export interface Journal {
   leases: string;
   /** Set once import finished. */
   done: boolean;
+  /** virtnet's own inactive definition of that name that the import replaced (revert puts it back). */
+  replaced?: { xml: string; autostart: boolean };
 }
 
 export class LibvirtMigrator {
@@ -171,9 +181,11 @@ export class LibvirtMigrator {
     let j = await this.readJournal(name);
     const virsh = this.o.virsh(j?.uri ?? this.uri(givenUri));
     if (!j) {
-      if (ops.has(name)) {
+      // virtnet's own network of that name (e.g. the packaged default) is replaced when it is not
+      // running; its definition is kept in the journal and comes back at revert.
+      if (ops.has(name) && ops.isActive(name)) {
         throw new ConflictError(
-          `virtnet already has a network named '${name}' (not imported from libvirt); nothing done`,
+          `virtnet's own network '${name}' is active; stop it first (virtnetctl stop ${name}) — the import replaces its definition by libvirt's`,
         );
       }
       const lv = await virsh.network(name);
@@ -196,6 +208,7 @@ export class LibvirtMigrator {
         leases: await this.statusLeases(bridge),
         done: false,
       };
+      if (ops.has(name)) j.replaced = { xml: ops.xmlOf(name), autostart: ops.autostartOf(name) };
       await this.writeJournal(j);
       log.info(
         `import-libvirt ${name}: journal written (${ports.length} running domain interface(s), ${j.leases.split('\n').filter(Boolean).length} lease(s) to carry over)`,
@@ -205,6 +218,10 @@ export class LibvirtMigrator {
     // 1. virtnet defines it (libvirt's XML unchanged) with libvirt's autostart, and the leases are
     //    carried into its dnsmasq lease file — all before libvirt's copy stops, so the time the
     //    domains' taps have no bridge is only what steps 2-4 take.
+    if (ops.has(name) && ops.uuidOf(name).toLowerCase() !== j.uuid) {
+      if (ops.isActive(name)) await ops.stop(name);
+      await ops.undefine(name); // the replaced definition is in the journal
+    }
     if (!ops.has(name)) await ops.define(j.original);
     await ops.setAutostart(name, j.wasAutostart);
     if (!ops.isActive(name) && j.leases) await this.carryLeases(name, j.leases);
@@ -212,10 +229,24 @@ export class LibvirtMigrator {
     // 2. libvirt's own copy stops (unless this is a re-run and it is already replaced).
     const lv = await virsh.network(name);
     const libvirtIsOriginal = lv.xml !== undefined && classify(mine, lv.xml).kind !== 'own';
+    const t0 = performance.now();
     if (libvirtIsOriginal && lv.active) await virsh.destroy(name);
+    const tDestroyed = performance.now();
     // 3. virtnet starts it.
     if (!ops.isActive(name)) await ops.start(name);
-    // 4. The running domains' taps go onto virtnet's bridge (first: their traffic gap ends here).
+    const tStarted = performance.now();
+    // 4. The running domains' taps go onto virtnet's bridge: all in one `ip -batch` (their traffic
+    //    gap ends here), then each through the engine, which records and announces it.
+    const bridge = ops.bridgeOf(name);
+    if (j.ports.length) {
+      await this.o.runner.run({
+        step: `import-libvirt: taps onto ${bridge}`,
+        argv: ['ip', '-force', '-batch', '-'],
+        input: j.ports.map((p) => `link set dev ${p.ifname} master ${bridge} up\n`).join(''),
+        allowFail: true, // a tap gone meanwhile (its domain stopped) is reported below
+      });
+    }
+    const tAttached = performance.now();
     for (const p of j.ports) {
       try {
         await ops.attachPort(name, p.ifname, { mac: p.mac, domain: p.domain });
@@ -228,6 +259,13 @@ export class LibvirtMigrator {
         );
       }
     }
+    if (j.ports.length) {
+      // What the domains felt: from libvirt's stop (its bridge goes first) to the last tap attached.
+      log.info(
+        `import-libvirt ${name}: ${j.ports.length} tap(s) back on a bridge after ${Math.round(tAttached - t0)} ms (libvirt's stop ${Math.round(tDestroyed - t0)} ms, virtnet's start ${Math.round(tStarted - tDestroyed)} ms, taps ${Math.round(tAttached - tStarted)} ms)`,
+        { network: name },
+      );
+    }
     // 5. libvirt's definition becomes the published bridge-mode copy (same name and UUID).
     if (libvirtIsOriginal) await virsh.undefine(name);
     this.o.publish.release(name);
@@ -238,6 +276,7 @@ export class LibvirtMigrator {
         `import-libvirt ${name}: libvirt's network was not replaced by virtnet's bridge-mode copy (${status}); run the import again`,
       );
     }
+    await this.portEvents(name, j, 'port-created');
     if (!j.done) {
       j.done = true;
       await this.writeJournal(j);
@@ -280,26 +319,45 @@ export class LibvirtMigrator {
     }
     if (lv.autostart !== j.wasAutostart) await virsh.setAutostart(name, j.wasAutostart);
     // 2. virtnet stops it, libvirt starts its own, the taps go back onto libvirt's bridge.
-    if (ops.has(name) && ops.isActive(name)) await ops.stop(name);
+    const imported = ops.has(name) && ops.uuidOf(name).toLowerCase() === j.uuid;
+    if (imported && ops.isActive(name)) await this.portEvents(name, j, 'port-deleted');
+    if (imported && ops.isActive(name)) await ops.stop(name);
     if (j.wasActive && !lv.active) await virsh.start(name);
     if (j.wasActive) {
-      const bridge = libvirtNetworkFacts(await virsh.liveXml(name)).bridge || j.bridge;
-      await Promise.all(
-        j.ports.map(async (p) => {
-          const r = await this.o.runner.run({
-            step: `revert-libvirt: tap ${p.ifname} onto ${bridge}`,
-            argv: ['ip', 'link', 'set', 'dev', p.ifname, 'master', bridge, 'up'],
-            allowFail: true,
-          });
-          if (r.exitCode !== 0)
-            log.warning(`revert-libvirt ${name}: tap ${p.ifname} not moved: ${r.stderr.trim()}`);
-        }),
-      );
+      const bridge = j.bridge || libvirtNetworkFacts(await virsh.liveXml(name)).bridge;
+      if (j.ports.length) {
+        const r = await this.o.runner.run({
+          step: `revert-libvirt: taps onto ${bridge}`,
+          argv: ['ip', '-force', '-batch', '-'],
+          input: j.ports.map((p) => `link set dev ${p.ifname} master ${bridge} up\n`).join(''),
+          allowFail: true,
+        });
+        if (r.exitCode !== 0) log.warning(`revert-libvirt ${name}: not every tap moved: ${r.stderr.trim()}`);
+      }
     }
-    // 3. virtnet forgets it.
-    if (ops.has(name)) await ops.undefine(name);
+    // 3. virtnet forgets it (and gets back its own definition the import replaced, inactive).
+    if (imported) await ops.undefine(name);
+    if (j.replaced && !ops.has(name)) {
+      await ops.define(j.replaced.xml);
+      if (j.replaced.autostart) await ops.setAutostart(name, true);
+    }
     await rm(this.journalPath(name), { force: true });
     log.info(`revert-libvirt ${name}: libvirt's original definition is back`, { network: name });
+  }
+
+  /** The journal's ports through the hooks' port path (registered at import, removed at revert). */
+  private async portEvents(name: string, j: Journal, op: 'port-created' | 'port-deleted'): Promise<void> {
+    if (!this.o.portEvent) return;
+    const t = { name, uuid: this.o.ops.uuidOf(name), bridge: this.o.ops.bridgeOf(name) };
+    for (const p of j.ports) {
+      try {
+        await this.o.portEvent(name, op, portHookXml(t, p));
+      } catch (e) {
+        this.o.log.warning(`${name}: ${op} of ${p.domain}'s ${p.mac}: ${(e as Error).message}`, {
+          network: name,
+        });
+      }
+    }
   }
 
   private async statusLeases(bridge: string): Promise<string> {

@@ -23,6 +23,8 @@ const TIMEOUT_MS = 15_000;
 /** A running domain's interface on a libvirt network, from its live XML. */
 export interface DomainPort {
   domain: string;
+  /** The domain's uuid ('' when the XML has none). */
+  uuid?: string;
   /** The tap (`<target dev=…>`). */
   ifname: string;
   mac: string;
@@ -61,7 +63,12 @@ export class Virsh {
 
   /** Is libvirt answering? (LibvirtUnreachable otherwise.) */
   async ping(): Promise<void> {
-    await this.run('connect', ['uri']);
+    const r = await this.run('connect', ['uri'], true);
+    // Any failure of the trivial call (killed by the timeout, a broken client) counts as unreachable.
+    if (r.exitCode !== 0)
+      throw new LibvirtUnreachable(
+        `libvirt at ${this.uri} does not answer: ${firstError(r.stderr || 'timed out')}`,
+      );
   }
 
   /** libvirt's view of network `name`: inactive XML (undefined = not defined), active, autostart. */
@@ -137,6 +144,8 @@ export function domainPortsOn(domainXml: string, network: string, bridge = ''): 
   const root = parseXmlDocument(domainXml);
   const name = childElements(root).find((c) => c.name === 'name');
   const domain = name ? textContent(name).trim() : '';
+  const uuidEl = childElements(root).find((c) => c.name === 'uuid');
+  const uuid = uuidEl ? textContent(uuidEl).trim().toLowerCase() : '';
   const devices = childElements(root).find((c) => c.name === 'devices');
   if (!devices) return [];
   const out: DomainPort[] = [];
@@ -149,7 +158,7 @@ export function domainPortsOn(domainXml: string, network: string, bridge = ''): 
     if (!onNetwork && !onBridge) continue;
     const dev = kids.find((c) => c.name === 'target')?.attrs.dev;
     const mac = kids.find((c) => c.name === 'mac')?.attrs.address;
-    if (dev && mac) out.push({ domain, ifname: dev, mac: mac.toLowerCase() });
+    if (dev && mac) out.push({ domain, uuid, ifname: dev, mac: mac.toLowerCase() });
   }
   return out;
 }

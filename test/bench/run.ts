@@ -179,6 +179,7 @@ function buildRows(s: Map<string, Sample>, withLibvirt: boolean): Row[] {
   add(vm, 'vm.import.10');
   add(vm, 'vm.import.gap', le(1000));
   add(vm, 'vm.revert.10');
+  add(vm, 'vm.revert.gap', le(1000));
 
   const fw = "firewall step: one transaction vs one command per rule (libvirt's way), same NAT rule set";
   add(fw, 'fw.nft.tx', undefined, 'fw.nft.cmds', 'per rule');

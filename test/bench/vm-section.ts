@@ -172,32 +172,36 @@ export async function vmSection(o: VmSectionOptions, out: Sample[]): Promise<voi
       'lvnat',
       '',
     ];
-    // The longest stretch any tap spent without a bridge, polled while the import runs.
-    let polling = true;
-    let worst = 0;
-    const poller = (async () => {
-      const since = new Map<string, number>();
-      while (polling) {
-        const r = await runCmd(['ip', 'netns', 'exec', o.nsLibvirt.name, 'ip', '-o', 'link', 'show']);
-        const now = performance.now();
-        for (const t of taps) {
-          const line = r.stdout.split('\n').find((l) => l.includes(` ${t}:`) || l.includes(` ${t}@`));
-          const bridged = line !== undefined && / master \S+/.test(line);
-          if (!bridged && !since.has(t)) since.set(t, now);
-          if (bridged && since.has(t)) {
-            worst = Math.max(worst, now - since.get(t)!);
-            since.delete(t);
+    // The longest stretch any tap spent without a bridge, polled while `member` runs; and its time.
+    const timedWithGap = async (member: string): Promise<[number, number]> => {
+      let polling = true;
+      let worst = 0;
+      const poller = (async () => {
+        const since = new Map<string, number>();
+        while (polling) {
+          const r = await runCmd(['ip', 'netns', 'exec', o.nsLibvirt.name, 'ip', '-o', 'link', 'show']);
+          const now = performance.now();
+          for (const t of taps) {
+            const line = r.stdout.split('\n').find((l) => l.includes(` ${t}:`) || l.includes(` ${t}@`));
+            const bridged = line !== undefined && / master \S+/.test(line);
+            if (!bridged && !since.has(t)) since.set(t, now);
+            if (bridged && since.has(t)) {
+              worst = Math.max(worst, now - since.get(t)!);
+              since.delete(t);
+            }
           }
+          await sleep(2);
         }
-        await sleep(2);
-      }
-      for (const t0 of since.values()) worst = Math.max(worst, performance.now() - t0);
-    })();
-    const importMs = await time(() => mustRun(busctl('ImportLibvirt')));
-    await sleep(50);
-    polling = false;
-    await poller;
-    const revertMs = await time(() => mustRun(busctl('RevertLibvirt')));
+        for (const t0 of since.values()) worst = Math.max(worst, performance.now() - t0);
+      })();
+      const ms = await time(() => mustRun(busctl(member)));
+      await sleep(50);
+      polling = false;
+      await poller;
+      return [ms, worst];
+    };
+    const [importMs, worst] = await timedWithGap('ImportLibvirt');
+    const [revertMs, revertGap] = await timedWithGap('RevertLibvirt');
     out.push({
       key: 'vm.import.10',
       what: `import-libvirt of libvirt's NAT network with ${n} running TCG domains (busctl call ImportLibvirt)`,
@@ -211,6 +215,12 @@ export async function vmSection(o: VmSectionOptions, out: Sample[]): Promise<voi
       xs: [worst],
     });
     out.push({
+      key: 'vm.revert.gap',
+      what: `longest time one of those ${n} taps had no bridge during the revert`,
+      unit: 'ms',
+      xs: [revertGap],
+    });
+    out.push({
       key: 'vm.revert.10',
       what: `revert-libvirt of it with the ${n} domains still running (busctl call RevertLibvirt)`,
       unit: 'ms',
@@ -219,6 +229,8 @@ export async function vmSection(o: VmSectionOptions, out: Sample[]): Promise<voi
     o.log(
       `vm: import ${importMs.toFixed(0)} ms, worst tap gap ${worst.toFixed(0)} ms, revert ${revertMs.toFixed(0)} ms`,
     );
+    const own = /tap\(s\) back on a bridge after .*/.exec(daemonA.output())?.[0];
+    if (own) o.log(`vm: virtnetd says: ${own}`);
   } finally {
     await daemonA.stop('SIGTERM');
   }

@@ -6,13 +6,23 @@
  * serves and carries the lease; revert restores libvirt's XML byte for byte and the tap; kill -9 of the
  * daemon in the middle of an import, then import again, ends in the same state.
  */
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   BUS_NAME,
   busctl,
+  execOut,
   MANAGER_IFACE,
   MANAGER_PATH,
   NETWORK_IFACE,
@@ -55,6 +65,10 @@ const LV_DEFAULT = `<network>
   </ip>
 </network>
 `;
+const VIRTNET_DEFAULT = LV_DEFAULT.replace(`  <uuid>${UUID}</uuid>\n`, '').replace(
+  "  <mac address='52:54:00:94:00:01'/>\n",
+  '',
+);
 const NET_PATH = `${MANAGER_PATH}/network/default`;
 const DOM = 'vh8-im-vm';
 const MAC = '52:54:00:94:00:05';
@@ -84,6 +98,7 @@ describe.skipIf(skip)(
     let daemon: VirtnetdProcess | undefined;
     let lvd: SealedLibvirt;
     let original = '';
+    let ownDefault = '';
     let tap = '';
 
     const startDaemon = async () =>
@@ -94,6 +109,18 @@ describe.skipIf(skip)(
         libvirt: lvd.uri,
         extraArgs: ['--libvirt-status-dir', join(lvd.root, 'lib', 'dnsmasq')],
       });
+    /** virtnetctl from the sources, as a person runs it, on the test's bus. */
+    const ctl = (...args: string[]) =>
+      execOut(
+        [
+          'node',
+          '--import',
+          join(projectRoot, 'test/helpers/ts-register.mjs'),
+          join(projectRoot, 'src/bin/virtnetctl.ts'),
+          ...args,
+        ],
+        { env: { ...process.env, DBUS_SYSTEM_BUS_ADDRESS: bus.address }, timeoutMs: 120_000 },
+      );
     const call = (member: string, ...args: string[]) =>
       busctl(bus, ['call', BUS_NAME, MANAGER_PATH, MANAGER_IFACE, member, ...args]);
     const masterOf = async (ifname: string) =>
@@ -156,6 +183,19 @@ describe.skipIf(skip)(
       expect(xml).toContain(UUID);
       expect(xml).toContain('52:54:00:94:00:01');
       expect(existsSync(join(dirs.configDir, 'autostart', 'default.xml'))).toBe(true);
+      // The running domain is registered through the hooks' port path: its name, and the lease's owner.
+      expect(readFileSync(join(dirs.runDir, 'dnsmasq', 'default.hostsfile'), 'utf8')).toContain(
+        `${MAC},${DOM}`,
+      );
+      const leases = await busctl(bus, [
+        '--json=short',
+        'call',
+        BUS_NAME,
+        NET_PATH,
+        NETWORK_IFACE,
+        'GetLeasesWithDomains',
+      ]);
+      expect(leases.stdout).toContain(`"${DOM}"`);
     };
 
     beforeAll(async () => {
@@ -165,6 +205,9 @@ describe.skipIf(skip)(
       chmodSync(base, 0o755);
       dirs = { configDir: join(base, 'networks'), stateDir: join(base, 'state'), runDir: join(base, 'run') };
       mkdirSync(dirs.configDir, { recursive: true });
+      // virtnet's own inactive 'default' (as the package installs it, no uuid): the import replaces it
+      // and revert brings it back.
+      writeFileSync(join(dirs.configDir, 'default.xml'), VIRTNET_DEFAULT);
       lvd = await startSealedLibvirtd({
         netns: host.name,
         dir: base,
@@ -192,6 +235,8 @@ describe.skipIf(skip)(
         await sleep(500);
       expect(readFileSync(status, 'utf8')).toContain(MAC);
       daemon = await startDaemon();
+      ownDefault = readFileSync(join(dirs.configDir, 'default.xml'), 'utf8');
+      expect(ownDefault).not.toContain(UUID);
     }, 240_000);
 
     afterAll(async () => {
@@ -204,8 +249,9 @@ describe.skipIf(skip)(
     });
 
     it('a network virtnet cannot serve, or one libvirt does not have, is refused and nothing changes', async () => {
-      const missing = await call('ImportLibvirt', 'ss', 'nosuch', '');
-      expect(missing.code).not.toBe(0);
+      const missing = await ctl('import-libvirt', 'nosuch');
+      expect(missing.code).toBe(3); // not found
+      expect(missing.stderr.trim().split('\n')).toHaveLength(1);
       expect(missing.stderr).toContain("has no network named 'nosuch'");
       writeFileSync(
         join(base, 'odd.xml'),
@@ -222,11 +268,13 @@ describe.skipIf(skip)(
     }, 60_000);
 
     it('import: the running domain keeps its tap (now on virtnet), its lease; libvirt has the bridge-mode copy', async () => {
-      const r = await call('ImportLibvirt', 'ss', 'default', '');
+      const r = await ctl('import-libvirt', 'default');
       expect(r.code, `${r.stderr}\n${daemon!.output().slice(-3000)}`).toBe(0);
-      expect(r.stdout).toContain(NET_PATH);
+      expect(r.stdout).toBe(
+        "Network default imported from libvirt; libvirt's default is now virtnet's bridge-mode copy\n",
+      );
       await expectImported();
-      // Twice is a no-op.
+      // Twice is a no-op (here through the bus method itself).
       const again = await call('ImportLibvirt', 'ss', 'default', '');
       expect(again.code, again.stderr).toBe(0);
       await expectImported();
@@ -235,8 +283,9 @@ describe.skipIf(skip)(
     }, 120_000);
 
     it('revert: libvirt gets its XML back byte for byte, its dnsmasq, and the tap', async () => {
-      const r = await call('RevertLibvirt', 'ss', 'default', '');
+      const r = await ctl('revert-libvirt', 'default');
       expect(r.code, `${r.stderr}\n${daemon!.output().slice(-3000)}`).toBe(0);
+      expect(r.stdout).toBe("Network default is libvirt's again\n");
       const lv = await lvState();
       expect(lv.xml).toBe(original);
       expect(lv).toMatchObject({ active: true, autostart: true });
@@ -244,28 +293,67 @@ describe.skipIf(skip)(
       // (libvirt's dnsmasq is two processes: dnsmasq and its dhcp-script helper)
       expect((await libvirtDnsmasq()).length).toBeGreaterThan(0);
       expect(await virtnetDnsmasq()).toEqual([]);
-      expect(existsSync(join(dirs.configDir, 'default.xml'))).toBe(false);
+      // virtnet's own 'default' that the import replaced is back, inactive.
+      expect(readFileSync(join(dirs.configDir, 'default.xml'), 'utf8')).toBe(ownDefault);
+      const active = await busctl(bus, [
+        '--json=short',
+        'get-property',
+        BUS_NAME,
+        NET_PATH,
+        NETWORK_IFACE,
+        'Active',
+      ]);
+      expect(JSON.parse(active.stdout).data).toBe(false);
       expect(existsSync(join(dirs.stateDir, 'libvirt-import', 'default.json'))).toBe(false);
+      // Its hook record went with the port (revert's port-deleted).
+      expect(readdirSync(join(dirs.runDir, 'hooks', 'domains')).filter((f) => !f.startsWith('.'))).toEqual(
+        [],
+      );
       const gone = await call('RevertLibvirt', 'ss', 'default', '');
       expect(gone.stderr).toContain('was not imported');
     }, 120_000);
 
-    it('kill -9 of the daemon in the middle of an import, then import again: the same end state', async () => {
-      const journal = join(dirs.stateDir, 'libvirt-import', 'default.json');
-      // Start an import, kill the daemon as soon as libvirt's copy went down (the bridge is gone).
-      const pending = call('ImportLibvirt', 'ss', 'default', '');
-      for (let i = 0; i < 400 && (await lvState()).active; i++) await sleep(10);
+    // kill -9 at several points of an import (each seen from outside), then import again.
+    const journal = () => join(dirs.stateDir, 'libvirt-import', 'default.json');
+    const killPoints: [string, () => Promise<boolean>][] = [
+      ['the journal is written (libvirt untouched)', async () => existsSync(journal())],
+      ["libvirt's copy went down (the bridge is gone)", async () => !(await lvState()).active],
+      ["virtnet's dnsmasq runs", async () => (await virtnetDnsmasq()).length > 0],
+      ["libvirt's original is undefined", async () => (await lvd.virsh('net-info', 'default')).code !== 0],
+    ];
+    for (const [label, reached] of killPoints) {
+      it(`kill -9 of the daemon once ${label}, then import again: the same end state`, async () => {
+        const pending = call('ImportLibvirt', 'ss', 'default', '');
+        for (let i = 0; i < 2000 && !(await reached()); i++) await sleep(2);
+        daemon!.child.kill('SIGKILL');
+        await pending;
+        await daemon!.stop('SIGKILL').catch(() => {});
+        daemon = await startDaemon();
+        const r = await call('ImportLibvirt', 'ss', 'default', '');
+        expect(r.code, `${r.stderr}\n${daemon.output().slice(-3000)}`).toBe(0);
+        await expectImported();
+        // And back, so the next case starts from libvirt's network as it was found.
+        const back = await call('RevertLibvirt', 'ss', 'default', '');
+        expect(back.code, back.stderr).toBe(0);
+        expect((await lvState()).xml).toBe(original);
+      }, 180_000);
+    }
+
+    it('kill -9 in the middle of a revert, then revert again: libvirt has its XML back byte for byte', async () => {
+      expect((await call('ImportLibvirt', 'ss', 'default', '')).code).toBe(0);
+      const pending = call('RevertLibvirt', 'ss', 'default', '');
+      for (let i = 0; i < 2000 && (await virtnetDnsmasq()).length > 0; i++) await sleep(2);
       daemon!.child.kill('SIGKILL');
       await pending;
       await daemon!.stop('SIGKILL').catch(() => {});
-      expect(existsSync(journal)).toBe(true);
       daemon = await startDaemon();
-      const r = await call('ImportLibvirt', 'ss', 'default', '');
+      const r = await call('RevertLibvirt', 'ss', 'default', '');
       expect(r.code, `${r.stderr}\n${daemon.output().slice(-3000)}`).toBe(0);
-      await expectImported();
-      // And back, so libvirt is left as it was found.
-      expect((await call('RevertLibvirt', 'ss', 'default', '')).code).toBe(0);
-      expect((await lvState()).xml).toBe(original);
+      const lv = await lvState();
+      expect(lv.xml).toBe(original);
+      expect(lv).toMatchObject({ active: true, autostart: true });
+      expect(await masterOf(tap)).toBe(BRIDGE);
+      expect(readFileSync(join(dirs.configDir, 'default.xml'), 'utf8')).toBe(ownDefault);
     }, 180_000);
   },
 );

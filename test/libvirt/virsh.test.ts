@@ -13,7 +13,12 @@ describe('virsh adapter (pure parts and error mapping)', () => {
     () => {
       const xml = readFileSync(join(libvirtHooksDir, '06-qemu-start-begin.stdin.xml'), 'utf8');
       expect(domainPortsOn(xml, 'default')).toEqual([
-        { domain: expect.any(String), ifname: 'vnet0', mac: '52:54:00:aa:bb:01' },
+        {
+          domain: 'golden-vm',
+          uuid: '720a1d5a-9c10-4ce5-8614-f1cfed9481be',
+          ifname: 'vnet0',
+          mac: '52:54:00:aa:bb:01',
+        },
       ]);
       expect(domainPortsOn(xml, 'default')[0]!.domain).not.toBe('');
       expect(domainPortsOn(xml, 'other')).toEqual([]);
@@ -55,5 +60,19 @@ describe('virsh adapter (pure parts and error mapping)', () => {
         "error: failed to connect to the hypervisor\nerror: Failed to connect socket to '/run/libvirt/libvirt-sock': No such file or directory\n",
     }));
     await expect(new Virsh(down, 'qemu:///system').network('x')).rejects.toBeInstanceOf(LibvirtUnreachable);
+  });
+});
+
+describe('virsh ping', () => {
+  it('a virsh that is missing, killed or fails counts as unreachable', async () => {
+    for (const r of [
+      new DryRunRunner().respond(() => {
+        throw new Error('spawn virsh ENOENT');
+      }),
+      new DryRunRunner().respond(() => ({ exitCode: -1, stderr: '' })),
+    ]) {
+      await expect(new Virsh(r, 'qemu:///system').ping()).rejects.toBeInstanceOf(LibvirtUnreachable);
+    }
+    await expect(new Virsh(new DryRunRunner(), 'qemu:///system').ping()).resolves.toBeUndefined();
   });
 });
