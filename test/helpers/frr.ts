@@ -6,7 +6,7 @@
  */
 
 import { execFileSync } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Netns, SpawnedProcess } from './netns.js';
 import { sleep } from './netns.js';
@@ -27,6 +27,8 @@ function frrId(flag: '-u' | '-g'): number {
 
 /** Start zebra and bgpd in `ns` with `bgpConf` (frr.conf syntax) as bgpd's configuration. */
 export async function startFrr(ns: Netns, bgpConf: string): Promise<Frr> {
+  // FRR drops to user frr: its directory must be reachable (the namespace's temp dir is 0700).
+  chmodSync(ns.dir, 0o755);
   const dir = join(ns.dir, 'frr');
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   const uid = frrId('-u');
