@@ -4,10 +4,11 @@
 # runs only when something must be installed and apt does not know it yet, and a second run changes
 # nothing. Used by .ci/run and by the README's quick start.
 #
-#   packaging/install-deps.sh [--with-libvirt] [--dry-run]
+#   packaging/install-deps.sh [--with-libvirt] [--with-frr] [--dry-run]
 #
 #   --with-libvirt  also libvirtd + QEMU + virt-install (libvirt-daemon, libvirt-daemon-driver-qemu, libvirt-clients,
 #                   qemu-system-x86, virtinst) for the end-to-end hook tests with real libvirt
+#   --with-frr      also FRR (zebra, bgpd, vtysh) for spanning networks in mode 'evpn'
 #   --dry-run       print what would be installed, install nothing
 #
 # Node.js >= 20.19 is required. When it is missing or older, the Debian package is installed if the
@@ -17,6 +18,7 @@ set -euo pipefail
 
 NODE_MIN=20.19
 WITH_LIBVIRT=0
+WITH_FRR=0
 DRY_RUN=0
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
@@ -24,6 +26,7 @@ usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' 
 for arg in "$@"; do
   case "$arg" in
     --with-libvirt) WITH_LIBVIRT=1 ;;
+    --with-frr) WITH_FRR=1 ;; # FRR (zebra + bgpd): spans in mode 'evpn' and their test
     --dry-run) DRY_RUN=1 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "install-deps: unknown option '$arg'" >&2; usage >&2; exit 2 ;;
@@ -75,6 +78,7 @@ first_known() {
 WANT=(iproute2 dnsmasq-base nftables iptables busybox procps psmisc util-linux systemd ca-certificates curl strace polkitd python3 python3-dbus mmdebstrap systemd-container)
 if ! command -v dbus-daemon >/dev/null; then first_known dbus-daemon dbus; WANT+=("$FIRST"); fi
 if ! command -v dbus-send >/dev/null; then first_known dbus-bin dbus; WANT+=("$FIRST"); fi
+[ "$WITH_FRR" = 1 ] && WANT+=(frr)
 if [ "$WITH_LIBVIRT" = 1 ]; then
   WANT+=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86)
   WANT+=(virtinst) # virt-install: the e2e test of a VM made the way users make them

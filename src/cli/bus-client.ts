@@ -38,6 +38,8 @@ export interface NetworkInfo {
   forwardMode: string;
   /** The Libvirt property: published, off, pending: …, foreign: …. */
   libvirt: string;
+  /** The Span property: '' unless the network spans hosts. */
+  span: string;
 }
 
 export interface LeaseInfo {
@@ -221,6 +223,7 @@ export class VirtnetClient {
       bridge: String(p.Bridge ?? ''),
       forwardMode: String(p.ForwardMode ?? ''),
       libvirt: String(p.Libvirt ?? ''),
+      span: String(p.Span ?? ''),
     };
   }
 

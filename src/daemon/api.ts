@@ -103,6 +103,7 @@ export const networkInterface: InterfaceSpec = {
     { name: 'Bridge', type: 's', access: 'read', emitsChanged: 'true' },
     { name: 'ForwardMode', type: 's', access: 'read', emitsChanged: 'true' },
     { name: 'Libvirt', type: 's', access: 'read', emitsChanged: 'true' },
+    { name: 'Span', type: 's', access: 'read', emitsChanged: 'true' },
   ],
   signals: [
     {

@@ -21,6 +21,7 @@
  *   network they are a Conflict.
  */
 
+import { spanSummary } from '../engine/span.js';
 import type { Engine, EngineEvents } from '../engine/types.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { DaemonHooks, HookServiceView } from '../hooks/bus-adapter.js';
@@ -242,6 +243,7 @@ export class VirtnetService {
       Bridge: e.net.bridge.name ?? '',
       ForwardMode: e.net.forward.mode,
       Libvirt: this.o.publish?.status(e.net.name) ?? 'off',
+      Span: spanSummary(e.net, this.o.engine.info(e.net.name)?.span),
     };
   }
 

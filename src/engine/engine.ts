@@ -27,6 +27,7 @@ import { detectFirewall, type FirewallRequest, makeFirewall } from '../firewall/
 import type { Firewall, FirewallChoice, FirewallScripts } from '../firewall/types.js';
 import { subnetsOverlap } from '../model/ip.js';
 import type { Network } from '../model/network.js';
+import { spanHostNetwork } from '../model/span.js';
 import {
   needsDnsmasq,
   renderAddnhosts,
@@ -51,9 +52,11 @@ import {
   renderIpBatch,
   type Sysctl,
 } from '../plan/links.js';
+import { renderFdbBatch, type SpanPlan, spanPortName } from '../plan/span.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import type { Logger } from '../util/log.js';
 import { type HostProbe, LinuxHostProbe } from './host.js';
+import { applySpan, checkFrr, missingFloodEntries, removeSpan, spanPlanOnHost, spanStateOf } from './span.js';
 import { type NetworkState, StateStore } from './state.js';
 import { procSysctlIo, type SysctlChange, type SysctlIo, SysctlManager } from './sysctl.js';
 import type { ActiveNetworkInfo, Engine, EngineEvents, FirewallBackend, HostEntry, Lease } from './types.js';
@@ -68,6 +71,8 @@ export interface EngineOptions {
   macTap?: boolean;
   /** Have dnsmasq own `uk.org.thekelleys.dnsmasq.<bridge>` on the system bus (lease signals). */
   dnsmasqDbus?: boolean;
+  /** How to reach FRR's vtysh for spans in mode 'evpn' (argv prefix; default `vtysh`). */
+  frrVtysh?: string[];
   /** dnsmasq `--user`. */
   dnsmasqUser?: string;
   /** Extra options for the supervisor (back-off, poll interval). */
@@ -339,6 +344,11 @@ export class LinuxEngine implements Engine {
       ...[...this.reserved.values()].map((n) => ({ bridge: n.bridge.name, network: n })),
     ].filter((o) => o.network.name !== net.name);
     for (const o of others) {
+      if (net.span && o.network.span?.vni === net.span.vni) {
+        throw new ConflictError(
+          `network ${net.name}: VXLAN VNI ${net.span.vni} is already used by network ${o.network.name}`,
+        );
+      }
       if (o.bridge === br) {
         throw new ConflictError(
           `network ${net.name}: bridge ${br} is already used by network ${o.network.name}`,
@@ -366,6 +376,11 @@ export class LinuxEngine implements Engine {
       }
     } else if (!(await this.probe.isBridge(br))) {
       throw new NotFoundError(`network ${net.name}: host bridge ${br} does not exist (forward mode bridge)`);
+    }
+    if (net.span && (await this.probe.linkExists(spanPortName(net.span.vni)))) {
+      throw new ConflictError(
+        `network ${net.name}: an interface named ${spanPortName(net.span.vni)} (the span's VXLAN port) already exists`,
+      );
     }
     const enslave = net.forward.mode === 'bridge' ? net.bridge.enslave : undefined;
     if (enslave) {
@@ -513,15 +528,27 @@ export class LinuxEngine implements Engine {
   }
 
   private async doStart(
-    net: Network,
+    defined: Network,
     extraHosts: HostEntry[] = [],
     ports: string[] = [],
     admitted = false,
   ): Promise<ActiveNetworkInfo> {
     if (!admitted) {
-      if (this.active.has(net.name)) throw new ConflictError(`network ${net.name} is already active`);
-      await this.checkConflicts(net);
+      if (this.active.has(defined.name)) throw new ConflictError(`network ${defined.name} is already active`);
+      await this.checkConflicts(defined);
     }
+    // A spanning network: this host's role from its addresses; a member runs only a bare bridge.
+    let span: SpanPlan | undefined;
+    if (defined.span) {
+      // EVPN: FRR is a real dependency, checked before anything changes.
+      if (defined.span.mode === 'evpn') await checkFrr(this.runner, this.opts.frrVtysh ?? ['vtysh'], defined);
+      try {
+        span = await spanPlanOnHost(this.runner, defined);
+      } catch (e) {
+        throw stepError("span: this host's role", e);
+      }
+    }
+    const net = span ? spanHostNetwork(defined, span.role) : defined;
     const br = net.bridge.name!;
     const macTap = Boolean(this.opts.macTap) && net.forward.mode !== 'bridge';
     const scripts = renderFirewallScripts(net, this.firewall.backend);
@@ -537,6 +564,7 @@ export class LinuxEngine implements Engine {
       ports: [...ports],
       extraHosts: [...extraHosts],
       startedAt: new Date().toISOString(),
+      ...(span ? { span: spanStateOf(defined, span) } : {}),
     };
     const undos: Undo[] = [];
     const entry: Active = { state };
@@ -593,6 +621,26 @@ export class LinuxEngine implements Engine {
         chains.push(
           links.then(() => this.writeSysctls(net.name, `sysctls of bridge ${br}`, plan.bridgeSysctls)),
         );
+        if (span) {
+          const sp = span;
+          undos.push({
+            step: `span: delete port ${sp.port}`,
+            run: () => this.deleteSpanPort(net.name, sp.port),
+          });
+          chains.push(
+            links.then(() =>
+              named(`span: VXLAN port ${sp.port}`, async () => {
+                if (failedChain) return;
+                await applySpan(this.runner, sp);
+                this.note(
+                  net.name,
+                  `VXLAN port ${sp.port} (VNI ${defined.span!.vni}) added to ${br} as span ${sp.role.role}`,
+                  { local: sp.role.local, remotes: sp.role.remotes },
+                );
+              }),
+            ),
+          );
+        }
       }
       const host = planSysctls(net);
       if (scripts || host.length) {
@@ -683,6 +731,12 @@ export class LinuxEngine implements Engine {
     return this.infoOf(state, entry);
   }
 
+  private async deleteSpanPort(network: string, port: string): Promise<void> {
+    const exists = await this.probe.linkExists(port);
+    await removeSpan(this.runner, port, exists);
+    if (exists) this.note(network, `VXLAN port ${port} removed`);
+  }
+
   private async deleteBridge(net: Network, macTap: boolean): Promise<void> {
     const br = net.bridge.name!;
     const ops: LinkOp[] = [];
@@ -759,6 +813,10 @@ export class LinuxEngine implements Engine {
       await attempt('sysctls: restore', () => this.releaseSysctls(name));
     };
     const linksChain = async () => {
+      if (state.span) {
+        const port = state.span.port;
+        await attempt(`span: delete port ${port}`, () => this.deleteSpanPort(name, port));
+      }
       if (state.enslaved) {
         const nic = state.enslaved;
         await attempt(`links: release ${nic.name}`, () => this.releaseNic(net, nic));
@@ -843,6 +901,7 @@ export class LinuxEngine implements Engine {
           if (found !== 'present')
             this.log?.warning(`network ${name}: firewall rules were ${found}; repaired`);
         }
+        if (state.span) await this.repairSpan(state);
         const host = planSysctls(state.network);
         if (host.length) this.noteSysctls(name, await this.sysctls.claim(name, host));
         if (state.dnsmasq) {
@@ -870,6 +929,28 @@ export class LinuxEngine implements Engine {
     }
   }
 
+  /** Adoption: the VXLAN port re-created when it vanished, missing flood entries put back. */
+  private async repairSpan(state: NetworkState): Promise<void> {
+    const sp = state.span!;
+    const name = state.network.name;
+    if (!(await this.probe.linkExists(sp.port))) {
+      this.log?.warning(`network ${name}: VXLAN port ${sp.port} is gone; re-created`);
+      const plan = await spanPlanOnHost(this.runner, state.network);
+      await applySpan(this.runner, plan);
+      this.note(name, `VXLAN port ${sp.port} added to ${state.bridge} as span ${plan.role.role}`);
+      return;
+    }
+    const missing = await missingFloodEntries(this.runner, sp);
+    if (missing.length > 0) {
+      this.log?.warning(`network ${name}: flood list of ${sp.port} lacked ${missing.join(', ')}; repaired`);
+      await this.runner.run({
+        step: `span: flood list of ${sp.port}`,
+        argv: ['bridge', '-batch', '-'],
+        input: renderFdbBatch(missing.map((dst) => ({ kind: 'fdb-flood', dev: sp.port, dst }))),
+      });
+    }
+  }
+
   // --- live changes ------------------------------------------------------------------------------
 
   private need(name: string): Active {
@@ -882,6 +963,11 @@ export class LinuxEngine implements Engine {
     return this.locked(name, async () => {
       const entry = this.need(name);
       const st = entry.state;
+      // A span member serves no DHCP or DNS: a reservation here would be silently without effect.
+      if (st.span?.role === 'member')
+        throw new ConflictError(
+          `network ${name}: this host is a member of a span; reservations and names are served by the gateway ${st.span.gateway}: put them into the shared definition (<ip><dhcp><host>) or let the guest send its name in DHCP`,
+        );
       // Checked (a bad field named, an address taken refused) before anything is written.
       const { entry: entryHost, hosts } = withLiveHost(name, st.extraHosts, host);
       const before = st.extraHosts;
@@ -1003,7 +1089,10 @@ export class LinuxEngine implements Engine {
         (old.forward.mode === 'bridge' || net.forward.mode === 'bridge')) ||
       old.bridge.name !== net.bridge.name ||
       old.bridge.enslave !== net.bridge.enslave ||
-      old.mac !== net.mac
+      old.mac !== net.mac ||
+      // A spanning network's host part depends on the role: it is started again as a whole.
+      old.span !== undefined ||
+      net.span !== undefined
     ) {
       const { extraHosts, ports } = st;
       await this.doStop(net.name);
@@ -1135,6 +1224,7 @@ export class LinuxEngine implements Engine {
       ports: [...st.ports],
       extraHosts: st.extraHosts.map((h) => ({ ...h })),
       startedAt: st.startedAt,
+      ...(st.span ? { span: { ...st.span, remotes: [...st.span.remotes] } } : {}),
     };
   }
 

@@ -9,6 +9,7 @@ import type { FirewallScripts } from '../firewall/types.js';
 import type { Network } from '../model/network.js';
 import type { NicState } from '../plan/links.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
+import type { SpanState } from './span.js';
 import type { FirewallBackend, HostEntry } from './types.js';
 
 export interface NetworkState {
@@ -32,6 +33,8 @@ export interface NetworkState {
    * and the next engine then removes whatever that start had done. 'active' once start finished.
    */
   phase?: 'starting' | 'active';
+  /** A spanning network: this host's role and its VXLAN port (removed on stop). */
+  span?: SpanState;
 }
 
 export class StateStore {

@@ -4,6 +4,7 @@
  */
 
 import type { Network } from '../model/network.js';
+import type { SpanState } from './span.js';
 
 export type FirewallBackend = 'nftables' | 'iptables';
 
@@ -35,6 +36,8 @@ export interface ActiveNetworkInfo {
   /** Live host entries added with addHost (on top of the XML's own). */
   extraHosts: HostEntry[];
   startedAt: string;
+  /** A spanning network: this host's role, its underlay address, the other hosts, the VXLAN port. */
+  span?: SpanState;
 }
 
 /** Events the engine emits; the daemon turns them into D-Bus signals. */

@@ -8,6 +8,7 @@
 
 import type { Dns, IpDef, LeaseTime, Network, Route } from './network.js';
 import { DNSMASQ_NS, VIRTNET_NET_NS } from './parse-network.js';
+import { formatSpanXml } from './span.js';
 import { escapeAttr, escapeText } from './xml.js';
 
 export interface FormatOptions {
@@ -114,7 +115,7 @@ export function formatNetworkXml(net: Network, opts: FormatOptions = {}): string
   const out: string[] = [];
   let root = '<network';
   if (net.dnsmasqOptions.length > 0) root += ` xmlns:dnsmasq='${DNSMASQ_NS}'`;
-  if (net.bridge.enslave !== undefined) root += ` xmlns:virtnet='${VIRTNET_NET_NS}'`;
+  if (net.bridge.enslave !== undefined || net.span) root += ` xmlns:virtnet='${VIRTNET_NET_NS}'`;
   if (net.ipv6) root += " ipv6='yes'";
   if (net.trustGuestRxFilters !== undefined) root += a('trustGuestRxFilters', yn(net.trustGuestRxFilters));
   out.push(`${root}>`);
@@ -185,6 +186,7 @@ export function formatNetworkXml(net: Network, opts: FormatOptions = {}): string
     out.push(`${I}</dnsmasq:options>`);
   }
   if (net.bridge.enslave !== undefined) out.push(`${I}<virtnet:bridge${a('enslave', net.bridge.enslave)}/>`);
+  if (net.span) out.push(...formatSpanXml(net.span, I));
   out.push('</network>');
   return `${out.join('\n')}\n`;
 }

@@ -7,6 +7,8 @@
  * (uuid, bridge name, mac, stp/delay) are filled in by `applyDefaults` (defaults.ts).
  */
 
+import type { Span } from './span.js';
+
 export type ForwardMode = 'nat' | 'route' | 'open' | 'bridge' | 'none';
 
 export type IpFamily = 'ipv4' | 'ipv6';
@@ -176,6 +178,8 @@ export interface Network {
   /** `<network connections=…>` (status only; kept for round trip). */
   /** The `dnsmasq:options` namespace, each value verbatim (validated against line injection). */
   dnsmasqOptions: string[];
+  /** virtnet extension `<virtnet:span>`: this network spans several hosts (see span.ts). */
+  span?: Span;
   /** Elements libvirt knows that virtnet does not implement; each produced a warning. */
   ignored: IgnoredElement[];
 }

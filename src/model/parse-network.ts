@@ -53,6 +53,7 @@ import type {
   ParseResult,
   Route,
 } from './network.js';
+import { parseSpanElement, type Span } from './span.js';
 import { validateNetwork } from './validate-network.js';
 import { normalizeMac, normalizeUuid, parseUnsigned, validateMac, validateUuid } from './validators.js';
 import {
@@ -549,7 +550,13 @@ function buildNetwork(ctx: Ctx, root: XmlElement, opts: ParseOptions): Network {
   let sawDnsmasqOptions = false;
   let enslave: string | undefined;
   let sawVirtnetBridge = false;
+  let span: Span | undefined;
   for (const c of childElements(root)) {
+    if (c.ns === VIRTNET_NET_NS && c.local === 'span') {
+      if (span) ctx.add(`${P}/virtnet:span`, undefined, `<${c.name}> may appear only once`);
+      else span = parseSpanElement((p, v, r) => ctx.add(p, v, r), c, VIRTNET_NET_NS);
+      continue;
+    }
     if (c.ns === VIRTNET_NET_NS && c.local === 'bridge') {
       const p = `${P}/virtnet:bridge`;
       if (sawVirtnetBridge) ctx.add(p, undefined, `<${c.name}> may appear only once`);
@@ -606,6 +613,7 @@ function buildNetwork(ctx: Ctx, root: XmlElement, opts: ParseOptions): Network {
     ignored: [],
   };
   if (enslave !== undefined) net.bridge.enslave = enslave;
+  if (span) net.span = span;
 
   const ipv6 = yesNo(ctx, root, 'ipv6', P);
   if (ipv6 === true) net.ipv6 = true;

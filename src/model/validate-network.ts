@@ -40,6 +40,7 @@ import {
   rangeSize,
 } from './ip.js';
 import type { DhcpHost, IpDef, LeaseTime, Network } from './network.js';
+import { validateSpan } from './span.js';
 import {
   dnsmasqSafe,
   hasControlChars,
@@ -549,5 +550,6 @@ export function validateNetwork(net: Network): Problem[] {
       if (w) out.push(problem(p, v, w));
     }
   });
+  out.push(...validateSpan(net));
   return out;
 }

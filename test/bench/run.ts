@@ -1,7 +1,7 @@
 /**
  * virtnet's benchmarks, side by side with libvirt: ONE command, ONE table (issue 7).
  *
- *   npm run bench [-- --with-libvirt] [--quick] [--json] [--only engine,daemon,libvirt,firewall,vm]
+ *   npm run bench [-- --with-libvirt] [--quick] [--json] [--only engine,daemon,libvirt,firewall,vm,span]
  *   (= npm run build && node dist/test/bench/run.js …; root; not part of `npm test`)
  *
  * Everything runs inside network namespaces this harness makes (prefix `vh10-`), never in the root
@@ -13,11 +13,13 @@
  *   firewall  one transaction vs one command per rule for the same NAT rule set, in a netns
  *   vm        (--with-libvirt) virsh start of a TCG domain on libvirt's network vs on virtnet's, and
  *             import-libvirt / revert-libvirt with 10 running domains (vm-section.ts)
+ *   span      one network over three host namespaces (VXLAN; EVPN with FRR when installed): start on a
+ *             member, time until guests behind different hosts reach each other, migration gap
  * Each figure is the median of repeated runs with min and max; every ratio compares figures measured
  * in this same run. `--quick` repeats less; `--json` prints the machine and rows as JSON instead.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,6 +41,7 @@ import {
   table,
 } from './lib.js';
 import { libvirtSection } from './libvirt-section.js';
+import { spanSection } from './span-section.js';
 import { vmSection } from './vm-section.js';
 
 const self = fileURLToPath(import.meta.url);
@@ -182,6 +185,9 @@ function buildRows(s: Map<string, Sample>, withLibvirt: boolean): Row[] {
   add(vm, 'vm.revert.10');
   add(vm, 'vm.revert.gap', le(1000));
 
+  const sp = 'spanning network: three host namespaces on an underlay bridge, one engine each';
+  for (const m of ['vxlan', 'evpn']) for (const k of ['member', 'up', 'gap']) add(sp, `span.${m}.${k}`);
+
   const fw = "firewall step: one transaction vs one command per rule (libvirt's way), same NAT rule set";
   add(fw, 'fw.nft.tx', undefined, 'fw.nft.cmds', 'per rule');
   add(fw, 'fw.iptables.tx', undefined, 'fw.iptables.cmds', 'per rule');
@@ -242,6 +248,12 @@ async function main(): Promise<void> {
         } finally {
           ns.cleanup();
         }
+      });
+    if (want('span'))
+      await section('span', async () => {
+        const evpn = which('vtysh') && existsSync('/usr/lib/frr/bgpd');
+        log(`span: three hosts, vxlan${evpn ? ' and evpn (FRR)' : ' (FRR not installed: no evpn rows)'}`);
+        keep(await spanSection(heavyRuns, evpn, log));
       });
     if (want('engine'))
       await section('engine', async () => {

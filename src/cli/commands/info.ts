@@ -28,6 +28,7 @@ virtnet's, left alone) and its object path on the bus. Exit 3 when there is no s
       ['Bridge', info.bridge],
       ['Forward', info.forwardMode],
       ['Libvirt', info.libvirt],
+      ...(info.span ? [['Span', info.span] as [string, string]] : []),
       ['Object', info.path],
     ];
     ctx.io.stdout(rows.map(([k, v]) => `${`${k}:`.padEnd(11)}${v}\n`).join(''));

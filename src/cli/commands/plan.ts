@@ -7,6 +7,10 @@
 import type { FirewallBackend } from '../../engine/types.js';
 import type { FirewallScripts } from '../../firewall/types.js';
 import type { NetworkPlan, PlanPaths } from '../../plan/index.js';
+import type { SpanPlan } from '../../plan/span.js';
+
+type SpanPlanner = typeof import('../../plan/span.js');
+
 import type { Command } from '../command.js';
 import { ExitCode } from '../exit-codes.js';
 
@@ -49,6 +53,35 @@ export function renderPlanText(name: string, plan: NetworkPlan, paths: PlanPaths
   );
 }
 
+function spanJson(span: SpanPlan, { planSpanDown, renderFdbBatch, renderSpanIpBatch }: SpanPlanner) {
+  return {
+    role: span.role.role,
+    local: span.role.local,
+    remotes: span.role.remotes,
+    port: span.port,
+    batch: renderSpanIpBatch(span.ipOps),
+    fdb: renderFdbBatch(span.fdbOps),
+    teardown: renderSpanIpBatch(planSpanDown(span.port)),
+  };
+}
+
+/** The span part of a plan: this host's role and the VXLAN port. */
+export function renderSpanText(
+  span: SpanPlan,
+  { planSpanDown, renderFdbBatch, renderSpanIpBatch }: SpanPlanner,
+): string {
+  const r = span.role;
+  return (
+    section(
+      'span',
+      `role: ${r.role} (this host is ${r.local}; ${r.role === 'member' ? 'no address, dnsmasq or NAT here: the gateway serves them' : 'runs the network as defined'})\nremote hosts: ${r.remotes.join(', ')}\nVXLAN port: ${span.port}\n`,
+    ) +
+    section('span — bring up: ip -batch -', renderSpanIpBatch(span.ipOps)) +
+    section('span — flood list: bridge -batch -', renderFdbBatch(span.fdbOps)) +
+    section('span — tear down: ip -batch -', renderSpanIpBatch(planSpanDown(span.port)))
+  );
+}
+
 export const planCommand: Command = {
   name: 'plan',
   summary: 'Print everything a network needs (dnsmasq, firewall, links) without touching the system',
@@ -59,7 +92,12 @@ what starting the network would do: the dnsmasq config, DHCP hostsfile and addn-
 firewall scripts for the chosen backend (apply and remove), the links as 'ip -batch' text and the
 sysctls. Nothing is changed on the system.
 
-With --json prints one JSON object with the keys dnsmasqConf, hostsfile, addnhosts, firewall, links.`,
+A spanning network (<virtnet:span>) is planned for one host: the gateway by default, or the host
+whose underlay address --span-host gives (a member runs only the bridge and the VXLAN port); the
+plan then ends with the span's role, the VXLAN port and its flood list.
+
+With --json prints one JSON object with the keys dnsmasqConf, hostsfile, addnhosts, firewall, links
+(and span for a spanning network).`,
   options: {
     firewall: {
       type: 'string',
@@ -69,6 +107,12 @@ With --json prints one JSON object with the keys dnsmasqConf, hostsfile, addnhos
       default: 'nftables',
     },
     json: { type: 'boolean', description: 'print one JSON object instead of text' },
+    'span-host': {
+      type: 'string',
+      description:
+        "a spanning network (<virtnet:span>): plan for the host with this underlay address (default: the span's gateway)",
+      valueName: 'ADDRESS',
+    },
     'run-dir': {
       type: 'string',
       description: "virtnetd's runtime directory; dnsmasq files are planned under DIR/dnsmasq",
@@ -91,7 +135,27 @@ With --json prints one JSON object with the keys dnsmasqConf, hostsfile, addnhos
     const { network, warnings } = parseNetworkXml(xml, { fillDefaults: true });
     for (const w of warnings) io.stderr(`${file}: warning: ${w}\n`);
     const paths = defaultPlanPaths(`${String(options['run-dir'])}/dnsmasq`, network.name);
-    const plan = planNetwork(network, { firewall: options.firewall as FirewallBackend, paths });
+    // A spanning network is planned for one of its hosts (the gateway unless --span-host names another).
+    let span: SpanPlan | undefined;
+    let frr: string | undefined;
+    let hostNet = network;
+    const spanPlanner = network.span ? await import('../../plan/span.js') : undefined;
+    if (network.span && spanPlanner) {
+      const { spanHostNetwork, spanRole } = await import('../../model/span.js');
+      const { planSpanUp } = spanPlanner;
+      const as = options['span-host'] === undefined ? network.span.gateway : String(options['span-host']);
+      const role = spanRole(network, [as]);
+      span = planSpanUp(network, role);
+      hostNet = spanHostNetwork(network, role);
+      if (network.span.mode === 'evpn') {
+        const { renderEvpnBgpSnippet } = await import('../../frr/evpn.js');
+        frr = renderEvpnBgpSnippet(network.span, role);
+      }
+    } else if (options['span-host'] !== undefined) {
+      io.stderr(`${file}: --span-host: network ${network.name} has no <virtnet:span>\n`);
+      return ExitCode.USAGE;
+    }
+    const plan = planNetwork(hostNet, { firewall: options.firewall as FirewallBackend, paths });
     if (options.json === true) {
       const out: Record<keyof NetworkPlan, unknown> = {
         dnsmasqConf: plan.dnsmasqConf,
@@ -100,9 +164,20 @@ With --json prints one JSON object with the keys dnsmasqConf, hostsfile, addnhos
         firewall: plan.firewall,
         links: plan.links,
       };
+      if (span && spanPlanner)
+        (out as Record<string, unknown>).span = { ...spanJson(span, spanPlanner), ...(frr ? { frr } : {}) };
       io.stdout(`${JSON.stringify(out, null, 2)}\n`);
     } else {
-      io.stdout(renderPlanText(network.name, plan, paths));
+      io.stdout(
+        renderPlanText(network.name, plan, paths) +
+          (span && spanPlanner ? renderSpanText(span, spanPlanner) : '') +
+          (frr
+            ? section(
+                'span — FRR (host level, once per host, kept by the admin; virtnet never edits it): frr.conf or vtysh',
+                frr,
+              )
+            : ''),
+      );
     }
     return ExitCode.OK;
   },

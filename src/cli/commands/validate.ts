@@ -37,7 +37,11 @@ export async function validateDocument(xml: string): Promise<{ summary: string; 
   }
   const { network, warnings } = parseNetworkXml(xml);
   const mode = network.forward.mode === 'none' ? 'isolated' : network.forward.mode;
-  return { summary: `valid network '${network.name}' (${mode})`, warnings };
+  const s = network.span;
+  const span = s
+    ? `, spans ${s.peers.length + 1} hosts: ${s.mode} VNI ${s.vni}, gateway ${s.gateway}, members ${s.peers.join(', ')}`
+    : '';
+  return { summary: `valid network '${network.name}' (${mode}${span})`, warnings };
 }
 
 export const validateCommand: Command = {

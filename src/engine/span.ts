@@ -1,0 +1,124 @@
+/**
+ * The engine's span unit: finds this host's role in a spanning network (from the addresses the host
+ * has), and applies / removes / repairs the VXLAN port that plan/span.ts describes. The engine calls
+ * it from start, stop and adopt; everything else of the network is the ordinary engine path run on
+ * `spanHostNetwork(net, role)` (the full network on the gateway, a bare bridge on a member).
+ */
+import { ConflictError } from '../errors.js';
+import type { CommandRunner } from '../exec/runner.js';
+import { parseEvpnVniJson } from '../frr/evpn.js';
+import type { Network } from '../model/network.js';
+import { type SpanMode, type SpanRoleName, spanRole } from '../model/span.js';
+import { planSpanDown, planSpanUp, renderFdbBatch, renderSpanIpBatch, type SpanPlan } from '../plan/span.js';
+
+/** What the engine records about a span on this host (in the network's state file). */
+export interface SpanState {
+  mode: SpanMode;
+  vni: number;
+  role: SpanRoleName;
+  /** The gateway host's underlay address (where dnsmasq, reservations and NAT live). */
+  gateway: string;
+  local: string;
+  remotes: string[];
+  port: string;
+}
+
+/** The host's unicast addresses, from `ip -j addr show` (read only). */
+export async function localAddresses(runner: CommandRunner): Promise<string[]> {
+  const r = await runner.run({ step: 'span: read the host addresses', argv: ['ip', '-j', 'addr', 'show'] });
+  if (r.stdout.trim() === '') return [];
+  const links = JSON.parse(r.stdout) as { addr_info?: { local?: string }[] }[];
+  return links.flatMap((l) => (l.addr_info ?? []).map((a) => a.local ?? '').filter((a) => a !== ''));
+}
+
+/** The plan for this host: its role from its addresses (one-line error when none of the span's is local). */
+export async function spanPlanOnHost(runner: CommandRunner, net: Network): Promise<SpanPlan> {
+  return planSpanUp(net, spanRole(net, await localAddresses(runner)));
+}
+
+export function spanStateOf(net: Network, plan: SpanPlan): SpanState {
+  return {
+    mode: net.span!.mode,
+    vni: net.span!.vni,
+    role: plan.role.role,
+    gateway: net.span!.gateway,
+    local: plan.role.local,
+    remotes: [...plan.role.remotes],
+    port: plan.port,
+  };
+}
+
+/** Create the VXLAN port on the (existing) bridge and its flood list. */
+export async function applySpan(runner: CommandRunner, plan: SpanPlan): Promise<void> {
+  await runner.run({
+    step: `span: create VXLAN port ${plan.port}`,
+    argv: ['ip', '-batch', '-'],
+    input: renderSpanIpBatch(plan.ipOps),
+  });
+  if (plan.fdbOps.length > 0)
+    await runner.run({
+      step: `span: flood list of ${plan.port}`,
+      argv: ['bridge', '-batch', '-'],
+      input: renderFdbBatch(plan.fdbOps),
+    });
+}
+
+/** Remove the port when it exists (a port already gone is not an error). */
+export async function removeSpan(runner: CommandRunner, port: string, exists: boolean): Promise<void> {
+  if (!exists) return;
+  await runner.run({
+    step: `span: delete VXLAN port ${port}`,
+    argv: ['ip', '-batch', '-'],
+    input: renderSpanIpBatch(planSpanDown(port)),
+  });
+}
+
+/** The remote hosts missing from the port's flood list (`bridge fdb show dev PORT`). */
+export async function missingFloodEntries(runner: CommandRunner, span: SpanState): Promise<string[]> {
+  if (span.mode !== 'vxlan') return [];
+  const r = await runner.run({
+    step: `span: read the flood list of ${span.port}`,
+    argv: ['bridge', 'fdb', 'show', 'dev', span.port],
+  });
+  const have = new Set(
+    r.stdout
+      .split('\n')
+      .map((l) => /^00:00:00:00:00:00 dst (\S+)/.exec(l.trim())?.[1])
+      .filter((x): x is string => x !== undefined),
+  );
+  return span.remotes.filter((a) => !have.has(a));
+}
+
+/**
+ * Mode 'evpn': FRR must run with BGP EVPN and advertise-all-vni (zebra then picks up the VXLAN port
+ * by itself). A one-line ConflictError otherwise, pointing at the snippet `virtnetctl plan` prints.
+ */
+export async function checkFrr(runner: CommandRunner, vtysh: readonly string[], net: Network): Promise<void> {
+  const argv = [...vtysh, '-c', 'show bgp l2vpn evpn vni json'];
+  const r = await runner.run({ step: 'span: check FRR', argv, allowFail: true });
+  const why = (m: string) =>
+    new ConflictError(
+      `network ${net.name}: span mode 'evpn' needs FRR (zebra + bgpd) with BGP EVPN 'advertise-all-vni' on this host: ${m}; 'virtnetctl plan FILE.xml' prints the configuration`,
+    );
+  if (r.exitCode !== 0) throw why(`vtysh failed: ${(r.stderr || r.stdout).trim().split('\n')[0]}`);
+  let st: ReturnType<typeof parseEvpnVniJson>;
+  try {
+    st = parseEvpnVniJson(r.stdout);
+  } catch {
+    throw why('bgpd has no l2vpn evpn address family');
+  }
+  if (!st.advertiseAllVni) throw why('advertise-all-vni is not set');
+}
+
+/**
+ * One line about a network's span for the bus (`Span` property) and `virtnetctl info`: '' when it
+ * does not span hosts; the definition's hosts when it is not running here; this host's role, its
+ * address and the VXLAN port when it is.
+ */
+export function spanSummary(net: Network, active?: SpanState): string {
+  const s = net.span;
+  if (!s) return '';
+  const hosts = `gateway ${s.gateway}, members ${s.peers.join(', ')}`;
+  if (!active) return `${s.mode} VNI ${s.vni}: ${hosts}`;
+  return `${active.role} (${active.local}) of ${s.mode} VNI ${s.vni} on ${active.port}: ${hosts}`;
+}
