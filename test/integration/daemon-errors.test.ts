@@ -257,6 +257,8 @@ describe.skipIf(skip)('virtnetd refuses bad calls and unprivileged changes (real
         `${MANAGER_IFACE}.HookEvent`,
         ['string:vm', 'string:stopped', 'string:end', 'string:-', 'string:<domain/>'],
       ],
+      [MANAGER_PATH, `${MANAGER_IFACE}.ImportLibvirt`, ['string:default', 'string:']],
+      [MANAGER_PATH, `${MANAGER_IFACE}.RevertLibvirt`, ['string:default', 'string:']],
       [NET_PATH, `${NETWORK_IFACE}.Start`, []],
       [NET_PATH, `${NETWORK_IFACE}.Stop`, []],
       [NET_PATH, `${NETWORK_IFACE}.Undefine`, []],
