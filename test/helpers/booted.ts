@@ -12,7 +12,16 @@
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 
@@ -103,7 +112,12 @@ export async function cachedRoot(spec: RootSpec, log: (s: string) => void = () =
     .digest('hex')
     .slice(0, 16);
   const dir = join(CACHE_DIR, `booted-${spec.release}-${key}`);
-  if (existsSync(join(dir, 'etc/os-release'))) return dir;
+  // What the root is, apart from its download set (see the pruning below).
+  const system = JSON.stringify([spec.release, [...spec.include].sort()]);
+  if (existsSync(join(dir, 'etc/os-release'))) {
+    if (!existsSync(`${dir}.spec.json`)) writeFileSync(`${dir}.spec.json`, system);
+    return dir;
+  }
 
   mkdirSync(CACHE_DIR, { recursive: true });
   const building = `${dir}.building-${process.pid}`;
@@ -157,6 +171,20 @@ export async function cachedRoot(spec: RootSpec, log: (s: string) => void = () =
     rmSync(dir, { recursive: true, force: true });
     renameSync(building, dir);
   }
+  // A root for the same release and system whose download set changed (the .deb's Depends did) is
+  // stale: remove it, so the cache holds one root per release and package list.
+  for (const f of readdirSync(CACHE_DIR)) {
+    if (!f.endsWith('.spec.json') || f === `${basename(dir)}.spec.json`) continue;
+    try {
+      if (readFileSync(join(CACHE_DIR, f), 'utf8') !== system) continue;
+    } catch {
+      continue;
+    }
+    log(`removing the stale root ${f.slice(0, -'.spec.json'.length)}`);
+    rmSync(join(CACHE_DIR, f.slice(0, -'.spec.json'.length)), { recursive: true, force: true });
+    rmSync(join(CACHE_DIR, f), { force: true });
+  }
+  writeFileSync(`${dir}.spec.json`, system);
   return dir;
 }
 

@@ -324,6 +324,13 @@ describe.skipIf(skip).each(RELEASES)('the .deb on a booted Debian (%s)', (releas
         (await m!.sh('systemctl show -p ActiveEnterTimestampMonotonic --value virtnetd')).trim(),
       );
       expect(ready).toBeGreaterThan(boot);
+      const exec = Number(
+        (await m!.sh('systemctl show -p ExecMainStartTimestampMonotonic --value virtnetd')).trim(),
+      );
+      measured(
+        'of which: boot → virtnetd exec, exec → READY',
+        `${Math.round((exec - boot) / 1000)} ms, ${Math.round((ready - exec) / 1000)} ms`,
+      );
       measured(
         'boot (container PID 1 start) → default network active',
         `${Math.round((ready - boot) / 1000)} ms`,
