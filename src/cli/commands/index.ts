@@ -9,6 +9,7 @@ import { defineCommand } from './define.js';
 import { dumpxmlCommand } from './dumpxml.js';
 import { hostAddCommand } from './host-add.js';
 import { hostRemoveCommand } from './host-remove.js';
+import { importLibvirtCommand, revertLibvirtCommand } from './import-libvirt.js';
 import { infoCommand } from './info.js';
 import { leasesCommand } from './leases.js';
 import { listCommand } from './list.js';
@@ -33,6 +34,8 @@ export const commands: readonly Command[] = [
   hostAddCommand,
   hostRemoveCommand,
   monitorCommand,
+  importLibvirtCommand,
+  revertLibvirtCommand,
   // Offline:
   validateCommand,
   planCommand,
