@@ -4,9 +4,8 @@
  * the running libvirtd without the admin restarting it, and a TCG domain made with
  * `virt-install --pxe --network network=default` gets its lease from virtnet's dnsmasq.
  *
- * libvirt's own `default` network is moved to virtnet as the README's "Migrating a libvirt network"
- * says: libvirt keeps a bridge-mode `default` over virtnet's virbr0 (what `type='network'` interfaces
- * need). Inside nspawn the cgroup v1
+ * libvirt's own `default` network is moved to virtnet with `virtnetctl import-libvirt default` (the
+ * README's "Migrating a libvirt network"): libvirt keeps a bridge-mode `default` over virtnet's virbr0. Inside nspawn the cgroup v1
  * controllers are read-only: qemu.conf gets `cgroup_controllers = [ ]`.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -92,25 +91,19 @@ describe.skipIf(skip)('the .deb with libvirt on a booted Debian 13', () => {
       // The package restarted the running libvirtd (a new main pid) so it finds the hooks.
       expect((await m!.sh('systemctl show -p MainPID --value libvirtd')).trim()).not.toBe(libvirtdPid);
       await m!.sh('systemctl enable --now virtnetd');
-      // libvirt's own 'default' (libvirt-daemon-config-network) moves to virtnet as the README's
-      // "Migrating a libvirt network" says, step by step.
-      await m!.sh(
-        [
-          'virsh net-list --all',
-          'UUID=$(virsh net-uuid default)',
-          'virsh net-destroy default || true; virsh net-autostart --disable default',
-          'virsh net-dumpxml --inactive default > /root/default.libvirt.xml',
-          // The package's own default (defined, not running) gives way to libvirt's, UUID and all.
-          'virtnetctl undefine default',
-          'cp /etc/libvirt/qemu/networks/default.xml /etc/virtnet/networks/',
-          'virtnetctl autostart default',
-          'virtnetctl validate /etc/virtnet/networks/default.xml',
-          'sleep 1; virtnetctl start default',
-          'virsh net-undefine default',
-          `printf "<network><name>default</name><uuid>%s</uuid><forward mode='bridge'/><bridge name='virbr0'/></network>\\n" "$UUID" > /tmp/default-twin.xml`,
-          'virsh net-define /tmp/default-twin.xml && virsh net-autostart default && virsh net-start default',
-        ].join('\n'),
-      );
+      // libvirt's own 'default' (libvirt-daemon-config-network) moves to virtnet with the one
+      // command the README gives; virtnetd runs virsh from inside its hardened unit.
+      const lvAutostart = (await m!.sh("virsh net-info default | awk '/^Autostart:/ { print $2 }'")).trim();
+      const uuid = (await m!.sh('virsh net-uuid default')).trim();
+      expect(uuid).toMatch(/^[0-9a-f-]{36}$/);
+      const imp = await m!.exec(['virtnetctl', 'import-libvirt', 'default'], { timeout: 120_000 });
+      expect(imp.code, imp.out + imp.err).toBe(0);
+      // Running, and autostarted as libvirt had it.
+      expect(await m!.sh('virtnetctl list')).toMatch(new RegExp(`^default\\s+yes\\s+${lvAutostart}\\s`, 'm'));
+      const twin = await m!.sh('virsh net-dumpxml default');
+      expect(twin).toContain("<forward mode='bridge'/>");
+      expect(twin).toContain(uuid);
+      expect(await m!.sh('virtnetctl dumpxml default')).toContain(uuid);
       const t0 = performance.now();
       const vi = await m!.exec(
         [
@@ -148,17 +141,11 @@ describe.skipIf(skip)('the .deb with libvirt on a booted Debian 13', () => {
       const rec = await m!.sh('cat /run/virtnet/hooks/domains/*.json');
       expect(rec).toContain('"domain": "pxe1"');
       expect(rec.toLowerCase()).toContain('52:54:00:aa:bb:01');
-      // virtnet serves libvirt's network: same UUID as libvirt's original.
-      const uuid = (
-        await m!.sh("sed -n 's:.*<uuid>\\(.*\\)</uuid>.*:\\1:p' /root/default.libvirt.xml")
-      ).trim();
-      expect(uuid).toMatch(/^[0-9a-f-]{36}$/);
-      expect(await m!.sh('virtnetctl dumpxml default')).toContain(uuid);
-
       // After a reboot virtnet's network is up before libvirtd starts (the unit's Before=), and
       // libvirt's autostarted bridge-mode twin is active on it.
       // (The iPXE guest ignores ACPI: libvirt-guests would wait minutes for it at shutdown.)
       await m!.sh('virsh destroy pxe1');
+      await m!.sh('virtnetctl autostart default');
       await m!.reboot();
       const mono = async (unit: string, prop: string) =>
         Number((await m!.sh(`systemctl show -p ${prop} --value ${unit}`)).trim());
