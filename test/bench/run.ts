@@ -176,6 +176,7 @@ function buildRows(s: Map<string, Sample>, withLibvirt: boolean): Row[] {
     'vm.start.libvirt',
     "libvirt's own network",
   );
+  add(vm, 'vm.start.virtnet.hooks', undefined, 'vm.start.bridge', 'bridge-mode libvirt network, no hooks');
   add(vm, 'vm.import.10');
   add(vm, 'vm.import.gap', le(1000));
   add(vm, 'vm.revert.10');

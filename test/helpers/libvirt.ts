@@ -23,6 +23,10 @@ import { type ExecOut, execOut } from './dbus.js';
 
 /** What the sealed libvirtd needs on this machine. */
 export const LIBVIRT_TOOLS = ['ip', 'unshare', 'libvirtd', 'virsh'];
+/** What a test with the sealed libvirtd, virtnetd on a private bus and a real network needs. */
+export const LIBVIRT_VIRTNET_TOOLS = [...LIBVIRT_TOOLS, 'dbus-daemon', 'busctl', 'dnsmasq', 'nft'];
+/** … and a QEMU TCG domain. */
+export const LIBVIRT_VM_TOOLS = [...LIBVIRT_VIRTNET_TOOLS, 'qemu-system-x86_64'];
 
 const MOUNTPOINTS = ['/var/lib/libvirt', '/var/log/libvirt', '/var/cache/libvirt'];
 

@@ -15,25 +15,12 @@ import {
   startVirtnetd,
   type VirtnetdProcess,
 } from '../helpers/dbus.js';
-import { type SealedLibvirt, startSealedLibvirtd } from '../helpers/libvirt.js';
+import { LIBVIRT_VM_TOOLS, type SealedLibvirt, startSealedLibvirtd } from '../helpers/libvirt.js';
 import { cleanupAllNetns, createNetns, guestDhcp, link, type Netns, sleep } from '../helpers/netns.js';
 import { missingPrereqs } from '../helpers/require.js';
 import { projectRoot } from '../helpers/shared.js';
 
-const skip = missingPrereqs([
-  'ip',
-  'unshare',
-  'libvirtd',
-  'virsh',
-  'qemu-system-x86_64',
-  'dbus-daemon',
-  'busctl',
-  'dnsmasq',
-  'nft',
-  'busybox',
-  'curl',
-  'virt-install',
-]);
+const skip = missingPrereqs([...LIBVIRT_VM_TOOLS, 'busybox', 'curl', 'virt-install']);
 
 const NET = 'vh8-e2e';
 const BRIDGE = 'vh8lvbr0';

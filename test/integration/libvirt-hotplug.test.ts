@@ -27,23 +27,12 @@ import {
   startVirtnetd,
   type VirtnetdProcess,
 } from '../helpers/dbus.js';
-import { type SealedLibvirt, startSealedLibvirtd } from '../helpers/libvirt.js';
+import { LIBVIRT_VM_TOOLS, type SealedLibvirt, startSealedLibvirtd } from '../helpers/libvirt.js';
 import { cleanupAllNetns, createNetns, type Netns, sleep } from '../helpers/netns.js';
 import { missingPrereqs } from '../helpers/require.js';
 import { projectRoot } from '../helpers/shared.js';
 
-const skip = missingPrereqs([
-  'ip',
-  'unshare',
-  'libvirtd',
-  'virsh',
-  'qemu-system-x86_64',
-  'dbus-daemon',
-  'busctl',
-  'dnsmasq',
-  'nft',
-  'busybox',
-]);
+const skip = missingPrereqs([...LIBVIRT_VM_TOOLS, 'busybox']);
 
 const NET = 'vh8-hp';
 const BRIDGE = 'vh8hpbr0';

@@ -31,23 +31,12 @@ import {
   startVirtnetd,
   type VirtnetdProcess,
 } from '../helpers/dbus.js';
-import { type SealedLibvirt, startSealedLibvirtd } from '../helpers/libvirt.js';
+import { LIBVIRT_VM_TOOLS, type SealedLibvirt, startSealedLibvirtd } from '../helpers/libvirt.js';
 import { cleanupAllNetns, createNetns, type Netns, sleep } from '../helpers/netns.js';
 import { missingPrereqs } from '../helpers/require.js';
 import { projectRoot } from '../helpers/shared.js';
 
-const skip = missingPrereqs([
-  'ip',
-  'unshare',
-  'libvirtd',
-  'virsh',
-  'qemu-system-x86_64',
-  'dbus-daemon',
-  'busctl',
-  'dnsmasq',
-  'nft',
-  'iptables',
-]);
+const skip = missingPrereqs([...LIBVIRT_VM_TOOLS, 'iptables']);
 
 const BRIDGE = 'vh8imbr0';
 const UUID = '3c9f4a2e-1b7d-4e6a-8f05-d2c4b6a8e0f1';

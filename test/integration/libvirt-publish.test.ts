@@ -20,21 +20,12 @@ import {
   startVirtnetd,
   type VirtnetdProcess,
 } from '../helpers/dbus.js';
-import { type SealedLibvirt, startSealedLibvirtd } from '../helpers/libvirt.js';
+import { LIBVIRT_VIRTNET_TOOLS, type SealedLibvirt, startSealedLibvirtd } from '../helpers/libvirt.js';
 import { cleanupAllNetns, createNetns, type Netns, sleep } from '../helpers/netns.js';
 import { missingPrereqs } from '../helpers/require.js';
 import { projectRoot } from '../helpers/shared.js';
 
-const skip = missingPrereqs([
-  'ip',
-  'unshare',
-  'libvirtd',
-  'virsh',
-  'dbus-daemon',
-  'busctl',
-  'dnsmasq',
-  'nft',
-]);
+const skip = missingPrereqs(LIBVIRT_VIRTNET_TOOLS);
 
 const NET = 'vh8-pub';
 const BRIDGE = 'vh8pubbr0';
