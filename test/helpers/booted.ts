@@ -71,9 +71,11 @@ export async function hostMirrors(): Promise<{ archive: string; security: string
     .map((l) => l.trim().split(/\s+/))
     .filter((r) => r.length === 3 && r[2] === 'deb');
   const codename = /^VERSION_CODENAME=(.*)$/m.exec(readFileSync('/etc/os-release', 'utf8'))?.[1]?.trim();
-  const archive = rows.find((r) => r[1] === codename)?.[0];
-  if (!archive) throw new Error(`no Debian archive for '${codename}' in this machine's apt sources`);
-  const security = rows.find((r) => r[1] === `${codename}-security`)?.[0];
+  // The host's own release by codename, else by suite name (sources may say "stable"); the main
+  // archive is the suite without a "-updates"/"-security" part.
+  const archive = (rows.find((r) => r[1] === codename) ?? rows.find((r) => !r[1]!.includes('-')))?.[0];
+  if (!archive) throw new Error(`no Debian archive in this machine's apt sources (apt-get indextargets)`);
+  const security = rows.find((r) => r[1]!.endsWith('-security'))?.[0];
   return { archive, security };
 }
 
