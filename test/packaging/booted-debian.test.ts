@@ -342,11 +342,51 @@ describe.skipIf(skip).each(RELEASES)('the .deb on a booted Debian (%s)', (releas
   );
 
   step(
+    'an upgrade (the same .deb again) restarts the daemon and keeps the networks',
+    async () => {
+      const pid = (await m!.sh('systemctl show -p MainPID --value virtnetd')).trim();
+      const dnsmasq = (await m!.sh('pgrep -x dnsmasq')).trim();
+      const r = await m!.exec(['apt-get', 'install', '--reinstall', '-y', '-q', `/root/${basename(deb)}`], {
+        timeout: 120_000,
+      });
+      expect(r.code, r.out + r.err).toBe(0);
+      await m!.sh(
+        'i=0; until systemctl -q is-active virtnetd; do i=$((i+1)); [ $i -lt 100 ] || exit 9; sleep 0.1; done',
+      );
+      expect((await m!.sh('systemctl show -p MainPID --value virtnetd')).trim()).not.toBe(pid);
+      expect((await m!.sh('pgrep -x dnsmasq')).trim()).toBe(dnsmasq);
+      expect(await m!.sh('virtnetctl list')).toMatch(/^default\s+yes\s+yes/m);
+    },
+    180_000,
+  );
+
+  step(
+    'remove stops and disables the daemon, keeps the config and the running network',
+    async () => {
+      const dnsmasq = (await m!.sh('pgrep -x dnsmasq')).trim();
+      const r = await m!.exec(['apt-get', 'remove', '-y', '-q', 'virtnet'], { timeout: 120_000 });
+      expect(r.code, r.out + r.err).toBe(0);
+      expect((await m!.exec(['systemctl', 'is-active', 'virtnetd'])).out.trim()).not.toBe('active');
+      expect(
+        await m!.sh(
+          'test ! -e /usr/lib/systemd/system/virtnetd.service && test ! -e /usr/bin/virtnetctl && echo gone',
+        ),
+      ).toContain('gone');
+      // dpkg keeps conffiles on remove; the network keeps serving.
+      expect(await m!.sh('ls /etc/virtnet/networks')).toContain('default.xml');
+      expect((await m!.sh('pgrep -x dnsmasq')).trim()).toBe(dnsmasq);
+    },
+    180_000,
+  );
+
+  step(
     "purge removes the package and its state; the admin's definitions and running networks stay",
     async () => {
-      const files = (await m!.sh('dpkg -L virtnet'))
+      const files = (await m!.sh(`dpkg-deb -c /root/${basename(deb)} | awk '{ print $6 }' | sed 's#^\\.##'`))
         .split('\n')
-        .filter((f) => f.startsWith('/usr/') || f.startsWith('/etc/'));
+        .filter((f) => f.startsWith('/usr/') || f.startsWith('/etc/'))
+        .map((f) => f.replace(/\/$/, ''));
+      expect(files).toContain('/usr/lib/systemd/system/virtnetd.service');
       const p = await m!.exec(['apt-get', 'purge', '-y', '-q', 'virtnet'], { timeout: 120_000 });
       expect(p.code, p.out + p.err).toBe(0);
       expect(
