@@ -26,7 +26,8 @@ await build({
   splitting: true,
   format: 'esm',
   platform: 'node',
-  target: 'node20',
+  // Debian 12 ships Node 18.19: the installed program runs there (the booted-Debian test proves it).
+  target: 'node18.19',
   chunkNames: 'chunks/[name]-[hash]',
   // CommonJS dependencies (dbus-next, winston's parts) call require(): give ESM output one.
   banner: {

@@ -11,7 +11,8 @@
 #   --with-frr      also FRR (zebra, bgpd, vtysh) for spanning networks in mode 'evpn'
 #   --dry-run       print what would be installed, install nothing
 #
-# Node.js >= 20.19 is required. When it is missing or older, the Debian package is installed if the
+# Node.js >= 20.19 is required to build and test (vitest, Biome; the installed .deb itself runs on
+# Debian 12's nodejs 18.19). When it is missing or older, the Debian package is installed if the
 # distribution's version is new enough (Debian 13); otherwise the script stops and says so (Debian 12
 # ships Node 18: install Node 20.19+ from https://nodejs.org or NodeSource first).
 set -euo pipefail

@@ -10,7 +10,7 @@
  * Forward mode 'bridge' (an existing host bridge) gets none of these.
  */
 
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { ConflictError } from '../errors.js';
 import type { Network } from './network.js';
 
@@ -46,7 +46,7 @@ export function allocateBridgeName(used: readonly string[]): string {
 /** A copy of `net` with libvirt's defaults filled in. */
 export function applyDefaults(net: Network, opts: DefaultsOptions = {}): Network {
   const out: Network = structuredClone(net);
-  if (!out.uuid) out.uuid = (opts.randomUuid ?? (() => crypto.randomUUID()))();
+  if (!out.uuid) out.uuid = (opts.randomUuid ?? randomUUID)();
   if (!createsBridge(out)) return out;
   const bridge = { ...out.bridge };
   if (!bridge.name) bridge.name = allocateBridgeName(opts.usedBridgeNames ?? []);

@@ -79,7 +79,7 @@ export interface ParseOptions {
   fillDefaults?: boolean;
   /** Options for applyDefaults (used bridge names, injected randomness). */
   defaults?: DefaultsOptions;
-  /** UUID generator for a network without <uuid> (default: crypto.randomUUID). */
+  /** UUID generator for a network without <uuid> (default: node:crypto's randomUUID). */
   randomUuid?: () => string;
 }
 

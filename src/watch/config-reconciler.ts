@@ -18,6 +18,7 @@
  *
  * Calls for one name are serialized; different names run independently.
  */
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { isDeepStrictEqual } from 'node:util';
@@ -72,7 +73,7 @@ export interface ConfigReconcilerEvents {
 /** Default parse: see ConfigReconcilerOptions.parse. */
 export function parseWithCurrent(xml: string, current: Network | undefined): Network {
   const { network } = parseNetworkXml(xml, {
-    randomUuid: () => current?.uuid ?? crypto.randomUUID(),
+    randomUuid: () => current?.uuid ?? randomUUID(),
   });
   if (current) {
     if (!network.bridge.name && current.bridge.name)

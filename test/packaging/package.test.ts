@@ -134,7 +134,7 @@ describe.skipIf(skip)('packaging', () => {
     const info = await sh(['dpkg-deb', '-f', deb, 'Package', 'Depends']);
     expect(info.out).toContain('Package: virtnet');
     expect(info.out).toContain(
-      'Depends: nodejs (>= 20.19), dnsmasq-base, iproute2, nftables | iptables, dbus',
+      'Depends: nodejs (>= 18.19), dnsmasq-base, iproute2, nftables | iptables, dbus',
     );
     const ctrl = tmp('virtnet-ctrl-');
     expect((await sh(['dpkg-deb', '-e', deb, ctrl])).code).toBe(0);
