@@ -4,7 +4,7 @@
  * it from start, stop and adopt; everything else of the network is the ordinary engine path run on
  * `spanHostNetwork(net, role)` (the full network on the gateway, a bare bridge on a member).
  */
-import { ConflictError } from '../errors.js';
+import { CommandError, ConflictError } from '../errors.js';
 import type { CommandRunner } from '../exec/runner.js';
 import { parseEvpnVniJson } from '../frr/evpn.js';
 import type { Network } from '../model/network.js';
@@ -95,11 +95,17 @@ export async function missingFloodEntries(runner: CommandRunner, span: SpanState
  */
 export async function checkFrr(runner: CommandRunner, vtysh: readonly string[], net: Network): Promise<void> {
   const argv = [...vtysh, '-c', 'show bgp l2vpn evpn vni json'];
-  const r = await runner.run({ step: 'span: check FRR', argv, allowFail: true });
   const why = (m: string) =>
     new ConflictError(
       `network ${net.name}: span mode 'evpn' needs FRR (zebra + bgpd) with BGP EVPN 'advertise-all-vni' on this host: ${m}; 'virtnetctl plan FILE.xml' prints the configuration`,
     );
+  let r: Awaited<ReturnType<CommandRunner['run']>>;
+  try {
+    r = await runner.run({ step: 'span: check FRR', argv, allowFail: true });
+  } catch (e) {
+    // vtysh not installed (the runner could not start it).
+    throw why(`cannot run ${argv[0]} (${e instanceof CommandError ? e.stderr.trim() : String(e)})`);
+  }
   if (r.exitCode !== 0) throw why(`vtysh failed: ${(r.stderr || r.stdout).trim().split('\n')[0]}`);
   let st: ReturnType<typeof parseEvpnVniJson>;
   try {

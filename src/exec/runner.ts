@@ -53,7 +53,15 @@ export class ExecaRunner implements CommandRunner {
   async run(req: RunRequest): Promise<RunResult> {
     const argv = effectiveArgv(req);
     const [file, ...args] = argv as [string, ...string[]];
-    let r: { exitCode?: number; stdout?: unknown; stderr?: unknown; failed?: boolean; message?: string };
+    let r: {
+      exitCode?: number;
+      stdout?: unknown;
+      stderr?: unknown;
+      failed?: boolean;
+      message?: string;
+      signal?: string;
+      timedOut?: boolean;
+    };
     try {
       execaModule ??= import('execa');
       const { execa } = await execaModule;
@@ -71,6 +79,9 @@ export class ExecaRunner implements CommandRunner {
     }
     const stdout = typeof r.stdout === 'string' ? r.stdout : '';
     const stderr = typeof r.stderr === 'string' ? r.stderr : '';
+    // Not started at all (ENOENT, EACCES): a failure to run it, also with allowFail (as SpawnRunner).
+    if (r.exitCode === undefined && !r.signal && !r.timedOut)
+      throw new CommandError(req.step, argv, undefined, r.message ?? 'could not be started');
     const exitCode = r.exitCode ?? -1;
     if (exitCode !== 0 && !req.allowFail) {
       // A command that could not be spawned (ENOENT) has no exit code: name the reason instead.
@@ -117,7 +128,9 @@ export class SpawnRunner implements CommandRunner {
       child.on('close', (code, signal) => {
         const stdout = Buffer.concat(out).toString('utf8');
         const stderr = Buffer.concat(err).toString('utf8');
-        if (spawnError && code === null) {
+        // A command that could not be started (ENOENT: close reports -errno, not null) is a failure
+        // to run it, never an exit status — also with allowFail.
+        if (spawnError) {
           reject(new CommandError(req.step, argv, undefined, spawnError.message));
           return;
         }

@@ -67,7 +67,7 @@ export class Virsh {
     // Any failure of the trivial call (killed by the timeout, a broken client) counts as unreachable.
     if (r.exitCode !== 0)
       throw new LibvirtUnreachable(
-        `libvirt at ${this.uri} does not answer: ${firstError(r.stderr || 'timed out')}`,
+        `libvirt at ${this.uri} does not answer: ${r.stderr.trim() ? firstError(r.stderr) : r.exitCode === -1 ? 'timed out' : `virsh exited ${r.exitCode}`}`,
       );
   }
 

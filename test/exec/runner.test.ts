@@ -36,6 +36,13 @@ describe.each([
     expect(err).toBeInstanceOf(CommandError);
     expect(err.message).toMatch(/tool-x/);
   });
+  it('a command that does not exist is an error also with allowFail (not an exit status)', async () => {
+    const err = await r
+      .run({ step: 'missing', argv: ['/nonexistent/tool-x'], allowFail: true })
+      .catch((e) => e);
+    expect(err).toBeInstanceOf(CommandError);
+    expect(err.message).toMatch(/ENOENT/);
+  });
 });
 
 describe('effectiveArgv', () => {

@@ -313,10 +313,22 @@ export class BootedMachine {
   /** Runs a shell script inside; throws with its output when it fails. */
   async sh(script: string, timeout = 120_000): Promise<string> {
     const r = await this.exec(['sh', '-ec', script], { timeout });
-    if (r.code !== 0)
+    if (r.code !== 0) {
+      // What virtnetd said lately, so a failure explains itself.
+      const j = await this.exec([
+        'journalctl',
+        '-u',
+        'virtnetd',
+        '-n',
+        '30',
+        '--no-pager',
+        '-o',
+        'short-monotonic',
+      ]);
       throw new Error(
-        `in the container, exit ${r.code}:\n${script}\n--- stdout\n${r.out}\n--- stderr\n${r.err}`,
+        `in the container, exit ${r.code}:\n${script}\n--- stdout\n${r.out}\n--- stderr\n${r.err}\n--- journalctl -u virtnetd\n${j.out}`,
       );
+    }
     return r.out;
   }
 

@@ -274,6 +274,24 @@ describe.skipIf(skip).each(RELEASES)('the .deb on a booted Debian (%s)', (releas
   );
 
   step(
+    "publishing into libvirt: pending without libvirt, and the unit's VIRTNETD_LIBVIRT turns it off",
+    async () => {
+      const libvirtRow = async () => /^Libvirt:\s+(.*)$/m.exec(await m!.sh('virtnetctl info default'))?.[1];
+      // No libvirt in this root: virtnet works, and says it publishes when libvirt appears.
+      expect(await libvirtRow()).toMatch(/^pending: /);
+      await m!.sh(
+        'mkdir -p /etc/systemd/system/virtnetd.service.d && printf "[Service]\\nEnvironment=VIRTNETD_LIBVIRT=none\\n" > /etc/systemd/system/virtnetd.service.d/libvirt.conf && systemctl daemon-reload && systemctl restart virtnetd',
+      );
+      expect(await libvirtRow()).toBe('off');
+      await m!.sh(
+        'rm -r /etc/systemd/system/virtnetd.service.d && systemctl daemon-reload && systemctl restart virtnetd',
+      );
+      expect(await libvirtRow()).toMatch(/^pending: /);
+    },
+    60_000,
+  );
+
+  step(
     "with 10 networks up a restart keeps every one, and the guest's traffic flows through it",
     async () => {
       // Nine more networks, defined by the admin (they stay after purge: see below).

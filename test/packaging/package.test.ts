@@ -88,6 +88,9 @@ describe.skipIf(skip)('packaging', () => {
     expect(statSync(join(prefix, 'lib/virtnet/hooks/network')).mode & 0o111).not.toBe(0);
     const unit = readFileSync(join(prefix, 'lib/systemd/system/virtnetd.service'), 'utf8');
     expect(unit).toContain(`ExecStart=${prefix}/bin/virtnetd --config-dir ${etc}/virtnet/networks`);
+    // Publishing into libvirt is settable with a drop-in (Environment=VIRTNETD_LIBVIRT=none).
+    expect(unit).toContain('Environment=VIRTNETD_LIBVIRT=qemu:///system');
+    expect(unit).toMatch(/^ExecStart=.* --libvirt \$\{VIRTNETD_LIBVIRT\}$/m);
     for (const want of [
       'Type=notify',
       'BusName=org.virtnet.network1',
