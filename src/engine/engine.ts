@@ -23,8 +23,10 @@ import type { ProcessProbe } from '../dnsmasq/proc.js';
 import { DnsmasqSupervisor } from '../dnsmasq/supervisor.js';
 import { CommandError, ConflictError, NotFoundError } from '../errors.js';
 import { type CommandRunner, SpawnRunner } from '../exec/runner.js';
+import { type CompatChange, CompatLayer } from '../firewall/compat.js';
 import { detectFirewall, type FirewallRequest, makeFirewall } from '../firewall/detect.js';
 import type { Firewall, FirewallChoice, FirewallScripts } from '../firewall/types.js';
+import { RulesetWatcher } from '../firewall/watch.js';
 import { subnetsOverlap } from '../model/ip.js';
 import type { Network } from '../model/network.js';
 import {
@@ -81,6 +83,13 @@ export interface EngineOptions {
    * through its supervisor) is logged once at info, tagged `network=NAME`.
    */
   logger?: Logger;
+  /**
+   * Living with other firewalls (virtnetd turns it on): the compatibility layer in foreign iptables
+   * chains that can drop the networks' traffic (src/plan/firewall/compat.ts), and a ruleset watcher
+   * (`nft monitor`) that puts lost rules back at once, logs at warning what was missing and emits
+   * `repaired`. Off by default (unit tests, the hooks' in-process fallback).
+   */
+  coexist?: boolean;
 }
 
 type Undo = { step: string; run: () => Promise<void> };
@@ -91,6 +100,8 @@ interface Active {
   firewall?: Firewall;
   hosts?: HostsCache;
   leaseWatch?: LeaseFileWatcher;
+  /** Where the compatibility layer is (`variant/family/parent`), to tell a repair from an addition. */
+  compat?: Set<string>;
 }
 
 /**
@@ -212,6 +223,8 @@ export class LinuxEngine implements Engine {
   private readonly tails = new Map<string, Promise<unknown>>();
   /** Networks admitted (conflict-checked) whose start is still running. */
   private readonly reserved = new Map<string, Network>();
+  private compat: CompatLayer | undefined;
+  private watcher: RulesetWatcher | undefined;
 
   private constructor(
     private readonly runner: CommandRunner,
@@ -235,6 +248,15 @@ export class LinuxEngine implements Engine {
     await e.store.init();
     await mkdir(e.dnsmasqDir, { recursive: true, mode: 0o755 });
     opts.logger?.info(`firewall backend: ${choice.backend} (${choice.reason})`);
+    if (opts.coexist) {
+      const own = choice.backend === 'iptables' ? await CompatLayer.variantOf(runner) : undefined;
+      e.compat = new CompatLayer(runner, own);
+      e.watcher = new RulesetWatcher({
+        onChange: (why) => e.checkFirewall(why),
+        onTrouble: (m) => e.log?.warning(m),
+      });
+      e.watcher.start();
+    }
     return e;
   }
 
@@ -613,6 +635,14 @@ export class LinuxEngine implements Engine {
                 await fw.apply(net.name, scripts);
                 applied = true;
                 this.note(net.name, `firewall rules applied (${scripts.backend})`);
+                if (this.compat) {
+                  const compat = this.compat;
+                  undos.push({
+                    step: 'firewall: remove compatibility rules',
+                    run: () => this.removeCompat(net.name),
+                  });
+                  this.noteCompat(net.name, entry, await compat.ensure(planFirewall(net)));
+                }
               });
             if (host.length)
               await named('sysctls', async () =>
@@ -722,6 +752,77 @@ export class LinuxEngine implements Engine {
     );
   }
 
+  // --- living with other firewalls ---------------------------------------------------------------
+
+  /**
+   * Log what the compatibility layer changed and remember where it is. Returns the changes that
+   * repaired a layer that had been there (a foreign flush or restore took it), as opposed to adding
+   * it where a foreign chain started to drop, or removing it where none drops any more.
+   */
+  private noteCompat(name: string, entry: Active, checked: CompatChange[]): string[] {
+    const had = entry.compat ?? new Set<string>();
+    const now = new Set<string>();
+    const repaired: string[] = [];
+    for (const c of checked) {
+      const key = (p: string) => `${c.variant}/${c.family}/${p}`;
+      for (const p of c.parents) now.add(key(p));
+      if (!c.problems.length) continue;
+      const where = `iptables-${c.variant} ${c.family}`;
+      const lost = c.problems.filter(
+        (p) => had.has(key(p.split(':')[0]!)) && !p.endsWith('no longer needed'),
+      );
+      if (lost.length) repaired.push(`${where}: ${lost.join(', ')}`);
+      else
+        this.note(name, `firewall compatibility rules updated in ${where}: ${c.problems.join(', ')}`, {
+          parents: c.parents,
+        });
+    }
+    entry.compat = now;
+    return repaired;
+  }
+
+  private async removeCompat(name: string): Promise<void> {
+    const changes = await this.compat!.remove(name);
+    for (const c of changes.filter((x) => x.problems.length))
+      this.note(name, `firewall compatibility rules removed from iptables-${c.variant} ${c.family}`);
+  }
+
+  /**
+   * The watcher's check: for every active network (under its lock, so never in the middle of its
+   * start, update or stop), its own rules — re-applied when not all there — and the compatibility
+   * layer, made as planned. A repair is logged once at warning with what was missing, and emitted.
+   */
+  async checkFirewall(why = 'check'): Promise<void> {
+    for (const name of [...this.active.keys()]) {
+      await this.locked(name, async () => {
+        const entry = this.active.get(name);
+        if (!entry) return;
+        const { state } = entry;
+        const missing: string[] = [];
+        if (state.firewallScripts) {
+          const fw = entry.firewall ?? this.firewallFor(state.firewallScripts.backend);
+          const found = await fw.present(name, state.firewallScripts);
+          if (found !== 'present') {
+            await fw.repair(name, state.firewallScripts);
+            missing.push(`own ${state.firewallScripts.backend} rules ${found}`);
+          }
+        }
+        if (this.compat && planFirewall(state.network).rules.length > 0)
+          missing.push(
+            ...this.noteCompat(name, entry, await this.compat.ensure(planFirewall(state.network))),
+          );
+        if (missing.length) {
+          this.log?.warning(`network ${name}: firewall rules repaired (${why}): ${missing.join('; ')}`, {
+            network: name,
+          });
+          this.emit('repaired', { name, missing });
+        }
+      }).catch((e) =>
+        this.log?.error(`network ${name}: firewall repair failed: ${errText(e)}`, { network: name }),
+      );
+    }
+  }
+
   // --- stop --------------------------------------------------------------------------------------
 
   stop(name: string): Promise<void> {
@@ -755,6 +856,7 @@ export class LinuxEngine implements Engine {
         const scripts = state.firewallScripts;
         await attempt('firewall: remove', () => this.removeRules(name, fw, scripts));
       }
+      if (this.compat) await attempt('firewall: remove compatibility rules', () => this.removeCompat(name));
       await attempt('sysctls: restore', () => this.releaseSysctls(name));
     };
     const linksChain = async () => {
@@ -841,6 +943,8 @@ export class LinuxEngine implements Engine {
           const found = await fw.repair(name, state.firewallScripts);
           if (found !== 'present')
             this.log?.warning(`network ${name}: firewall rules were ${found}; repaired`);
+          if (this.compat)
+            this.noteCompat(name, entry, await this.compat.ensure(planFirewall(state.network)));
         }
         const host = planSysctls(state.network);
         if (host.length) this.noteSysctls(name, await this.sysctls.claim(name, host));
@@ -1083,6 +1187,7 @@ export class LinuxEngine implements Engine {
         delete st.firewallScripts;
         st.firewall = 'none';
       }
+      if (this.compat) this.noteCompat(net.name, entry, await this.compat.ensure(planFirewall(net)));
     }
     // dnsmasq: restart on config change, SIGHUP when only the host files changed.
     const wasNeeded = st.dnsmasq;
@@ -1148,6 +1253,7 @@ export class LinuxEngine implements Engine {
 
   /** Stop supervising; networks stay up (dnsmasq keeps running, rules and links stay). */
   async close(): Promise<void> {
+    await this.watcher?.close();
     await Promise.all([...this.tails.values()]);
     for (const e of this.active.values()) {
       e.supervisor?.detach();

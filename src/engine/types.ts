@@ -51,6 +51,8 @@ export interface EngineEvents {
   };
   'port-attached': { name: string; ifname: string; mac: string; domain: string };
   'port-detached': { name: string; ifname: string; domain: string };
+  /** Rules of the network were found missing and put back (`missing`: what was missing). */
+  repaired: { name: string; missing: string[] };
 }
 
 export interface Engine {

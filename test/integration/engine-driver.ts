@@ -25,6 +25,7 @@ async function handle(req: Req): Promise<unknown> {
       'lease-changed',
       'port-attached',
       'port-detached',
+      'repaired',
     ] as const) {
       engine.on(ev, (e) => events.push({ kind: ev, ...e }));
     }
@@ -55,6 +56,8 @@ async function handle(req: Req): Promise<unknown> {
       return e.info(a(0)) ?? null;
     case 'list':
       return e.list();
+    case 'checkFirewall':
+      return e.checkFirewall('asked');
     case 'events':
       return events.splice(0);
     case 'timed': {

@@ -1,0 +1,142 @@
+/**
+ * The compatibility layer on the host (plan: src/plan/firewall/compat.ts): for each iptables variant
+ * other than the one virtnet's own rules use, and each family the network has rules in, read the
+ * variant's `filter` table (one `*-save -t filter`), and run the one `*-restore --noflush` text that
+ * makes the layer exactly as planned, if anything differs.
+ *
+ * A variant is only looked at when it exists: iptables-nft when its tools are installed (reading
+ * creates nothing); legacy only when the kernel already has a legacy `filter` table in this network
+ * namespace (`/proc/net/ip_tables_names`, `ip6_tables_names`) — running a legacy tool would create one.
+ */
+import { readFile } from 'node:fs/promises';
+import type { CommandRunner } from '../exec/runner.js';
+import { type CompatParent, type IptVariant, renderCompat } from '../plan/firewall/compat.js';
+import type { FirewallRuleSet, FwFamily } from '../plan/firewall/rules.js';
+import { familiesOf } from '../plan/firewall/rules.js';
+
+function tool(variant: IptVariant, family: FwFamily, what: 'save' | 'restore'): string {
+  return `${family === 'ipv4' ? 'iptables' : 'ip6tables'}-${variant}-${what}`;
+}
+
+const NAMES_FILE: Record<FwFamily, string> = {
+  ipv4: '/proc/net/ip_tables_names',
+  ipv6: '/proc/net/ip6_tables_names',
+};
+
+export interface CompatChange {
+  variant: IptVariant;
+  family: FwFamily;
+  problems: string[];
+  /** The parents the layer is in now in that variant and family. */
+  parents: CompatParent[];
+}
+
+export class CompatLayer {
+  private nftTools: boolean | undefined;
+
+  /**
+   * `own`: the variant virtnet's own iptables rules are in (iptables backend), never given a layer.
+   * `procNet`: where the x_tables name lists are read (tests).
+   */
+  constructor(
+    private readonly runner: CommandRunner,
+    private readonly own: IptVariant | undefined,
+    private readonly procNames: Record<FwFamily, string> = NAMES_FILE,
+  ) {}
+
+  /** Which variant `iptables-restore` is: from `iptables --version` ("(nf_tables)" or "(legacy)"). */
+  static async variantOf(runner: CommandRunner): Promise<IptVariant | undefined> {
+    try {
+      const r = await runner.run({
+        step: 'firewall: iptables variant',
+        argv: ['iptables', '--version'],
+        allowFail: true,
+      });
+      if (r.exitCode !== 0) return undefined;
+      return /nf_tables/.test(r.stdout) ? 'nft' : /legacy/.test(r.stdout) ? 'legacy' : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async exists(variant: IptVariant, family: FwFamily): Promise<boolean> {
+    if (variant === 'legacy') {
+      const names = await readFile(this.procNames[family], 'utf8').catch(() => '');
+      return names.split('\n').includes('filter');
+    }
+    if (this.nftTools === undefined) {
+      try {
+        const r = await this.runner.run({
+          step: 'firewall: iptables-nft present',
+          argv: ['iptables-nft-save', '--version'],
+          allowFail: true,
+        });
+        this.nftTools = r.exitCode === 0;
+      } catch {
+        this.nftTools = false;
+      }
+    }
+    return this.nftTools;
+  }
+
+  private variants(): IptVariant[] {
+    return (['nft', 'legacy'] as const).filter((v) => v !== this.own);
+  }
+
+  private async one(
+    network: string,
+    rs: FirewallRuleSet | undefined,
+    variant: IptVariant,
+    family: FwFamily,
+  ): Promise<CompatChange | undefined> {
+    if (!(await this.exists(variant, family))) return undefined;
+    const saved = await this.runner.run({
+      step: `firewall: read ${tool(variant, family, 'save')}`,
+      argv: [tool(variant, family, 'save'), '-t', 'filter'],
+    });
+    const plan = renderCompat(network, rs, family, saved.stdout);
+    if (!plan.text) return { variant, family, problems: [], parents: plan.parents };
+    await this.runner.run({
+      step: `firewall: compatibility rules of network ${network} (${tool(variant, family, 'restore')})`,
+      argv: [tool(variant, family, 'restore'), '--noflush', '-w'],
+      input: plan.text,
+    });
+    return { variant, family, problems: plan.problems, parents: plan.parents };
+  }
+
+  /**
+   * Make the layer of `rs` exactly as planned in every variant and family. One entry per variant
+   * and family looked at: what was wrong and is now fixed (`problems`, empty when all was in place)
+   * and where the layer is now. A failure in one variant does not stop the others; the first
+   * error is thrown at the end.
+   */
+  async ensure(rs: FirewallRuleSet): Promise<CompatChange[]> {
+    return this.each(rs.network, familiesOf(rs), rs);
+  }
+
+  /** Remove every compat chain and jump of `network`, in every variant and family. */
+  async remove(network: string): Promise<CompatChange[]> {
+    return this.each(network, ['ipv4', 'ipv6'], undefined);
+  }
+
+  private async each(
+    network: string,
+    families: FwFamily[],
+    rs: FirewallRuleSet | undefined,
+  ): Promise<CompatChange[]> {
+    const out: CompatChange[] = [];
+    let first: unknown;
+    for (const variant of this.variants()) {
+      for (const family of families) {
+        try {
+          const c = await this.one(network, rs, variant, family);
+          if (c) out.push(c);
+        } catch (e) {
+          first ??= e;
+        }
+      }
+    }
+    if (first) throw first;
+    return out;
+  }
+}
