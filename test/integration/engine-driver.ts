@@ -7,6 +7,7 @@
  */
 import { createInterface } from 'node:readline';
 import { LinuxEngine } from '../../src/engine/engine.js';
+import { createLogger } from '../../src/util/log.js';
 
 let engine: LinuxEngine | undefined;
 const events: unknown[] = [];
@@ -17,7 +18,12 @@ async function handle(req: Req): Promise<unknown> {
   const args = req.args ?? [];
   const a = <T = never>(i: number): T => args[i] as T;
   if (req.op === 'create') {
-    engine = await LinuxEngine.create(a(0) ?? {});
+    // `logToStderr: LEVEL`: the engine's log (from LEVEL up) on stderr, for tests that check it.
+    const { logToStderr, ...opts } = a<{ logToStderr?: 'warning' | 'info' }>(0) ?? {};
+    engine = await LinuxEngine.create({
+      ...opts,
+      ...(logToStderr ? { logger: createLogger({ level: logToStderr, format: 'json' }) } : {}),
+    });
     for (const ev of [
       'started',
       'stopped',
