@@ -103,6 +103,16 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   // Running domains' reservations and port forwards, as recorded by the hooks (issue 5).
   for (const p of await hooks.reconcile(service.hookView()))
     log.warning(`hooks: could not reconcile a running domain: ${p}`);
+  // A network's rules were lost and put back (a foreign flush): the domains' port forwards went
+  // with them; re-apply what the hooks recorded (idempotent).
+  engine.on('repaired', () => {
+    void hooks.reconcile(service.hookView()).then(
+      (ps) => {
+        for (const p of ps) log.warning(`hooks: could not re-apply port forwards after a repair: ${p}`);
+      },
+      (e) => log.warning(`hooks: re-applying port forwards after a repair failed: ${(e as Error).message}`),
+    );
+  });
   // The config dir is watched (issue 5): a valid change is applied like Reload; an invalid file is
   // announced (NetworkEvent … 'invalid') and changes nothing.
   const codec = deps.codec ?? networkCodec;

@@ -258,6 +258,10 @@ export class VirtnetService {
     const l = this.listeners;
     l.started = (ev) => this.sync(ev.name);
     l.stopped = (ev) => this.sync(ev.name);
+    l.repaired = (ev) => {
+      const e = this.entries.get(ev.name);
+      if (e) this.networkEvent(ev.name, e.path, 'repaired');
+    };
     l['lease-changed'] = (ev) => {
       const e = this.entries.get(ev.name);
       if (!e) return;
