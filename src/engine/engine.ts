@@ -36,6 +36,7 @@ import {
   renderHostsfile,
   withLiveHost,
 } from '../plan/dnsmasq.js';
+import { compatRuleSet } from '../plan/firewall/compat.js';
 import { renderIptables } from '../plan/firewall/iptables.js';
 import { renderNftables } from '../plan/firewall/nftables.js';
 import { planFirewall } from '../plan/firewall/rules.js';
@@ -635,14 +636,6 @@ export class LinuxEngine implements Engine {
                 await fw.apply(net.name, scripts);
                 applied = true;
                 this.note(net.name, `firewall rules applied (${scripts.backend})`);
-                if (this.compat) {
-                  const compat = this.compat;
-                  undos.push({
-                    step: 'firewall: remove compatibility rules',
-                    run: () => this.removeCompat(net.name),
-                  });
-                  this.noteCompat(net.name, entry, await compat.ensure(planFirewall(net)));
-                }
               });
             if (host.length)
               await named('sysctls', async () =>
@@ -680,6 +673,15 @@ export class LinuxEngine implements Engine {
       if (failed) {
         step = (failed.reason as { step?: string }).step ?? 'start';
         throw failed.reason;
+      }
+      // The compatibility layer (foreign iptables chains that can drop), once the network's own rules
+      // are in.
+      const crs = this.compat ? compatRuleSet(net) : undefined;
+      if (this.compat && crs) {
+        const compat = this.compat;
+        step = 'firewall: compatibility rules';
+        undos.push({ step: 'firewall: remove compatibility rules', run: () => this.removeCompat(net.name) });
+        this.noteCompat(net.name, entry, await compat.ensure(crs));
       }
       // Ports that were attached before (update with restart).
       for (const p of state.ports) {
@@ -807,10 +809,8 @@ export class LinuxEngine implements Engine {
             missing.push(`own ${state.firewallScripts.backend} rules ${found}`);
           }
         }
-        if (this.compat && planFirewall(state.network).rules.length > 0)
-          missing.push(
-            ...this.noteCompat(name, entry, await this.compat.ensure(planFirewall(state.network))),
-          );
+        const crs = this.compat ? compatRuleSet(state.network) : undefined;
+        if (this.compat && crs) missing.push(...this.noteCompat(name, entry, await this.compat.ensure(crs)));
         if (missing.length) {
           this.log?.warning(`network ${name}: firewall rules repaired (${why}): ${missing.join('; ')}`, {
             network: name,
@@ -943,9 +943,9 @@ export class LinuxEngine implements Engine {
           const found = await fw.repair(name, state.firewallScripts);
           if (found !== 'present')
             this.log?.warning(`network ${name}: firewall rules were ${found}; repaired`);
-          if (this.compat)
-            this.noteCompat(name, entry, await this.compat.ensure(planFirewall(state.network)));
         }
+        const crs = this.compat ? compatRuleSet(state.network) : undefined;
+        if (this.compat && crs) this.noteCompat(name, entry, await this.compat.ensure(crs));
         const host = planSysctls(state.network);
         if (host.length) this.noteSysctls(name, await this.sysctls.claim(name, host));
         if (state.dnsmasq) {
@@ -1187,7 +1187,15 @@ export class LinuxEngine implements Engine {
         delete st.firewallScripts;
         st.firewall = 'none';
       }
-      if (this.compat) this.noteCompat(net.name, entry, await this.compat.ensure(planFirewall(net)));
+    }
+    // The compatibility layer follows the new definition (subnets, bridge, mode).
+    if (this.compat) {
+      const crs = compatRuleSet(net);
+      if (crs) this.noteCompat(net.name, entry, await this.compat.ensure(crs));
+      else if (entry.compat?.size) {
+        await this.removeCompat(net.name);
+        entry.compat.clear();
+      }
     }
     // dnsmasq: restart on config change, SIGHUP when only the host files changed.
     const wasNeeded = st.dnsmasq;

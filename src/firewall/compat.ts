@@ -10,9 +10,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { CommandRunner } from '../exec/runner.js';
-import { type CompatParent, type IptVariant, renderCompat } from '../plan/firewall/compat.js';
+import { type CompatParent, compatFamilies, type IptVariant, renderCompat } from '../plan/firewall/compat.js';
 import type { FirewallRuleSet, FwFamily } from '../plan/firewall/rules.js';
-import { familiesOf } from '../plan/firewall/rules.js';
 
 function tool(variant: IptVariant, family: FwFamily, what: 'save' | 'restore'): string {
   return `${family === 'ipv4' ? 'iptables' : 'ip6tables'}-${variant}-${what}`;
@@ -35,8 +34,9 @@ export class CompatLayer {
   private nftTools: boolean | undefined;
 
   /**
-   * `own`: the variant virtnet's own iptables rules are in (iptables backend), never given a layer.
-   * `procNet`: where the x_tables name lists are read (tests).
+   * `own`: the variant virtnet's own iptables rules are in (iptables backend): no layer there for a
+   * network with rules of its own (its jumps sit at the head of the same chains), only for bridge
+   * mode (no rules of its own). `procNames`: where the x_tables name lists are read (tests).
    */
   constructor(
     private readonly runner: CommandRunner,
@@ -79,8 +79,8 @@ export class CompatLayer {
     return this.nftTools;
   }
 
-  private variants(): IptVariant[] {
-    return (['nft', 'legacy'] as const).filter((v) => v !== this.own);
+  private variants(everywhere: boolean): IptVariant[] {
+    return (['nft', 'legacy'] as const).filter((v) => everywhere || v !== this.own);
   }
 
   private async one(
@@ -111,7 +111,7 @@ export class CompatLayer {
    * error is thrown at the end.
    */
   async ensure(rs: FirewallRuleSet): Promise<CompatChange[]> {
-    return this.each(rs.network, familiesOf(rs), rs);
+    return this.each(rs.network, compatFamilies(rs), rs);
   }
 
   /** Remove every compat chain and jump of `network`, in every variant and family. */
@@ -126,7 +126,8 @@ export class CompatLayer {
   ): Promise<CompatChange[]> {
     const out: CompatChange[] = [];
     let first: unknown;
-    for (const variant of this.variants()) {
+    // Removal looks everywhere (a network's mode may have changed since its layer went in).
+    for (const variant of this.variants(rs === undefined || rs.mode === 'bridge')) {
       for (const family of families) {
         try {
           const c = await this.one(network, rs, variant, family);

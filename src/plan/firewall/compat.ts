@@ -15,6 +15,10 @@
  * - `<stem>-CFW` (FORWARD): guest-to-guest, out of the subnet, related/established into it, routed
  *   traffic into it, and DNATed connections into it (port forwards) — never the rejects: virtnet's
  *   own rules still decide what is refused.
+ * Bridge mode (a guest on a host bridge, virtnet installs no rules of its own): with br_netfilter,
+ * frames bridged between two ports pass iptables' FORWARD too, so a foreign FORWARD drop cuts the
+ * guest off its LAN; `<stem>-CFW` then accepts what is bridged on the network's bridge
+ * (`-i BR -o BR -m physdev --physdev-is-bridged`), in every variant, IPv4 and IPv6.
  * "Head" is position 1, or 2 when the first rule is Docker's `-j DOCKER-USER` (the place Docker keeps
  * for the admin's own rules, which then still come first).
  *
@@ -27,9 +31,10 @@
  * function starts, repairs and (with nothing planned) removes the layer, and never duplicates a rule.
  */
 
+import type { Network } from '../../model/network.js';
 import { iptablesRuleSpec } from './iptables.js';
 import type { FirewallRuleSet, FwFamily } from './rules.js';
-import { chainRules } from './rules.js';
+import { chainRules, familiesOf, planFirewall } from './rules.js';
 import { assertChain, assertCidr, assertIfname, iptablesNetworkStem } from './safe.js';
 
 /** The two ways iptables reaches the kernel: through nftables (`iptables-nft`) or x_tables (legacy). */
@@ -109,8 +114,30 @@ export function blockingParents(saved: SavedFilter): Set<CompatParent> {
   return out;
 }
 
+/**
+ * What the layer of a network is planned from: its rule set, or for bridge mode the bare set naming
+ * its bridge. Undefined when the network needs no layer (open mode, nothing to accept).
+ */
+export function compatRuleSet(net: Network): FirewallRuleSet | undefined {
+  const rs = planFirewall(net);
+  if (rs.rules.length) return rs;
+  if (net.forward.mode === 'bridge' && net.bridge.name)
+    return { ...rs, bridge: assertIfname(net.bridge.name) };
+  return undefined;
+}
+
+/** The families the layer covers: those the network has rules in; both for bridge mode. */
+export function compatFamilies(rs: FirewallRuleSet): FwFamily[] {
+  return rs.mode === 'bridge' ? ['ipv4', 'ipv6'] : familiesOf(rs);
+}
+
 /** The accepts of one compat chain, in iptables-save form (empty when the network has none). */
 export function compatRules(rs: FirewallRuleSet, family: FwFamily, parent: CompatParent): string[] {
+  if (rs.mode === 'bridge') {
+    if (parent !== 'FORWARD' || !rs.bridge) return [];
+    const br = assertIfname(rs.bridge);
+    return [`-i ${br} -o ${br} -m physdev --physdev-is-bridged -j ACCEPT`];
+  }
   if (parent === 'INPUT') return chainRules(rs, family, 'host-input').map(iptablesRuleSpec);
   if (parent === 'OUTPUT') return chainRules(rs, family, 'host-output').map(iptablesRuleSpec);
   const out: string[] = [];

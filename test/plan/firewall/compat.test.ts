@@ -10,6 +10,8 @@ import { describe, expect, it } from 'vitest';
 import {
   blockingParents,
   compatChainNames,
+  compatFamilies,
+  compatRuleSet,
   compatRules,
   parseFilterSave,
   renderCompat,
@@ -170,5 +172,24 @@ describe('compat: renderCompat', () => {
     const plan = renderCompat('default', rs, 'ipv4', accepting);
     expect(plan.parents).toEqual([]);
     expect(plan.problems).toEqual([`FORWARD: ${names.FORWARD} no longer needed`]);
+  });
+});
+
+describe('compat: bridge mode and open mode', () => {
+  it('bridge mode: one physdev accept in FORWARD for the bridge, both families; open mode: no layer', () => {
+    const bridged = compatRuleSet(
+      net({ forward: { mode: 'bridge', interfaces: [] }, bridge: { name: 'br0' } }),
+    );
+    expect(bridged?.bridge).toBe('br0');
+    expect(compatFamilies(bridged!)).toEqual(['ipv4', 'ipv6']);
+    expect(compatRules(bridged!, 'ipv4', 'FORWARD')).toEqual([
+      '-i br0 -o br0 -m physdev --physdev-is-bridged -j ACCEPT',
+    ]);
+    expect(compatRules(bridged!, 'ipv6', 'INPUT')).toEqual([]);
+    const plan = renderCompat('default', bridged, 'ipv4', docker28);
+    expect(plan.parents).toEqual(['FORWARD']);
+    expect(
+      compatRuleSet(net({ forward: { mode: 'open', interfaces: [] }, ips: [ip4('10.0.0.1', 24)] })),
+    ).toBe(undefined);
   });
 });
