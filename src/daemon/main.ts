@@ -9,6 +9,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import type { Engine } from '../engine/types.js';
+import { FirewalldZones } from '../firewall/firewalld.js';
 import { createDaemonHooks } from '../hooks/bus-adapter.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { watchConfigDir } from '../watch/daemon-watch.js';
@@ -70,6 +71,11 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
 
   await mkdir(opts.stateDir, { recursive: true, mode: 0o755 });
   const engine = await deps.createEngine(opts, log);
+  // firewalld zones for the bridges (issue 12), over this connection to the system bus.
+  if (engine.useFirewallZones)
+    await engine
+      .useFirewallZones(new FirewalldZones(bus))
+      .catch((e) => log.warning(`firewalld zones: ${(e as Error).message}`));
   const store = new ConfigStore(opts.configDir);
   const authorizer = new BusAuthorizer(bus, {
     onDecision: (d) => {

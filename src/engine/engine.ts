@@ -25,6 +25,7 @@ import { CommandError, ConflictError, NotFoundError } from '../errors.js';
 import { type CommandRunner, SpawnRunner } from '../exec/runner.js';
 import { type CompatChange, CompatLayer } from '../firewall/compat.js';
 import { detectFirewall, type FirewallRequest, makeFirewall } from '../firewall/detect.js';
+import type { ZoneBinding, ZoneManager } from '../firewall/firewalld.js';
 import type { Firewall, FirewallChoice, FirewallScripts } from '../firewall/types.js';
 import { RulesetWatcher } from '../firewall/watch.js';
 import { subnetsOverlap } from '../model/ip.js';
@@ -226,6 +227,7 @@ export class LinuxEngine implements Engine {
   private readonly reserved = new Map<string, Network>();
   private compat: CompatLayer | undefined;
   private watcher: RulesetWatcher | undefined;
+  private zones: ZoneManager | undefined;
 
   private constructor(
     private readonly runner: CommandRunner,
@@ -683,6 +685,16 @@ export class LinuxEngine implements Engine {
         undos.push({ step: 'firewall: remove compatibility rules', run: () => this.removeCompat(net.name) });
         this.noteCompat(net.name, entry, await compat.ensure(crs));
       }
+      if (this.zones) {
+        const zones = this.zones;
+        step = 'firewalld: zone';
+        const b = await zones.bind(net);
+        if (b) {
+          state.zone = b;
+          undos.push({ step: 'firewalld: unbind zone', run: () => zones.unbind(b) });
+          this.noteZone(net.name, b);
+        }
+      }
       // Ports that were attached before (update with restart).
       for (const p of state.ports) {
         step = `ports: attach ${p}`;
@@ -783,6 +795,42 @@ export class LinuxEngine implements Engine {
     return repaired;
   }
 
+  private noteZone(name: string, b: ZoneBinding, why?: string): void {
+    if (b.ours)
+      this.note(name, `firewalld: bridge ${b.ifname} put into zone ${b.zone}${why ? ` (${why})` : ''}`);
+  }
+
+  async useFirewallZones(zones: ZoneManager): Promise<void> {
+    this.zones = zones;
+    await zones.watch((why) => void this.rebindZones(why));
+    await this.rebindZones('firewalld zones enabled');
+  }
+
+  /**
+   * Every active network's bridge into its zone again (after firewalld reloaded or restarted, its
+   * runtime bindings are gone), then the rules checked (firewalld's iptables backend flushes
+   * everyone's on reload).
+   */
+  async rebindZones(why: string): Promise<void> {
+    const zones = this.zones;
+    if (!zones) return;
+    for (const name of [...this.active.keys()]) {
+      await this.locked(name, async () => {
+        const entry = this.active.get(name);
+        if (!entry) return;
+        const { state } = entry;
+        const b = await zones.bind(state.network, state.zone);
+        if (JSON.stringify(b) === JSON.stringify(state.zone)) return;
+        if (b) {
+          state.zone = b;
+          this.noteZone(name, b, why);
+        } else delete state.zone;
+        await this.store.save(state);
+      }).catch((e) => this.log?.error(`network ${name}: firewalld zone: ${errText(e)}`, { network: name }));
+    }
+    await this.checkFirewall(why);
+  }
+
   private async removeCompat(name: string): Promise<void> {
     const changes = await this.compat!.remove(name);
     for (const c of changes.filter((x) => x.problems.length))
@@ -857,6 +905,14 @@ export class LinuxEngine implements Engine {
         await attempt('firewall: remove', () => this.removeRules(name, fw, scripts));
       }
       if (this.compat) await attempt('firewall: remove compatibility rules', () => this.removeCompat(name));
+      const zone = state.zone;
+      if (zone && this.zones) {
+        const zones = this.zones;
+        await attempt('firewalld: unbind zone', async () => {
+          await zones.unbind(zone);
+          if (zone.ours) this.note(name, `firewalld: bridge ${zone.ifname} taken out of zone ${zone.zone}`);
+        });
+      }
       await attempt('sysctls: restore', () => this.releaseSysctls(name));
     };
     const linksChain = async () => {
@@ -946,6 +1002,16 @@ export class LinuxEngine implements Engine {
         }
         const crs = this.compat ? compatRuleSet(state.network) : undefined;
         if (this.compat && crs) this.noteCompat(name, entry, await this.compat.ensure(crs));
+        if (this.zones) {
+          const b = await this.zones.bind(state.network, state.zone);
+          if (JSON.stringify(b) !== JSON.stringify(state.zone)) {
+            if (b) {
+              state.zone = b;
+              this.noteZone(name, b);
+            } else delete state.zone;
+            await this.store.save(state);
+          }
+        }
         const host = planSysctls(state.network);
         if (host.length) this.noteSysctls(name, await this.sysctls.claim(name, host));
         if (state.dnsmasq) {
@@ -1188,6 +1254,16 @@ export class LinuxEngine implements Engine {
         st.firewall = 'none';
       }
     }
+    if (this.zones) {
+      const b = await this.zones.bind(net, st.zone);
+      if (b) {
+        if (JSON.stringify(b) !== JSON.stringify(st.zone)) this.noteZone(net.name, b);
+        st.zone = b;
+      } else if (st.zone) {
+        await this.zones.unbind(st.zone);
+        delete st.zone;
+      }
+    }
     // The compatibility layer follows the new definition (subnets, bridge, mode).
     if (this.compat) {
       const crs = compatRuleSet(net);
@@ -1262,6 +1338,7 @@ export class LinuxEngine implements Engine {
   /** Stop supervising; networks stay up (dnsmasq keeps running, rules and links stay). */
   async close(): Promise<void> {
     await this.watcher?.close();
+    this.zones?.close();
     await Promise.all([...this.tails.values()]);
     for (const e of this.active.values()) {
       e.supervisor?.detach();

@@ -3,6 +3,7 @@
  * (the daemon's bus service, the hooks' in-process fallback, the CLI's offline paths, tests).
  */
 
+import type { ZoneManager } from '../firewall/firewalld.js';
 import type { Network } from '../model/network.js';
 
 export type FirewallBackend = 'nftables' | 'iptables';
@@ -74,6 +75,12 @@ export interface Engine {
   detachPort(name: string, ifname: string, meta?: { domain?: string }): Promise<void>;
   on<K extends keyof EngineEvents>(event: K, listener: (e: EngineEvents[K]) => void): void;
   off<K extends keyof EngineEvents>(event: K, listener: (e: EngineEvents[K]) => void): void;
+  /**
+   * firewalld zones for the bridges (virtnetd passes one over its system-bus connection): networks
+   * started from now on, and those already active, are put into their zone; re-done when firewalld
+   * reloads or restarts. Optional (engines without firewalld support leave it out).
+   */
+  useFirewallZones?(zones: ZoneManager): Promise<void>;
   /** Stop supervising (does NOT stop networks: they stay up, like libvirt's KillMode=process). */
   close(): Promise<void>;
 }

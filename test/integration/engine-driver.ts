@@ -6,7 +6,9 @@
  * leaves the networks up, as a crashed daemon would.
  */
 import { createInterface } from 'node:readline';
+import { connectBus } from '../../src/daemon/dbus.js';
 import { LinuxEngine } from '../../src/engine/engine.js';
+import { FirewalldZones } from '../../src/firewall/firewalld.js';
 import { createLogger } from '../../src/util/log.js';
 
 let engine: LinuxEngine | undefined;
@@ -19,11 +21,14 @@ async function handle(req: Req): Promise<unknown> {
   const a = <T = never>(i: number): T => args[i] as T;
   if (req.op === 'create') {
     // `logToStderr: LEVEL`: the engine's log (from LEVEL up) on stderr, for tests that check it.
-    const { logToStderr, ...opts } = a<{ logToStderr?: 'warning' | 'info' }>(0) ?? {};
+    // `firewalldBus: ADDRESS`: firewalld zones over a connection to that bus (as virtnetd does).
+    const { logToStderr, firewalldBus, ...opts } =
+      a<{ logToStderr?: 'warning' | 'info'; firewalldBus?: string }>(0) ?? {};
     engine = await LinuxEngine.create({
       ...opts,
       ...(logToStderr ? { logger: createLogger({ level: logToStderr, format: 'json' }) } : {}),
     });
+    if (firewalldBus) await engine.useFirewallZones(new FirewalldZones(await connectBus(firewalldBus)));
     for (const ev of [
       'started',
       'stopped',
@@ -62,6 +67,8 @@ async function handle(req: Req): Promise<unknown> {
       return e.info(a(0)) ?? null;
     case 'list':
       return e.list();
+    case 'rebindZones':
+      return e.rebindZones('asked');
     case 'checkFirewall':
       return e.checkFirewall('asked');
     case 'events':
