@@ -86,6 +86,7 @@ export const networkInterface: InterfaceSpec = {
     },
     { name: 'RemoveHost', in: [a('mac', 's')], out: [], action: ACTION_MANAGE },
     { name: 'GetLeases', in: [], out: [a('leases', 'a(sssx)')] },
+    { name: 'Doctor', in: [], out: [a('findings', 'a(ssss)')] },
   ],
   properties: [
     { name: 'Name', type: 's', access: 'read', emitsChanged: 'const' },

@@ -565,6 +565,13 @@ export class VirtnetService {
         const leases = await this.o.engine.leases(name);
         return [leases.map((l) => [l.mac, l.ip, l.hostname ?? '', BigInt(Math.trunc(l.expiry))])];
       }
+      case 'Doctor': {
+        this.entry(name);
+        if (!this.o.engine.isActive(name)) throw new ConflictError(`network '${name}' is not active`);
+        if (!this.o.engine.doctor) throw new Error('this engine has no doctor');
+        const findings = await this.o.engine.doctor(name);
+        return [findings.map((f) => [f.check, f.status, f.detail, f.fix])];
+      }
       case 'Start':
         return this.perNetwork(name, async () => {
           const e = this.entry(name);

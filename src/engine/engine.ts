@@ -25,6 +25,8 @@ import { CommandError, ConflictError, NotFoundError } from '../errors.js';
 import { type CommandRunner, SpawnRunner } from '../exec/runner.js';
 import { type CompatChange, CompatLayer } from '../firewall/compat.js';
 import { detectFirewall, type FirewallRequest, makeFirewall } from '../firewall/detect.js';
+import { diagnose, type Finding } from '../firewall/doctor.js';
+import { gatherDoctorFacts } from '../firewall/doctor-host.js';
 import type { ZoneBinding, ZoneManager } from '../firewall/firewalld.js';
 import type { Firewall, FirewallChoice, FirewallScripts } from '../firewall/types.js';
 import { RulesetWatcher } from '../firewall/watch.js';
@@ -829,6 +831,24 @@ export class LinuxEngine implements Engine {
       }).catch((e) => this.log?.error(`network ${name}: firewalld zone: ${errText(e)}`, { network: name }));
     }
     await this.checkFirewall(why);
+  }
+
+  /** What on this host blocks or could block the network's traffic (`virtnetctl doctor`). */
+  async doctor(name: string): Promise<Finding[]> {
+    const entry = this.active.get(name);
+    if (!entry) throw new NotFoundError(`network ${name} is not active`);
+    // Without the coexistence layer (unit tests, hooks' fallback) the iptables variants are still read.
+    const compat = this.compat ?? new CompatLayer(this.runner, undefined);
+    const pid = entry.supervisor?.pid;
+    const facts = await gatherDoctorFacts({
+      runner: this.runner,
+      net: entry.state.network,
+      compat,
+      ...(this.zones ? { zones: this.zones } : {}),
+      ...(entry.state.zone ? { binding: entry.state.zone } : {}),
+      ...(pid ? { dnsmasqPid: pid } : {}),
+    });
+    return diagnose(facts);
   }
 
   private async removeCompat(name: string): Promise<void> {

@@ -3,6 +3,7 @@
  * (the daemon's bus service, the hooks' in-process fallback, the CLI's offline paths, tests).
  */
 
+import type { Finding } from '../firewall/doctor.js';
 import type { ZoneManager } from '../firewall/firewalld.js';
 import type { Network } from '../model/network.js';
 
@@ -81,6 +82,8 @@ export interface Engine {
    * reloads or restarts. Optional (engines without firewalld support leave it out).
    */
   useFirewallZones?(zones: ZoneManager): Promise<void>;
+  /** What on this host blocks or could block a running network's traffic (`virtnetctl doctor`). */
+  doctor?(name: string): Promise<Finding[]>;
   /** Stop supervising (does NOT stop networks: they stay up, like libvirt's KillMode=process). */
   close(): Promise<void>;
 }

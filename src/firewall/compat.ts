@@ -114,6 +114,27 @@ export class CompatLayer {
     return this.each(rs.network, compatFamilies(rs), rs);
   }
 
+  /** The `filter` table of every variant and family that exists (for `virtnetctl doctor`). */
+  async saves(): Promise<{ variant: IptVariant; family: FwFamily; save: string }[]> {
+    const out: { variant: IptVariant; family: FwFamily; save: string }[] = [];
+    for (const variant of ['nft', 'legacy'] as const)
+      for (const family of ['ipv4', 'ipv6'] as const) {
+        if (!(await this.exists(variant, family))) continue;
+        const r = await this.runner.run({
+          step: `firewall: read ${tool(variant, family, 'save')}`,
+          argv: [tool(variant, family, 'save'), '-t', 'filter'],
+          allowFail: true,
+        });
+        if (r.exitCode === 0) out.push({ variant, family, save: r.stdout });
+      }
+    return out;
+  }
+
+  /** The variant virtnet's own iptables rules are in (iptables backend). */
+  get ownVariant(): IptVariant | undefined {
+    return this.own;
+  }
+
   /** Remove every compat chain and jump of `network`, in every variant and family. */
   async remove(network: string): Promise<CompatChange[]> {
     return this.each(network, ['ipv4', 'ipv6'], undefined);

@@ -61,6 +61,8 @@ export interface ZoneManager {
   bind(net: Network, previous?: ZoneBinding): Promise<ZoneBinding | undefined>;
   /** Take the bridge out of the zone again when virtnet put it there. */
   unbind(b: ZoneBinding): Promise<void>;
+  /** The zone `ifname` is in now ('' for none). */
+  zoneOf(ifname: string): Promise<string>;
   /** Call `onChange` on firewalld's Reloaded and when its bus name gets a new owner. */
   watch(onChange: (why: string) => void): Promise<void>;
   close(): void;
@@ -125,6 +127,11 @@ export class FirewalldZones implements ZoneManager {
     }
     await this.zoneCall('changeZoneOfInterface', 'ss', [choice.zone, ifname]);
     return { ifname, zone: choice.zone, ours: true };
+  }
+
+  async zoneOf(ifname: string): Promise<string> {
+    const [current] = (await this.zoneCall('getZoneOfInterface', 's', [ifname])) as [string];
+    return current ?? '';
   }
 
   async unbind(b: ZoneBinding): Promise<void> {

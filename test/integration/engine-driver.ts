@@ -67,6 +67,8 @@ async function handle(req: Req): Promise<unknown> {
       return e.info(a(0)) ?? null;
     case 'list':
       return e.list();
+    case 'doctor':
+      return e.doctor(a(0));
     case 'rebindZones':
       return e.rebindZones('asked');
     case 'checkFirewall':
