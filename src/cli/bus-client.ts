@@ -36,6 +36,8 @@ export interface NetworkInfo {
   autostart: boolean;
   bridge: string;
   forwardMode: string;
+  /** The Libvirt property: published, off, pending: …, foreign: …. */
+  libvirt: string;
 }
 
 export interface LeaseInfo {
@@ -44,6 +46,11 @@ export interface LeaseInfo {
   hostname: string;
   /** Unix seconds; 0 = infinite. */
   expiry: number;
+}
+
+/** A lease and the libvirt domain that owns its MAC ('' when unknown). */
+export interface DomainLeaseInfo extends LeaseInfo {
+  domain: string;
 }
 
 /** One signal from the daemon, decoded. */
@@ -213,6 +220,7 @@ export class VirtnetClient {
       autostart: p.Autostart === true,
       bridge: String(p.Bridge ?? ''),
       forwardMode: String(p.ForwardMode ?? ''),
+      libvirt: String(p.Libvirt ?? ''),
     };
   }
 
@@ -247,6 +255,24 @@ export class VirtnetClient {
       hostname,
       expiry,
     }));
+  }
+
+  /**
+   * GetLeasesWithDomains: the leases with their owner domains (the daemon reads its hook records).
+   * Undefined when the daemon predates the method (UnknownMethod).
+   */
+  async leasesWithDomains(name: string): Promise<DomainLeaseInfo[] | undefined> {
+    let rows: unknown;
+    try {
+      [rows] = await this.network(name, 'GetLeasesWithDomains');
+    } catch (e) {
+      if (e instanceof BusCallError && e.type === 'org.freedesktop.DBus.Error.UnknownMethod')
+        return undefined;
+      throw e;
+    }
+    return (plain(rows) as [string, string, string, number, string][]).map(
+      ([mac, ip, hostname, expiry, domain]) => ({ mac, ip, hostname, expiry, domain }),
+    );
   }
 
   /** Receive every signal the daemon emits until `stop()` is called. */

@@ -60,6 +60,13 @@ export const managerInterface: InterfaceSpec = {
     { name: 'DefineNetwork', in: [a('xml', 's')], out: [a('network', 'o')], action: ACTION_MANAGE },
     { name: 'Reload', in: [], out: [], action: ACTION_MANAGE },
     {
+      name: 'ImportLibvirt',
+      in: [a('name', 's'), a('uri', 's')],
+      out: [a('network', 'o')],
+      action: ACTION_MANAGE,
+    },
+    { name: 'RevertLibvirt', in: [a('name', 's'), a('uri', 's')], out: [], action: ACTION_MANAGE },
+    {
       name: 'HookEvent',
       in: [a('object', 's'), a('operation', 's'), a('sub_operation', 's'), a('extra', 's'), a('xml', 's')],
       out: [a('result', 's')],
@@ -87,6 +94,7 @@ export const networkInterface: InterfaceSpec = {
     { name: 'RemoveHost', in: [a('mac', 's')], out: [], action: ACTION_MANAGE },
     { name: 'GetLeases', in: [], out: [a('leases', 'a(sssx)')] },
     { name: 'Doctor', in: [], out: [a('findings', 'a(ssss)')] },
+    { name: 'GetLeasesWithDomains', in: [], out: [a('leases', 'a(sssxs)')] },
   ],
   properties: [
     { name: 'Name', type: 's', access: 'read', emitsChanged: 'const' },
@@ -95,6 +103,7 @@ export const networkInterface: InterfaceSpec = {
     { name: 'Autostart', type: 'b', access: 'read', emitsChanged: 'true' },
     { name: 'Bridge', type: 's', access: 'read', emitsChanged: 'true' },
     { name: 'ForwardMode', type: 's', access: 'read', emitsChanged: 'true' },
+    { name: 'Libvirt', type: 's', access: 'read', emitsChanged: 'true' },
   ],
   signals: [
     {

@@ -15,6 +15,10 @@ export interface DaemonOptions {
   logFormat: LogFormat;
   /** A running network whose config file is deleted: stays up as a transient network, or is stopped. */
   onFileRemoved: 'keep-running' | 'stop';
+  /** libvirt connection URI networks are published to; 'none' turns publishing off. */
+  libvirt: string;
+  /** Where libvirt's dnsmasq writes `<bridge>.status` (leases carried over by ImportLibvirt). */
+  libvirtStatusDir: string;
 }
 
 export type ParsedArgs =
@@ -32,6 +36,8 @@ export const DEFAULTS: DaemonOptions = {
   logLevel: 'info',
   logFormat: 'text',
   onFileRemoved: 'keep-running',
+  libvirt: 'qemu:///system',
+  libvirtStatusDir: '/var/lib/libvirt/dnsmasq',
 };
 
 export const HELP = `Usage: virtnetd [OPTIONS]
@@ -59,6 +65,13 @@ Options:
                          what happens to a RUNNING network whose config file is deleted: it stays up
                          as a transient network until stopped (keep-running, the default: deleting a
                          file never cuts guests off), or it is stopped and undefined (stop)
+  --libvirt URI|none     publish every network into libvirt at URI as a bridge-mode network of the
+                         same name and UUID (virsh net-list, virt-manager and virt-install see it;
+                         type='network' VMs land on virtnet's bridge); 'none' turns this off
+                         (default ${DEFAULTS.libvirt}; libvirt down: published when it comes up)
+  --libvirt-status-dir DIR
+                         libvirt's dnsmasq status files, read by import-libvirt to carry the
+                         leases over (default ${DEFAULTS.libvirtStatusDir})
   -h, --help             show this help
   -V, --version          print the version
 
@@ -98,6 +111,8 @@ export function parseDaemonArgs(argv: readonly string[]): ParsedArgs {
       case '--log-level':
       case '--log-format':
       case '--on-file-removed':
+      case '--libvirt':
+      case '--libvirt-status-dir':
         value = takeValue();
         if (value === undefined || value === '')
           return { kind: 'usage-error', message: `${flag} needs a value` };
@@ -156,6 +171,18 @@ export function parseDaemonArgs(argv: readonly string[]): ParsedArgs {
           };
         }
         o.onFileRemoved = value;
+        break;
+      case '--libvirt':
+        if (value !== 'none' && !/^[a-z][a-z0-9+.-]*:\/\//.test(value)) {
+          return {
+            kind: 'usage-error',
+            message: `--libvirt expects a libvirt URI such as qemu:///system, or none (got '${value}')`,
+          };
+        }
+        o.libvirt = value;
+        break;
+      case '--libvirt-status-dir':
+        o.libvirtStatusDir = value;
         break;
     }
   }

@@ -21,11 +21,10 @@ export const networkCodec: NetworkCodec = {
       }
       if (!network.mac && prev.mac) network.mac = prev.mac;
     }
-    return {
-      network: applyDefaults(network, { usedBridgeNames: ctx.usedBridges }),
-      explicitUuid,
-      warnings,
-    };
+    const filled = applyDefaults(network, { usedBridgeNames: ctx.usedBridges });
+    const generated =
+      !network.uuid || filled.mac !== network.mac || filled.bridge.name !== network.bridge.name;
+    return { network: filled, explicitUuid, generated, warnings };
   },
   format(net) {
     return formatNetworkXml(net);

@@ -7,11 +7,19 @@
  * when asked). On SIGTERM/SIGINT: STOPPING=1, release the name, close the engine WITHOUT stopping
  * networks (guests keep their network, like libvirt with KillMode=process), exit 0.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { leaseFilePath } from '../engine/engine.js';
 import type { Engine } from '../engine/types.js';
 import { FirewalldZones } from '../firewall/firewalld.js';
+import { SpawnRunner } from '../exec/runner.js';
 import { createDaemonHooks } from '../hooks/bus-adapter.js';
+import { LibvirtMigrator } from '../libvirt/migrate.js';
+import { LibvirtPublisher } from '../libvirt/publisher.js';
+import { Virsh } from '../libvirt/virsh.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
 import { createLogger, type Logger } from '../util/log.js';
+import { withTimeout } from '../util/timeout.js';
 import { watchConfigDir } from '../watch/daemon-watch.js';
 import { BUS_NAME, MANAGER_INTERFACE } from './api.js';
 import type { DaemonOptions } from './args.js';
@@ -85,7 +93,16 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   });
   const hooks = createDaemonHooks({ engine, runDir: opts.runDir, log });
   const idleGc = new IdleGc();
-  const service = new VirtnetService({
+  // Publishing into libvirt (--libvirt); it reads the service's networks, the service shows its status.
+  let serviceRef: VirtnetService | undefined;
+  const publisher = new LibvirtPublisher({
+    virsh: opts.libvirt === 'none' ? undefined : new Virsh(new SpawnRunner(), opts.libvirt, opts.runDir),
+    stateFile: join(opts.stateDir, 'libvirt-published.json'),
+    log,
+    view: () => serviceRef?.publishView() ?? [],
+    onStatus: (name) => serviceRef?.refresh(name),
+  });
+  const service: VirtnetService = new VirtnetService({
     bus,
     engine,
     store,
@@ -96,6 +113,29 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     hooks,
     onFileRemoved: opts.onFileRemoved,
     onChangeDone: idleGc.poke,
+    publish: publisher,
+    migrate: {
+      import: (name, uri): Promise<string> => migrator.import(name, uri),
+      revert: (name, uri): Promise<void> => migrator.revert(name, uri),
+    },
+  });
+  serviceRef = service;
+  const runner = new SpawnRunner();
+  const migrator: LibvirtMigrator = new LibvirtMigrator({
+    ops: { ...service.migrateOps(), leaseFile: (name) => leaseFilePath(opts.runDir, name) },
+    virsh: (uri) => new Virsh(runner, uri, opts.runDir),
+    defaultUri: opts.libvirt === 'none' ? undefined : opts.libvirt,
+    journalDir: join(opts.stateDir, 'libvirt-import'),
+    statusDir: opts.libvirtStatusDir,
+    runner,
+    publish: publisher,
+    log,
+    portEvent: async (network, operation, xml) => {
+      await hooks.hookEvent(
+        { object: network, operation, subOperation: 'begin', extra: '-', xml },
+        service.hookView(),
+      );
+    },
   });
 
   const reply = await bus.requestName(BUS_NAME, NameFlag.DO_NOT_QUEUE);
@@ -104,6 +144,17 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     bus.disconnect();
     throw new StartupError(`${BUS_NAME} is already owned on ${address}: another virtnetd is running`);
   }
+
+  // The hooks send to this unique name (never activated, no NameHasOwner round trip): see hooks/qemu.
+  const ownerFile = join(opts.runDir, 'daemon.busname');
+  const writeOwner = async () => {
+    await mkdir(opts.runDir, { recursive: true, mode: 0o755 });
+    if (bus.name) await writeFileAtomic(ownerFile, `${bus.name}\n`, { mode: 0o644 });
+  };
+  await writeOwner();
+  (bus as ReconnectingBus).on('reconnect', () => {
+    writeOwner().catch((e: unknown) => log.warning(`cannot write ${ownerFile}: ${(e as Error).message}`));
+  });
 
   await service.start();
   // Running domains' reservations and port forwards, as recorded by the hooks (issue 5).
@@ -134,6 +185,8 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
       ]),
     log,
   });
+  // Not awaited: libvirt may be slow or absent; READY does not wait for it (the Libvirt property tells).
+  publisher.start().catch((e: unknown) => log.warning(`libvirt: ${(e as Error).message}`));
   log.info(
     `virtnetd ${virtnetVersion()} ready on ${address} as ${BUS_NAME} (config ${opts.configDir}, firewall ${engine.firewallBackend})`,
   );
@@ -149,7 +202,9 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     await notifier.stopping();
     notifier.close();
     await watcher.close();
+    await withTimeout(publisher.stop(), 5000, () => undefined);
     await service.close();
+    await rm(ownerFile, { force: true }).catch(() => {});
     try {
       await bus.releaseName(BUS_NAME);
     } catch {}

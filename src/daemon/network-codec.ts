@@ -15,6 +15,11 @@ export interface Parsed {
   network: Network;
   /** The XML gave a <uuid> (as opposed to one being generated or inherited). */
   explicitUuid: boolean;
+  /**
+   * Identity the XML left out was generated (uuid, MAC, bridge name): the definition must be written
+   * back, as libvirt's net-define does, or the next load would generate different values.
+   */
+  generated: boolean;
   warnings: string[];
 }
 

@@ -25,8 +25,10 @@ import type { Engine, EngineEvents } from '../engine/types.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { DaemonHooks, HookServiceView } from '../hooks/bus-adapter.js';
 import type { HookEvents } from '../hooks/context.js';
+import type { MigrateOps } from '../libvirt/migrate.js';
 import type { Network } from '../model/network.js';
 import type { Logger } from '../util/log.js';
+import { withTimeout } from '../util/timeout.js';
 import {
   MANAGER_INTERFACE,
   type MethodSpec,
@@ -61,7 +63,29 @@ export interface ServiceOptions {
   onFileRemoved?: 'keep-running' | 'stop';
   /** Told when a changing call (start, stop, define, hook event…) is done (main.ts: IdleGc.poke). */
   onChangeDone?: () => void;
+  /** Publishing into libvirt (src/libvirt/publisher.ts); without it the Libvirt property is 'off'. */
+  publish?: PublishHooks;
+  /** ImportLibvirt / RevertLibvirt (src/libvirt/migrate.ts); without it they are Failed. */
+  migrate?: MigrateHooks;
 }
+
+export interface MigrateHooks {
+  import(name: string, uri: string): Promise<string>;
+  revert(name: string, uri: string): Promise<void>;
+}
+
+/** What the service needs of the libvirt publisher. */
+export interface PublishHooks {
+  /** The Libvirt property of a network. */
+  status(name: string): string;
+  /** Bring libvirt in line with the networks now (never rejects for libvirt's faults). */
+  sync(): Promise<void>;
+  /** A hook call arrived: libvirt is alive. */
+  libvirtSeen(): void;
+}
+
+/** How long a Start/Stop/Define/Undefine waits for libvirt to follow before it returns anyway. */
+const PUBLISH_WAIT_MS = 30_000;
 
 interface Entry {
   net: Network;
@@ -217,7 +241,83 @@ export class VirtnetService {
       Autostart: e.autostart,
       Bridge: e.net.bridge.name ?? '',
       ForwardMode: e.net.forward.mode,
+      Libvirt: this.o.publish?.status(e.net.name) ?? 'off',
     };
+  }
+
+  /** Announce a network's changed properties (the publisher's status). */
+  refresh(name: string): void {
+    this.sync(name);
+  }
+
+  /** What the libvirt migrator needs: each operation as its bus method does it (already authorized). */
+  migrateOps(): Omit<MigrateOps, 'leaseFile'> {
+    return {
+      has: (name) => this.entries.get(name)?.persistent === true,
+      isActive: (name) => this.o.engine.isActive(name),
+      uuidOf: (name) => this.entry(name).net.uuid,
+      bridgeOf: (name) => this.entry(name).net.bridge.name ?? '',
+      // As a fresh definition: an inactive network of that name is replaced by it (the migrator
+      // undefines it first and keeps its XML), so its uuid does not count.
+      check: (xml) => {
+        checkDefineXml(xml);
+        const name = this.o.codec.parse(xml, { usedBridges: [] }).network.name;
+        this.checkConflicts(this.o.codec.parse(xml, { usedBridges: this.usedBridges(name) }).network);
+      },
+      xmlOf: (name) => this.o.codec.format(this.entry(name).net),
+      autostartOf: (name) => this.entry(name).autostart,
+      define: (xml) => this.define(xml),
+      // Start/Stop without waiting for the publisher: the migrator holds the network and publishes
+      // itself, and every step here lies inside the domains' traffic gap.
+      start: (name) =>
+        this.perNetwork(name, async () => {
+          const e = this.entry(name);
+          if (!this.o.engine.isActive(name)) await this.o.engine.start(e.net);
+          this.sync(name);
+        }),
+      stop: (name) =>
+        this.perNetwork(name, async () => {
+          this.entry(name);
+          if (this.o.engine.isActive(name)) await this.o.engine.stop(name);
+          this.sync(name);
+        }),
+      undefine: async (name) => {
+        await this.networkCall(name, 'Undefine', []);
+      },
+      setAutostart: async (name, on) => {
+        await this.networkCall(name, 'SetAutostart', [on]);
+      },
+      attachPort: (name, ifname, meta) =>
+        this.perNetwork(name, () => this.o.engine.attachPort(name, ifname, meta)),
+      path: (name) => this.entry(name).path,
+    };
+  }
+
+  /** The networks as the publisher sees them. */
+  publishView(): { name: string; uuid: string; bridge: string; active: boolean }[] {
+    return [...this.entries.values()].map((e) => ({
+      name: e.net.name,
+      uuid: e.net.uuid,
+      bridge: e.net.bridge.name ?? '',
+      active: this.o.engine.isActive(e.net.name),
+    }));
+  }
+
+  /**
+   * Let libvirt follow a change before the call returns, so `virtnetctl start N; virsh start VM`
+   * works; bounded, and a libvirt fault never fails the call (the Libvirt property says so).
+   */
+  private async publishNow(): Promise<void> {
+    if (!this.o.publish) return;
+    await withTimeout(
+      this.o.publish.sync().catch((e: unknown) => {
+        this.o.log.warning(`libvirt: ${(e as Error).message}`);
+      }),
+      PUBLISH_WAIT_MS,
+      () => {
+        this.o.log.warning(`libvirt did not follow within ${PUBLISH_WAIT_MS / 1000} s; still trying`);
+      },
+    );
   }
 
   private networkEvent(name: string, path: string, event: NetworkEventKind): void {
@@ -315,6 +415,10 @@ export class VirtnetService {
 
   /** Parse a definition for `name`'s slot, keeping identity from the previous one. */
   private parse(xml: string): Network {
+    return this.parseFull(xml).net;
+  }
+
+  private parseFull(xml: string): { net: Network; generated: boolean } {
     // First pass only to learn the name (defaults need to know what it replaces).
     const probe = this.o.codec.parse(xml, { usedBridges: [] }).network;
     const previous = this.entries.get(probe.name)?.net;
@@ -332,7 +436,7 @@ export class VirtnetService {
       net.uuid = previous.uuid;
     }
     for (const w of parsed.warnings) this.o.log.warning(`network '${net.name}': ${w}`, { network: net.name });
-    return net;
+    return { net, generated: parsed.generated };
   }
 
   /**
@@ -356,8 +460,9 @@ export class VirtnetService {
         continue;
       }
       let net: Network;
+      let generated: boolean;
       try {
-        net = this.parse(f.xml);
+        ({ net, generated } = this.parseFull(f.xml));
       } catch (e) {
         seen.add(f.stem);
         this.o.log.error(`invalid network file ${f.path}: ${(e as Error).message}`);
@@ -376,6 +481,23 @@ export class VirtnetService {
       } catch (e) {
         this.o.log.error(`network file ${f.path}: ${(e as Error).message} — ignored`);
         continue;
+      }
+      if (generated) {
+        // A file without uuid / MAC / bridge name (e.g. the packaged default.xml) gets the generated
+        // values written back, as libvirt's net-define does: the network keeps its identity (and its
+        // libvirt twin its UUID) across restarts.
+        const text = this.o.codec.format(net);
+        try {
+          await this.o.store.write(net.name, text);
+          this.fileText.set(net.name, text);
+          this.o.log.info(`network file ${f.path}: wrote the generated uuid/MAC/bridge name back`, {
+            network: net.name,
+          });
+        } catch (e) {
+          this.o.log.warning(
+            `network file ${f.path}: cannot write the generated identity back: ${(e as Error).message}`,
+          );
+        }
       }
       const autostart = await this.o.store.isAutostart(net.name);
       const old = this.entries.get(net.name);
@@ -487,11 +609,24 @@ export class VirtnetService {
             }
             return [e.path];
           }
-          case 'DefineNetwork':
-            return [await this.define(args[0] as string)];
+          case 'DefineNetwork': {
+            const path = await this.define(args[0] as string);
+            await this.publishNow();
+            return [path];
+          }
           case 'Reload':
             await this.reload();
+            await this.publishNow();
             return [];
+          case 'ImportLibvirt':
+          case 'RevertLibvirt': {
+            const [name, uri] = args as [string, string];
+            checkNetworkName(name);
+            if (!this.o.migrate) throw new Error('this virtnetd cannot migrate libvirt networks');
+            if (m === 'ImportLibvirt') return [await this.o.migrate.import(name, uri)];
+            await this.o.migrate.revert(name, uri);
+            return [];
+          }
           case 'HookEvent': {
             const [object, operation, sub, extra, xml] = args as string[];
             checkHookArgs(object!, operation!, sub!, extra!, xml!);
@@ -503,6 +638,7 @@ export class VirtnetService {
               extra: extra!,
               xml: xml!,
             };
+            this.o.publish?.libvirtSeen();
             return [await this.o.hooks.hookEvent(a, this.hookView())];
           }
           default:
@@ -572,12 +708,32 @@ export class VirtnetService {
         const findings = await this.o.engine.doctor(name);
         return [findings.map((f) => [f.check, f.status, f.detail, f.fix])];
       }
+      case 'GetLeasesWithDomains': {
+        // GetLeases' fields, then the libvirt domain that owns the MAC ('' when unknown), from the
+        // hook records.
+        this.entry(name);
+        if (!this.o.engine.isActive(name)) return [[]];
+        const [leases, owners] = await Promise.all([
+          this.o.engine.leases(name),
+          this.o.hooks?.domainsByMac(name) ?? new Map<string, string>(),
+        ]);
+        return [
+          leases.map((l) => [
+            l.mac,
+            l.ip,
+            l.hostname ?? '',
+            BigInt(Math.trunc(l.expiry)),
+            owners.get(l.mac.toLowerCase()) ?? '',
+          ]),
+        ];
+      }
       case 'Start':
         return this.perNetwork(name, async () => {
           const e = this.entry(name);
           if (this.o.engine.isActive(name)) throw new ConflictError(`network '${name}' is already active`);
           await this.o.engine.start(e.net); // the engine logs each change and the start
           this.sync(name);
+          await this.publishNow();
           return [];
         });
       case 'Stop':
@@ -586,6 +742,7 @@ export class VirtnetService {
           if (!this.o.engine.isActive(name)) throw new ConflictError(`network '${name}' is not active`);
           await this.o.engine.stop(name); // the engine logs each change and the stop
           this.sync(name);
+          await this.publishNow();
           return [];
         });
       case 'Undefine':
@@ -600,6 +757,7 @@ export class VirtnetService {
           this.o.log.info(`undefined network '${name}'`, { network: name });
           this.networkEvent(name, e.path, 'undefined');
           this.objects.remove(e.path);
+          await this.publishNow();
           return [];
         });
       case 'SetAutostart':

@@ -310,6 +310,9 @@ async function main(): Promise<number> {
             firewall,
             '--log-level',
             'info',
+            // The demo's network lives in its own namespaces: never published into the host's libvirt.
+            '--libvirt',
+            'none',
           ],
           {
             stdio: ['ignore', 'ignore', 'pipe'],

@@ -296,12 +296,13 @@ export class LinuxEngine implements Engine {
 
   private files(name: string) {
     const base = join(this.dnsmasqDir, name);
+    // (leaseFilePath below names the same file for the libvirt import's lease carry-over)
     return {
       conf: `${base}.conf`,
       hostsfile: `${base}.hostsfile`,
       addnhosts: `${base}.addnhosts`,
       pid: `${base}.pid`,
-      leases: `${base}.leases`,
+      leases: leaseFilePath(this.runDir, name),
     };
   }
 
@@ -1366,4 +1367,9 @@ export class LinuxEngine implements Engine {
     }
     this.active.clear();
   }
+}
+
+/** The dnsmasq lease file of network `name` under the engine's run dir. */
+export function leaseFilePath(runDir: string, name: string): string {
+  return join(runDir, 'dnsmasq', `${name}.leases`);
 }

@@ -17,7 +17,7 @@ import type { HookContext, HookEventSink, PortForwarder } from './context.js';
 import { FirewallForwarder } from './forwarder.js';
 import { handleHookEvent, reconcileRecords } from './handler.js';
 import { LockManager } from './lock.js';
-import { FileRecordStore, hookPaths } from './records.js';
+import { domainsByMac, FileRecordStore, hookPaths } from './records.js';
 
 export { hookPaths };
 
@@ -45,6 +45,8 @@ export interface DaemonHooks {
   ): Promise<string>;
   /** After daemon start: re-ensure what running domains had (returns problems, one per domain). */
   reconcile(view: HookServiceView): Promise<string[]>;
+  /** The domain owning each MAC on `network` (lower-case MACs), from the hook records. */
+  domainsByMac(network: string): Promise<Map<string, string>>;
 }
 
 export function createDaemonHooks(opts: DaemonHooksOptions): DaemonHooks {
@@ -105,6 +107,9 @@ export function createDaemonHooks(opts: DaemonHooksOptions): DaemonHooks {
     },
     reconcile(view) {
       return reconcileRecords(ctxFor(view));
+    },
+    async domainsByMac(network) {
+      return domainsByMac(await records.list(), network);
     },
   };
 }

@@ -17,16 +17,20 @@
  *   `port-detached`; the reservation stays until `release`, which forgets the domain. In the daemon
  *   the port forwards are removed in the background (see undo); `release` waits for that.
  * Network (network hook, libvirt-managed networks): emit the event; on `started` re-apply the port
- *   forwards of running domains on that network.
+ *   forwards of running domains on that network. `port-created` / `port-deleted` on libvirt's network
+ *   of a virtnet network's name and bridge: a NIC hot-plugged into a running domain gets its
+ *   reservation / DNS name (and loses it on detach); at domain start/stop they do nothing (the qemu
+ *   hook's calls do the work). See plan-hotplug.ts.
  *
  * Serialized per network (and per domain, and globally for host ports) through ctx.locks, which also
  * hold across processes. Failures are thrown (ValidationError / ConflictError / others); the caller
  * turns them into one line and an exit code (`blocksStart`).
  */
 import { ConflictError, ValidationError } from '../errors.js';
-import { type Domain, parseDomainXml, parseNetworkHookData } from '../model/domain.js';
+import { type Domain, type NetworkHookData, parseDomainXml, parseNetworkHookData } from '../model/domain.js';
 import { actionFor, blocksStart, type HookKind, hookKindOfXml } from './args.js';
 import type { DomainForwards, ForwardRule, HookContext } from './context.js';
+import { type HotplugPlan, planHotplug } from './plan-hotplug.js';
 import { findConflicts, planPorts } from './plan-ports.js';
 import { type DomainRecord, domainKey, type PortRecord } from './records.js';
 
@@ -199,21 +203,33 @@ export function forwardRules(
   return rules;
 }
 
+/** The forwards a record says are in place (a port detached from the running domain has none). */
 function domainForwards(ctx: HookContext, rec: DomainRecord): DomainForwards {
   return {
     key: domainKey({ name: rec.domain, uuid: rec.uuid }),
     domain: rec.domain,
-    rules: forwardRules(ctx, rec.ports),
+    rules: forwardRules(
+      ctx,
+      rec.ports.filter((p) => !p.unplugged),
+    ),
   };
 }
 
-/** Same interfaces on the same networks with the same taps and settings. */
-function samePorts(a: readonly PortRecord[], b: readonly PortRecord[]): boolean {
-  const norm = (ps: readonly PortRecord[]) =>
-    JSON.stringify(
-      ps.map((p) => [p.index, p.kind, p.network, p.mac, p.ifname, p.ip, p.ip6, p.hostname, p.forwards]),
-    );
-  return norm(a) === norm(b);
+/**
+ * The recorded ports are the planned ones: same interfaces on the same networks with the same taps
+ * and settings. A port the network hook added (hot-plugged: its position and tap are not known there)
+ * matches the planned one of its MAC; a detached one (unplugged) is no longer one of them.
+ */
+function samePorts(recorded: readonly PortRecord[], planned: readonly PortRecord[]): boolean {
+  const live = recorded.filter((p) => !p.unplugged);
+  if (live.length !== planned.length) return false;
+  const settings = (p: PortRecord) =>
+    JSON.stringify([p.kind, p.network, p.mac, p.ip, p.ip6, p.hostname, p.forwards]);
+  return live.every((p) =>
+    planned.some(
+      (q) => settings(p) === settings(q) && (p.hotplugged || (p.index === q.index && p.ifname === q.ifname)),
+    ),
+  );
 }
 
 function staticHostHasMac(ctx: HookContext, network: string, mac: string | undefined): boolean {
@@ -480,6 +496,142 @@ async function handleNetwork(ctx: HookContext, ev: HookEventInput): Promise<void
   if (data.port?.mac) payload.mac = data.port.mac;
   ctx.emit('libvirt-network', payload);
   if (ev.operation === 'started') await reapplyLibvirtForwards(ctx, data.network.name);
+  if (ev.operation === 'port-created' || ev.operation === 'port-deleted')
+    await hotplug(ctx, ev.operation, data);
+}
+
+/**
+ * A NIC attached to / detached from a running domain on a virtnet network (see plan-hotplug.ts):
+ * its reservation / DNS name and forwards are added or removed and the record follows, so a daemon
+ * restart (reconcileRecords) and the domain's stop (undo) see it. Decided again under the locks.
+ */
+async function hotplug(ctx: HookContext, op: string, data: NetworkHookData): Promise<void> {
+  const owner = data.port?.owner;
+  if (!owner) return;
+  const key = domainKey({ name: owner.name, uuid: owner.uuid });
+  const first = planHotplug(op, data, ctx.networks(), await ctx.records.get(key));
+  if (first.action === 'none') {
+    ctx.log.debug(`virtnet: network ${data.network.name} ${op}: nothing to do (${first.reason})`);
+    return;
+  }
+  const outside = await ctx.records.get(key);
+  const touched: PortRecord = { index: -1, kind: 'bridge', network: first.network, forwards: [] };
+  if (first.action === 'attach') touched.forwards = first.port.forwards;
+  await ctx.locks.withLocks(lockKeys(key, [touched, ...(outside?.ports ?? [])]), async () => {
+    const pendingError = await settleDeferred(ctx, key);
+    if (pendingError) ctx.log.warning(`virtnet: ${owner.name}: earlier port forwards: ${pendingError}`);
+    const rec = await ctx.records.get(key);
+    const plan = planHotplug(op, data, ctx.networks(), rec);
+    if (plan.action === 'none') return;
+    if (!ctx.engine.isActive(plan.network))
+      throw new ConflictError(
+        `virtnet network '${plan.network}' not running: no DNS name or reservation for ${data.port?.mac} (start it: virtnetctl start ${plan.network})`,
+      );
+    if (plan.action === 'attach') await hotplugAttach(ctx, plan, rec);
+    else await hotplugDetach(ctx, plan, rec!);
+  });
+}
+
+type AttachPlan = Extract<HotplugPlan, { action: 'attach' }>;
+type DetachPlan = Extract<HotplugPlan, { action: 'detach' }>;
+
+function samePort(p: PortRecord, network: string, mac: string | undefined): boolean {
+  return p.kind !== 'network' && p.network === network && p.mac === mac;
+}
+
+async function hotplugAttach(ctx: HookContext, plan: AttachPlan, rec: DomainRecord | undefined) {
+  const prev = rec?.ports.find((p) => samePort(p, plan.network, plan.port.mac));
+  if (prev && !prev.unplugged) {
+    // Already in place (the qemu hook's port, or a repeated call): make sure, change nothing else.
+    if (prev.hostAdded) await ensureHost(ctx, prev);
+    return;
+  }
+  const port: PortRecord = { ...plan.port };
+  if (plan.isNew) {
+    const problems = findConflicts(plan.domain, [port], {
+      networks: ctx.networks(),
+      records: await otherRecords(ctx, plan.key),
+      extraHosts: (n) => ctx.engine.info(n)?.extraHosts ?? [],
+    });
+    if (problems.length)
+      throw new ConflictError(problems.map((p) => `${p.path.replace(/\[-1\]/, '')}: ${p.reason}`).join('; '));
+  }
+  if ((port.ip || port.ip6 || port.hostname) && !staticHostHasMac(ctx, port.network, port.mac))
+    port.hostAdded = true;
+  else delete port.hostAdded;
+  const before: DomainRecord = rec ?? {
+    version: 1,
+    domain: plan.domain.name,
+    ...(plan.domain.uuid ? { uuid: plan.domain.uuid } : {}),
+    phase: 'started',
+    ports: [],
+    updatedAt: new Date().toISOString(),
+  };
+  const next: DomainRecord = {
+    ...before,
+    ports: [...before.ports.filter((p) => !samePort(p, port.network, port.mac)), port],
+  };
+  const fw = domainForwards(ctx, next);
+  if (fw.rules.length) next.forwardsApplied = true;
+  // Intent first, as at `start`: the record says what is about to exist.
+  await ctx.records.put(next);
+  if (port.hostAdded) await ensureHost(ctx, port);
+  if (port.forwards.length) await ctx.forwarder.apply(fw);
+}
+
+async function hotplugDetach(ctx: HookContext, plan: DetachPlan, rec: DomainRecord) {
+  const port = rec.ports.find((p) => samePort(p, plan.network, plan.mac))!;
+  const errors: string[] = [];
+  let hostLeft = false;
+  // Removal first, then the record: a crash in between leaves a record that still names what is
+  // there (reconcile re-ensures it; the domain's stop removes it), never an entry nobody knows of.
+  if (port.hostAdded && (ctx.engine.info(plan.network)?.extraHosts ?? []).some((h) => h.mac === plan.mac)) {
+    try {
+      await ctx.engine.removeHost(plan.network, plan.mac);
+    } catch (e) {
+      hostLeft = true;
+      errors.push(
+        `remove reservation ${plan.mac} from ${plan.network}: ${e instanceof Error ? e.message : String(e)}`,
+      );
+    }
+  }
+  const rest = rec.ports.filter((p) => p !== port);
+  // A hot-plugged port leaves the record; one the qemu hook planned stays, detached, with its settings.
+  const gone = port.hotplugged
+    ? rest
+    : [...rest, (({ hostAdded: _h, ...p }) => ({ ...p, unplugged: true }))(port)];
+  let forwardsLeft = false;
+  if (rec.forwardsApplied && port.forwards.length) {
+    try {
+      await replaceForwards(ctx, rec, { ...rec, ports: gone });
+    } catch (e) {
+      forwardsLeft = true;
+      errors.push(`port forwards: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  const next: DomainRecord = { ...rec, ports: gone };
+  if (hostLeft || forwardsLeft) {
+    // Not all of it went: the record keeps the port as attached (with its reservation if that is
+    // still there), so a repeated call or the domain's stop removes the rest.
+    const { hostAdded: _h, ...p } = port;
+    next.ports = [...rest, hostLeft ? port : p];
+  } else if (!domainForwards(ctx, next).rules.length) delete next.forwardsApplied;
+  if (next.ports.length === 0 && !next.forwardsApplied) await ctx.records.delete(plan.key);
+  else await ctx.records.put(next);
+  if (errors.length) throw new Error(errors.join('; '));
+}
+
+/**
+ * The domain's forwards go from what `before` says to what `after` says: rule sets of networks left
+ * without a rule are removed, the others replaced (each per-network set in one transaction).
+ */
+async function replaceForwards(ctx: HookContext, before: DomainRecord, after: DomainRecord) {
+  const was = domainForwards(ctx, before);
+  const now = domainForwards(ctx, after);
+  const still = new Set(now.rules.map((r) => r.network));
+  const gone = was.rules.filter((r) => !still.has(r.network));
+  if (gone.length) await ctx.forwarder.remove({ ...was, rules: gone });
+  if (now.rules.length) await ctx.forwarder.apply(now);
 }
 
 /** libvirt (re)started one of its networks: put the port forwards of its running domains back. */

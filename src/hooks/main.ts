@@ -5,7 +5,8 @@
  * from the run dir (the state the daemon left), and the same records and locks under
  * `<run dir>/hooks/`.
  *
- * - A domain with nothing on virtnet (and no record) returns before any engine is built.
+ * - A domain with nothing on virtnet (and no record) returns before any engine is built; so does a
+ *   network `port-created`/`port-deleted` that is not a hot-plug on a virtnet network.
  * - Fallback processes serialize on one cross-process lock (adopting is not done twice at once);
  *   the handler's own locks order them against a daemon that comes up meanwhile.
  * - Exit: 0, or 1 only for a failed qemu prepare/start (the domain must not start), with one line on
@@ -28,6 +29,7 @@ import { actionFor, blocksStart, type HookKind, isHookKind, parseHookArgs } from
 import type { HookContext } from './context.js';
 import { describeFailure, handleHookEvent } from './handler.js';
 import { LockManager } from './lock.js';
+import { planHotplug } from './plan-hotplug.js';
 import { planPorts } from './plan-ports.js';
 import { domainKey, FileRecordStore, hookPaths } from './records.js';
 
@@ -103,6 +105,14 @@ export async function runHook(
       const domain = parseDomainXml(xml);
       const ports = planPorts(domain, networks);
       if (!ports.length && !(await records.get(domainKey(domain))))
+        return { code: 0, stdout: '', stderr: '' };
+    } else if (args.operation === 'port-created' || args.operation === 'port-deleted') {
+      // A NIC hot-plugged into / out of a running domain on a virtnet network; at every domain start
+      // and stop these come too, and then there is nothing to do here (the qemu hook's calls do it).
+      const data = parseNetworkHookData(xml);
+      const owner = data.port?.owner;
+      const rec = owner ? await records.get(domainKey({ name: owner.name, uuid: owner.uuid })) : undefined;
+      if (planHotplug(args.operation, data, networks, rec).action === 'none')
         return { code: 0, stdout: '', stderr: '' };
     } else if (args.operation !== 'started') {
       // Other network operations only produce bus events, and there is no bus here.

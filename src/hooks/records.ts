@@ -34,6 +34,16 @@ export interface PortRecord {
   attached?: boolean;
   /** The DHCP/DNS host entries virtnet added to the network (removed again by MAC). */
   hostAdded?: boolean;
+  /**
+   * Added by the network hook's `port-created` for a NIC attached to the running domain (libvirt runs
+   * no qemu hook then); its `index` is -1 (not known from there).
+   */
+  hotplugged?: boolean;
+  /**
+   * Detached from the running domain (`port-deleted`): its reservation and forwards are out, its
+   * settings are kept so re-attaching the same MAC gets them again.
+   */
+  unplugged?: boolean;
 }
 
 export interface DomainRecord {

@@ -128,3 +128,31 @@ export function planPublish(
 export function foreignMessage(name: string, reason: string): string {
   return `libvirt network ${name} is not virtnet's (${reason}); left alone — run: virtnetctl import-libvirt ${name}`;
 }
+
+/**
+ * The network hook's stdin for a port of a running domain on the published network, as libvirt
+ * gives it at `port-created` / `port-deleted`: the import registers (and revert removes) the ports
+ * of domains that were already running through the hooks' own path, so they get their DNS name and
+ * a record, as a NIC hot-plugged there would.
+ */
+export function portHookXml(t: PublishTarget, port: { domain: string; uuid?: string; mac: string }): string {
+  return [
+    '<hookData>',
+    '  <network>',
+    `    <name>${escapeText(t.name)}</name>`,
+    `    <uuid>${escapeText(t.uuid)}</uuid>`,
+    "    <forward mode='bridge'/>",
+    `    <bridge name='${escapeAttr(t.bridge)}'/>`,
+    '  </network>',
+    '  <networkport>',
+    '    <owner>',
+    `      <name>${escapeText(port.domain)}</name>`,
+    ...(port.uuid ? [`      <uuid>${escapeText(port.uuid)}</uuid>`] : []),
+    '    </owner>',
+    `    <mac address='${escapeAttr(port.mac)}'/>`,
+    `    <plug type='network' bridge='${escapeAttr(t.bridge)}'/>`,
+    '  </networkport>',
+    '</hookData>',
+    '',
+  ].join('\n');
+}

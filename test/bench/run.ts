@@ -1,7 +1,7 @@
 /**
  * virtnet's benchmarks, side by side with libvirt: ONE command, ONE table (issue 7).
  *
- *   npm run bench [-- --with-libvirt] [--quick] [--json] [--only engine,daemon,libvirt,firewall,repair]
+ *   npm run bench [-- --with-libvirt] [--quick] [--json] [--only engine,daemon,libvirt,firewall,vm,repair]
  *   (= npm run build && node dist/test/bench/run.js …; root; not part of `npm test`)
  *
  * Everything runs inside network namespaces this harness makes (prefix `vh10-`), never in the root
@@ -12,6 +12,8 @@
  *             (installed with packaging/install-deps.sh --with-libvirt when missing), same XML
  *   firewall  one transaction vs one command per rule for the same NAT rule set, in a netns
  *   repair    `nft flush ruleset` under a running network: time until the engine has its rules back
+ *   vm        (--with-libvirt) virsh start of a TCG domain on libvirt's network vs on virtnet's, and
+ *             import-libvirt / revert-libvirt with 10 running domains (vm-section.ts)
  * Each figure is the median of repeated runs with min and max; every ratio compares figures measured
  * in this same run. `--quick` repeats less; `--json` prints the machine and rows as JSON instead.
  */
@@ -39,6 +41,7 @@ import {
 } from './lib.js';
 import { libvirtSection } from './libvirt-section.js';
 import { repairSection } from './repair-section.js';
+import { vmSection } from './vm-section.js';
 
 const self = fileURLToPath(import.meta.url);
 const argv = process.argv.slice(2);
@@ -169,6 +172,18 @@ function buildRows(s: Map<string, Sample>, withLibvirt: boolean): Row[] {
   add(hk, 'hook.down.floor');
   for (const op of ['prepare', 'start', 'release']) add(hk, `hook.down.${op}`);
 
+  const vm = 'VMs under real libvirtd + QEMU TCG';
+  add(
+    vm,
+    'vm.start.virtnet',
+    withLibvirt ? { op: 'le', value: 1.05, on: 'ratio' } : undefined,
+    'vm.start.libvirt',
+    "libvirt's own network",
+  );
+  add(vm, 'vm.import.10');
+  add(vm, 'vm.import.gap', le(1000));
+  add(vm, 'vm.revert.10');
+
   const fw = "firewall step: one transaction vs one command per rule (libvirt's way), same NAT rule set";
   add(fw, 'fw.nft.tx', undefined, 'fw.nft.cmds', 'per rule');
   add(fw, 'fw.iptables.tx', undefined, 'fw.iptables.cmds', 'per rule');
@@ -189,7 +204,7 @@ async function main(): Promise<void> {
   const json = has('--json');
   const withLibvirt = has('--with-libvirt');
   const only = optionValue('--only')?.split(',');
-  const want = (s: string) => (!only || only.includes(s)) && (s !== 'libvirt' || withLibvirt);
+  const want = (s: string) => (!only || only.includes(s)) && ((s !== 'libvirt' && s !== 'vm') || withLibvirt);
   const runs = Number(optionValue('--runs') ?? (quick ? 3 : 10));
   const heavyRuns = quick ? 1 : 3;
   const missing = ['ip', 'dnsmasq', 'nft', 'dbus-daemon', 'busctl'].filter((t) => !which(t));
@@ -263,7 +278,37 @@ async function main(): Promise<void> {
           ns.cleanup();
         }
       });
-    if (want('daemon') || want('libvirt')) bus = await startPrivateBus({ tempPrefix: 'vh10-bus-' });
+    if (want('daemon') || want('libvirt') || want('vm'))
+      bus = await startPrivateBus({ tempPrefix: 'vh10-bus-' });
+    if (want('vm'))
+      await section('vm', async () => {
+        log(
+          'vm: virsh start of a TCG domain, libvirt network vs virtnet network; import-libvirt with 10 domains',
+        );
+        const nsLibvirt = await createNetns('vh10-va');
+        const nsVirtnet = await createNetns('vh10-vb');
+        const out: Sample[] = [];
+        const lvs: SealedLibvirt[] = [];
+        try {
+          await vmSection(
+            {
+              bus: bus!,
+              nsLibvirt,
+              nsVirtnet,
+              dir: mkdtempSync(join(base, 'vm-')),
+              runs,
+              log,
+              onStarted: (l) => lvs.push(l),
+            },
+            out,
+          );
+        } finally {
+          keep(out);
+          nsLibvirt.cleanup();
+          nsVirtnet.cleanup();
+          for (const l of lvs) l.stop();
+        }
+      });
     if (want('libvirt'))
       await section('libvirt', async () => {
         log('libvirt: sealed libvirtd, virsh net-start/net-destroy/net-update');

@@ -29,6 +29,9 @@ describe('virtnetd command line', () => {
       '--log-format',
       'json',
       '--on-file-removed=stop',
+      '--libvirt',
+      'qemu+unix:///system?socket=/x/libvirt-sock',
+      '--libvirt-status-dir=/x/lib/dnsmasq',
     ]);
     expect(r).toEqual({
       kind: 'run',
@@ -41,6 +44,8 @@ describe('virtnetd command line', () => {
         logLevel: 'debug',
         logFormat: 'json',
         onFileRemoved: 'stop',
+        libvirt: 'qemu+unix:///system?socket=/x/libvirt-sock',
+        libvirtStatusDir: '/x/lib/dnsmasq',
       },
     });
   });
@@ -56,6 +61,8 @@ describe('virtnetd command line', () => {
       '--firewall',
       '--log-level',
       '--on-file-removed',
+      '--libvirt',
+      '--libvirt-status-dir',
     ]) {
       expect(HELP).toContain(o);
     }
@@ -69,6 +76,10 @@ describe('virtnetd command line', () => {
     [['--bus', 'session'], "--bus expects 'system' or a D-Bus address"],
     [['--config-dir', '--bus'], '--config-dir needs a value'],
     [['--on-file-removed', 'delete'], '--on-file-removed expects keep-running or stop'],
+    [
+      ['--libvirt', 'default'],
+      "--libvirt expects a libvirt URI such as qemu:///system, or none (got 'default')",
+    ],
   ])('%j is a usage error', (argv, msg) => {
     const r = parseDaemonArgs(argv);
     expect(r.kind).toBe('usage-error');

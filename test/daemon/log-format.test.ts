@@ -36,6 +36,8 @@ async function runDaemon(bus: PrivateBus, extra: string[], env: NodeJS.ProcessEn
         join(dir, 'run'),
         '--firewall',
         'nftables',
+        '--libvirt',
+        'none',
         ...extra,
       ],
       {

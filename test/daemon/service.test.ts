@@ -571,6 +571,25 @@ describe.skipIf(skip)('virtnetd bus service (private system bus, fake engine)', 
     await mon.waitFor((m) => m.member === 'InterfacesRemoved' && JSON.stringify(m.payload).includes(path));
   });
 
+  it('a file without uuid and MAC gets the generated ones written back (stable across restarts)', async () => {
+    const file = join(configDir, 'bare.xml');
+    writeFileSync(file, NET_XML.replace('my-net', 'bare').replace('vh7br0', 'vh7br2'));
+    const r = await busctl(bus, ['call', BUS_NAME, MANAGER_PATH, MANAGER_IFACE, 'Reload']);
+    expect(r.code, r.stderr).toBe(0);
+    const path = `${MANAGER_PATH}/network/bare`;
+    const uuid = await busctl(bus, ['--json=short', 'get-property', BUS_NAME, path, NETWORK_IFACE, 'UUID']);
+    const u = JSON.parse(uuid.stdout).data as string;
+    const text = readFileSync(file, 'utf8');
+    expect(text).toContain(`<uuid>${u}</uuid>`);
+    expect(text).toMatch(/<mac address='52:54:00(:[0-9a-f]{2}){3}'\/>/);
+    // Read again: the same identity (nothing generated any more, so the file is left as it is).
+    await busctl(bus, ['call', BUS_NAME, MANAGER_PATH, MANAGER_IFACE, 'Reload']);
+    expect(readFileSync(file, 'utf8')).toBe(text);
+    rmSync(file);
+    await busctl(bus, ['call', BUS_NAME, MANAGER_PATH, MANAGER_IFACE, 'Reload']);
+    await mon.waitFor((m) => m.member === 'InterfacesRemoved' && JSON.stringify(m.payload).includes(path));
+  });
+
   it('Undefine removes the file and the autostart link and announces it', async () => {
     const r = await busctl(bus, ['call', BUS_NAME, NET_PATH, NETWORK_IFACE, 'Undefine']);
     expect(r.code, r.stderr).toBe(0);

@@ -167,6 +167,8 @@ export interface VirtnetdOptions {
   /** Run inside this network namespace (ip netns exec). */
   netns?: string;
   extraArgs?: string[];
+  /** virtnetd --libvirt (default 'none': a test never publishes into the host's libvirt). */
+  libvirt?: string;
   env?: NodeJS.ProcessEnv;
   logLevel?: string;
   /** Run this compiled virtnetd.js instead of the TypeScript sources (benchmarks: no loader in RSS). */
@@ -209,6 +211,8 @@ export async function startVirtnetd(o: VirtnetdOptions): Promise<VirtnetdProcess
     o.runDir,
     '--log-level',
     o.logLevel ?? 'debug',
+    '--libvirt',
+    o.libvirt ?? 'none',
     ...(o.extraArgs ?? []),
   ];
   const argv = o.netns ? ['ip', 'netns', 'exec', o.netns, ...args] : args;

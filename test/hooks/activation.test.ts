@@ -91,4 +91,45 @@ describe('hooks/qemu when the daemon cannot be activated or does not answer', ()
     expect(r.stderr).toMatch(/did not answer within 2000 ms; handling it in-process/);
     expect(r.ms).toBeLessThan(10_000);
   });
+
+  it('a stale daemon.busname (that daemon is gone): no activation, a plain domain starts at once', async () => {
+    const bus = await startPrivateBus({ serviceDirs: [serviceDir('stale-hangs', '/bin/sleep 300')] });
+    buses.push(bus);
+    writeFileSync(join(base, 'run', 'daemon.busname'), ':1.9999\n');
+    try {
+      const r = runHook(bus);
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.ms).toBeLessThan(5_000);
+      expect(await nameHasOwner(bus, BUS_NAME)).toBe(false);
+    } finally {
+      rmSync(join(base, 'run', 'daemon.busname'), { force: true });
+    }
+  });
+
+  it('daemon.busname naming a connection that is not virtnetd: treated as no daemon', async () => {
+    const bus = await startPrivateBus();
+    buses.push(bus);
+    // A plain bus client that prints its unique name and serves nothing.
+    const script = `const d=require('@jellybrick/dbus-next');const b=d.sessionBus({busAddress:process.env.A});b.on('connect',()=>console.log(b.name));setInterval(()=>{},1000);`;
+    const other = spawn(process.execPath, ['-e', script], {
+      cwd: projectRoot,
+      env: { ...process.env, A: bus.address },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      const name = await new Promise<string>((resolve) =>
+        other.stdout!.on('data', (d) => resolve(String(d).trim())),
+      );
+      expect(name).toMatch(/^:\d+\.\d+$/);
+      writeFileSync(join(base, 'run', 'daemon.busname'), `${name}\n`);
+      const r = runHook(bus);
+      expect(r.status, r.stderr).toBe(0);
+      // Its error reply (not a timeout) is what sent the hook to the in-process handler.
+      expect(r.stderr).not.toMatch(/did not answer/);
+      expect(r.ms).toBeLessThan(5_000);
+    } finally {
+      other.kill('SIGKILL');
+      rmSync(join(base, 'run', 'daemon.busname'), { force: true });
+    }
+  });
 });

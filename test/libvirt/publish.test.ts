@@ -5,9 +5,11 @@ import {
   foreignMessage,
   libvirtNetworkFacts,
   planPublish,
+  portHookXml,
   publishedXml,
 } from '../../src/libvirt/publish.js';
 import { carryOverLines, parseStatusFile } from '../../src/libvirt/status-leases.js';
+import { parseNetworkHookData } from '../../src/model/domain.js';
 
 const T = { name: 'default', uuid: '0f6a5c1e-8d2b-4f7a-9c3e-1b2d3e4f5a6b', bridge: 'virbr0' };
 const LIBVIRT_DEFAULT = `<network>
@@ -160,5 +162,25 @@ describe('libvirt status file → dnsmasq leases', () => {
     const leases = parseStatusFile(STATUS).leases;
     const first = parseLeasesStrict(carryOverLines(leases, 1000));
     expect(carryOverLines(leases, 1000, first)).toBe('');
+  });
+});
+
+describe('portHookXml', () => {
+  it("is a network hook document the hooks' parser reads back as libvirt's port-created", () => {
+    const t = { name: 'default', uuid: '3c9f4a2e-1b7d-4e6a-8f05-d2c4b6a8e0f1', bridge: 'virbr0' };
+    const port = { domain: 'web&1', uuid: '720a1d5a-9c10-4ce5-8614-f1cfed9481be', mac: '52:54:00:aa:bb:01' };
+    expect(parseNetworkHookData(portHookXml(t, port))).toEqual({
+      network: { name: 'default', uuid: t.uuid, bridge: 'virbr0', forwardMode: 'bridge' },
+      port: {
+        owner: { name: 'web&1', uuid: port.uuid },
+        mac: '52:54:00:aa:bb:01',
+        plug: { type: 'network', bridge: 'virbr0' },
+      },
+    });
+    expect(
+      parseNetworkHookData(portHookXml(t, { domain: 'a', mac: '52:54:00:aa:bb:02' })).port?.owner,
+    ).toEqual({
+      name: 'a',
+    });
   });
 });

@@ -10,6 +10,7 @@ import { doctorCommand } from './doctor.js';
 import { dumpxmlCommand } from './dumpxml.js';
 import { hostAddCommand } from './host-add.js';
 import { hostRemoveCommand } from './host-remove.js';
+import { importLibvirtCommand, revertLibvirtCommand } from './import-libvirt.js';
 import { infoCommand } from './info.js';
 import { leasesCommand } from './leases.js';
 import { listCommand } from './list.js';
@@ -35,6 +36,8 @@ export const commands: readonly Command[] = [
   hostRemoveCommand,
   monitorCommand,
   doctorCommand,
+  importLibvirtCommand,
+  revertLibvirtCommand,
   // Offline:
   validateCommand,
   planCommand,

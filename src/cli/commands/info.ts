@@ -8,8 +8,9 @@ export const infoCommand: Command = {
   name: 'info',
   summary: "Show a network's properties",
   synopsis: 'NAME',
-  description: `Prints the network's name, UUID, state, autostart flag, bridge, forward mode and its object path
-on the bus. Exit 3 when there is no such network.`,
+  description: `Prints the network's name, UUID, state, autostart flag, bridge, forward mode, how it is published
+into libvirt (published, off, pending: …, foreign: … — a libvirt network of that name that is not
+virtnet's, left alone) and its object path on the bus. Exit 3 when there is no such network.`,
   options: { ...JSON_OPTION, ...BUS_OPTION },
   examples: ['info default', 'info default --json'],
   positionals: { min: 1, max: 1 },
@@ -26,6 +27,7 @@ on the bus. Exit 3 when there is no such network.`,
       ['Autostart', info.autostart ? 'yes' : 'no'],
       ['Bridge', info.bridge],
       ['Forward', info.forwardMode],
+      ['Libvirt', info.libvirt],
       ['Object', info.path],
     ];
     ctx.io.stdout(rows.map(([k, v]) => `${`${k}:`.padEnd(11)}${v}\n`).join(''));

@@ -13,6 +13,7 @@ import { networkCodec } from '../../../src/daemon/codec.js';
 import { ConfigStore } from '../../../src/daemon/config-store.js';
 import { connectBus, type MessageBus } from '../../../src/daemon/dbus.js';
 import { VirtnetService } from '../../../src/daemon/service.js';
+import { createDaemonHooks } from '../../../src/hooks/bus-adapter.js';
 import { FileRecordStore, hookPaths } from '../../../src/hooks/records.js';
 import { silentLogger } from '../../../src/util/log.js';
 import { FakeEngine } from '../../daemon/fake-engine.js';
@@ -58,6 +59,8 @@ describe.skipIf(skip)('virtnetctl bus commands', () => {
       authorize: (c, a, m) => auth.authorize(c, a, m),
       version: 'test',
       log: silentLogger(),
+      // The daemon's hook side reads the records that name lease owners (GetLeasesWithDomains).
+      hooks: createDaemonHooks({ engine, runDir: join(configDir, 'run'), log: silentLogger() }),
     });
     await conn.requestName(BUS_NAME, 4);
     await service.start();
@@ -86,6 +89,8 @@ describe.skipIf(skip)('virtnetctl bus commands', () => {
 
     r = await run(['info', 'cli-net']);
     expect(r.out).toMatch(/^Name:\s+cli-net$/m);
+    // This service runs without a publisher (as virtnetd --libvirt none).
+    expect(r.out).toMatch(/^Libvirt:\s+off$/m);
     expect(r.out).toMatch(/^Object:\s+\/org\/virtnet\/network1\/network\/cli_2dnet$/m);
 
     r = await run(['dumpxml', 'cli-net']);
