@@ -23,7 +23,7 @@ import type { ProcessProbe } from '../dnsmasq/proc.js';
 import { DnsmasqSupervisor } from '../dnsmasq/supervisor.js';
 import { CommandError, ConflictError, NotFoundError } from '../errors.js';
 import { type CommandRunner, SpawnRunner } from '../exec/runner.js';
-import { type CompatChange, CompatLayer } from '../firewall/compat.js';
+import { type CompatChange, CompatLayer, type SaveCache } from '../firewall/compat.js';
 import { detectFirewall, type FirewallRequest, makeFirewall } from '../firewall/detect.js';
 import { diagnose, type Finding } from '../firewall/doctor.js';
 import { gatherDoctorFacts } from '../firewall/doctor-host.js';
@@ -256,8 +256,10 @@ export class LinuxEngine implements Engine {
     if (opts.coexist) {
       const own = choice.backend === 'iptables' ? await CompatLayer.variantOf(runner) : undefined;
       e.compat = new CompatLayer(runner, own);
+      const compat = e.compat;
       e.watcher = new RulesetWatcher({
         onChange: (why) => e.checkFirewall(why),
+        legacyFingerprint: () => compat.legacyFingerprint(),
         onTrouble: (m) => e.log?.warning(m),
       });
       e.watcher.start();
@@ -864,6 +866,7 @@ export class LinuxEngine implements Engine {
    * layer, made as planned. A repair is logged once at warning with what was missing, and emitted.
    */
   async checkFirewall(why = 'check'): Promise<void> {
+    const saves: SaveCache = new Map();
     for (const name of [...this.active.keys()]) {
       await this.locked(name, async () => {
         const entry = this.active.get(name);
@@ -879,7 +882,8 @@ export class LinuxEngine implements Engine {
           }
         }
         const crs = this.compat ? compatRuleSet(state.network) : undefined;
-        if (this.compat && crs) missing.push(...this.noteCompat(name, entry, await this.compat.ensure(crs)));
+        if (this.compat && crs)
+          missing.push(...this.noteCompat(name, entry, await this.compat.ensure(crs, saves)));
         if (missing.length) {
           this.log?.warning(`network ${name}: firewall rules repaired (${why}): ${missing.join('; ')}`, {
             network: name,

@@ -22,6 +22,12 @@ const NAMES_FILE: Record<FwFamily, string> = {
   ipv6: '/proc/net/ip6_tables_names',
 };
 
+/**
+ * The variants' saved filter tables within one check of every network (`variant/family` → save):
+ * read once, not once per network; dropped when a network's layer changes it.
+ */
+export type SaveCache = Map<string, string>;
+
 export interface CompatChange {
   variant: IptVariant;
   family: FwFamily;
@@ -88,14 +94,23 @@ export class CompatLayer {
     rs: FirewallRuleSet | undefined,
     variant: IptVariant,
     family: FwFamily,
+    cache?: SaveCache,
   ): Promise<CompatChange | undefined> {
     if (!(await this.exists(variant, family))) return undefined;
-    const saved = await this.runner.run({
-      step: `firewall: read ${tool(variant, family, 'save')}`,
-      argv: [tool(variant, family, 'save'), '-t', 'filter'],
-    });
-    const plan = renderCompat(network, rs, family, saved.stdout);
+    const key = `${variant}/${family}`;
+    let saved = cache?.get(key);
+    if (saved === undefined) {
+      saved = (
+        await this.runner.run({
+          step: `firewall: read ${tool(variant, family, 'save')}`,
+          argv: [tool(variant, family, 'save'), '-t', 'filter'],
+        })
+      ).stdout;
+      cache?.set(key, saved);
+    }
+    const plan = renderCompat(network, rs, family, saved);
     if (!plan.text) return { variant, family, problems: [], parents: plan.parents };
+    cache?.delete(key); // changed below: the next network reads it again
     await this.runner.run({
       step: `firewall: compatibility rules of network ${network} (${tool(variant, family, 'restore')})`,
       argv: [tool(variant, family, 'restore'), '--noflush', '-w'],
@@ -110,8 +125,26 @@ export class CompatLayer {
    * and where the layer is now. A failure in one variant does not stop the others; the first
    * error is thrown at the end.
    */
-  async ensure(rs: FirewallRuleSet): Promise<CompatChange[]> {
-    return this.each(rs.network, compatFamilies(rs), rs);
+  async ensure(rs: FirewallRuleSet, cache?: SaveCache): Promise<CompatChange[]> {
+    return this.each(rs.network, compatFamilies(rs), rs, cache);
+  }
+
+  /**
+   * The legacy `filter` tables as they are now (counters left out), '' when there are none: the
+   * ruleset watcher's cheap poll for legacy changes (legacy iptables sends no notification).
+   */
+  async legacyFingerprint(): Promise<string> {
+    let out = '';
+    for (const family of ['ipv4', 'ipv6'] as const) {
+      if (!(await this.exists('legacy', family))) continue;
+      const r = await this.runner.run({
+        step: 'firewall: read legacy iptables',
+        argv: [tool('legacy', family, 'save'), '-t', 'filter'],
+        allowFail: true,
+      });
+      out += r.stdout.replace(/^#.*$/gm, '').replace(/\[\d+:\d+\]/g, '');
+    }
+    return out;
   }
 
   /** The `filter` table of every variant and family that exists (for `virtnetctl doctor`). */
@@ -144,6 +177,7 @@ export class CompatLayer {
     network: string,
     families: FwFamily[],
     rs: FirewallRuleSet | undefined,
+    cache?: SaveCache,
   ): Promise<CompatChange[]> {
     const out: CompatChange[] = [];
     let first: unknown;
@@ -151,7 +185,7 @@ export class CompatLayer {
     for (const variant of this.variants(rs === undefined || rs.mode === 'bridge')) {
       for (const family of families) {
         try {
-          const c = await this.one(network, rs, variant, family);
+          const c = await this.one(network, rs, variant, family, cache);
           if (c) out.push(c);
         } catch (e) {
           first ??= e;

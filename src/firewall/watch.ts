@@ -5,8 +5,9 @@
  * `nft flush ruleset`, `iptables -F` and `iptables-restore` (Debian's iptables is iptables-nft).
  *
  * Legacy x_tables send no notification. While the kernel has a legacy `filter` table in this
- * namespace (`/proc/net/ip_tables_names`; someone uses iptables-legacy), the watcher also calls
- * `onChange` every `legacyPollMs` — the only way to see a legacy rule set change.
+ * namespace (`/proc/net/ip_tables_names`; someone uses iptables-legacy), the watcher also reads the
+ * legacy tables every `legacyPollMs` (`legacyFingerprint`, one save per family) and calls
+ * `onChange` when they changed — the only way to see a legacy rule set change.
  *
  * `onChange` calls are debounced (`debounceMs` after the last notification) and never overlap: a
  * change while one runs schedules exactly one more. The monitor is restarted when it exits.
@@ -16,6 +17,11 @@ import { readFile } from 'node:fs/promises';
 
 export interface RulesetWatcherOptions {
   onChange: (why: string) => Promise<void>;
+  /**
+   * What the legacy tables look like now ('' when there are none): polled every `legacyPollMs`
+   * while a legacy filter table exists; a check is due when it changed.
+   */
+  legacyFingerprint?: () => Promise<string>;
   /** A monitor problem (exit, spawn failure), for the log. */
   onTrouble?: (message: string) => void;
   debounceMs?: number;
@@ -38,8 +44,17 @@ export class RulesetWatcher {
   start(): void {
     this.spawnMonitor();
     const every = this.o.legacyPollMs ?? 1000;
+    let last: string | undefined;
     this.poll = setInterval(() => {
-      void hasLegacy().then((yes) => yes && this.kick('legacy iptables poll'));
+      void (async () => {
+        if (!(await hasLegacy())) return;
+        const now = this.o.legacyFingerprint
+          ? await this.o.legacyFingerprint().catch(() => undefined)
+          : undefined;
+        if (now !== undefined && now === last) return;
+        last = now;
+        this.kick('legacy iptables changed');
+      })();
     }, every);
     this.poll.unref();
   }
