@@ -1,6 +1,5 @@
 /** `virtnetctl doctor [NAME]`: what on this host blocks or could block a network's traffic. */
 
-import { plain } from '../bus-client.js';
 import type { Command } from '../command.js';
 import { BUS_OPTION, JSON_OPTION, json, withClient } from '../common.js';
 import { ExitCode } from '../exit-codes.js';
@@ -27,6 +26,8 @@ run. Exit 1 when a problem was found.`,
   examples: ['doctor', 'doctor default', 'doctor --json'],
   positionals: { min: 0, max: 1 },
   async run(ctx) {
+    // The client module (and the D-Bus library) only now: a bus command loads them when it runs.
+    const { plain } = await import('../bus-client.js');
     const findings = await withClient(ctx, async (c) => {
       const names = ctx.args[0] ? [ctx.args[0]] : (await c.list()).filter((n) => n.active).map((n) => n.name);
       const out: Finding[] = [];
