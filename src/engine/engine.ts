@@ -259,7 +259,10 @@ export class LinuxEngine implements Engine {
       const compat = e.compat;
       e.watcher = new RulesetWatcher({
         onChange: (why) => e.checkFirewall(why),
-        legacyFingerprint: () => compat.legacyFingerprint(),
+        // With the networks and where their layers are: the same legacy tables with other networks
+        // up (a network started while they held no drop) still call for a check.
+        legacyFingerprint: async () =>
+          `${JSON.stringify([...e.active].map(([n, a]) => [n, [...(a.compat ?? [])]]))}\n${await compat.legacyFingerprint()}`,
         onTrouble: (m) => e.log?.warning(m),
       });
       e.watcher.start();
@@ -820,18 +823,21 @@ export class LinuxEngine implements Engine {
     const zones = this.zones;
     if (!zones) return;
     for (const name of [...this.active.keys()]) {
-      await this.locked(name, async () => {
-        const entry = this.active.get(name);
-        if (!entry) return;
-        const { state } = entry;
-        const b = await zones.bind(state.network, state.zone);
-        if (JSON.stringify(b) === JSON.stringify(state.zone)) return;
-        if (b) {
-          state.zone = b;
-          this.noteZone(name, b, why);
-        } else delete state.zone;
-        await this.store.save(state);
-      }).catch((e) => this.log?.error(`network ${name}: firewalld zone: ${errText(e)}`, { network: name }));
+      // Under '*' too: adoption (which holds '*') starts and stops networks without their own lock.
+      await this.locked('*', () =>
+        this.locked(name, async () => {
+          const entry = this.active.get(name);
+          if (!entry) return;
+          const { state } = entry;
+          const b = await zones.bind(state.network, state.zone);
+          if (JSON.stringify(b) === JSON.stringify(state.zone)) return;
+          if (b) {
+            state.zone = b;
+            this.noteZone(name, b, why);
+          } else delete state.zone;
+          await this.store.save(state);
+        }),
+      ).catch((e) => this.log?.error(`network ${name}: firewalld zone: ${errText(e)}`, { network: name }));
     }
     await this.checkFirewall(why);
   }
@@ -868,29 +874,33 @@ export class LinuxEngine implements Engine {
   async checkFirewall(why = 'check'): Promise<void> {
     const saves: SaveCache = new Map();
     for (const name of [...this.active.keys()]) {
-      await this.locked(name, async () => {
-        const entry = this.active.get(name);
-        if (!entry) return;
-        const { state } = entry;
-        const missing: string[] = [];
-        if (state.firewallScripts) {
-          const fw = entry.firewall ?? this.firewallFor(state.firewallScripts.backend);
-          const found = await fw.present(name, state.firewallScripts);
-          if (found !== 'present') {
-            await fw.repair(name, state.firewallScripts);
-            missing.push(`own ${state.firewallScripts.backend} rules ${found}`);
+      // Under '*' too: adoption (which holds '*') starts and stops networks without their own lock;
+      // a check in between would put back the rules of a network adoption is taking down.
+      await this.locked('*', () =>
+        this.locked(name, async () => {
+          const entry = this.active.get(name);
+          if (!entry) return;
+          const { state } = entry;
+          const missing: string[] = [];
+          if (state.firewallScripts) {
+            const fw = entry.firewall ?? this.firewallFor(state.firewallScripts.backend);
+            const found = await fw.present(name, state.firewallScripts);
+            if (found !== 'present') {
+              await fw.repair(name, state.firewallScripts);
+              missing.push(`own ${state.firewallScripts.backend} rules ${found}`);
+            }
           }
-        }
-        const crs = this.compat ? compatRuleSet(state.network) : undefined;
-        if (this.compat && crs)
-          missing.push(...this.noteCompat(name, entry, await this.compat.ensure(crs, saves)));
-        if (missing.length) {
-          this.log?.warning(`network ${name}: firewall rules repaired (${why}): ${missing.join('; ')}`, {
-            network: name,
-          });
-          this.emit('repaired', { name, missing });
-        }
-      }).catch((e) =>
+          const crs = this.compat ? compatRuleSet(state.network) : undefined;
+          if (this.compat && crs)
+            missing.push(...this.noteCompat(name, entry, await this.compat.ensure(crs, saves)));
+          if (missing.length) {
+            this.log?.warning(`network ${name}: firewall rules repaired (${why}): ${missing.join('; ')}`, {
+              network: name,
+            });
+            this.emit('repaired', { name, missing });
+          }
+        }),
+      ).catch((e) =>
         this.log?.error(`network ${name}: firewall repair failed: ${errText(e)}`, { network: name }),
       );
     }

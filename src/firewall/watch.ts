@@ -13,6 +13,7 @@
  * change while one runs schedules exactly one more. The monitor is restarted when it exits.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 
 export interface RulesetWatcherOptions {
@@ -61,7 +62,7 @@ export class RulesetWatcher {
 
   private spawnMonitor(): void {
     if (this.closed) return;
-    const [cmd, ...args] = this.o.argv ?? ['nft', 'monitor'];
+    const [cmd, ...args] = this.o.argv ?? defaultMonitorArgv();
     const child = spawn(cmd!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     child.stdout?.on('data', () => this.kick('nftables ruleset changed'));
@@ -114,6 +115,16 @@ export class RulesetWatcher {
     this.child?.kill();
     await this.running;
   }
+}
+
+/**
+ * `nft monitor`, under `setpriv --pdeathsig TERM` when setpriv is there: the monitor then ends with
+ * virtnetd even when virtnetd is killed (the unit's KillMode=process leaves children running, for
+ * dnsmasq's sake; an orphaned monitor would stay until its next write).
+ */
+function defaultMonitorArgv(): string[] {
+  const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
+  return setpriv ? [setpriv, '--pdeathsig', 'TERM', '--', 'nft', 'monitor'] : ['nft', 'monitor'];
 }
 
 async function hasLegacy(): Promise<boolean> {
