@@ -41,6 +41,7 @@ async function run(): Promise<number> {
           firewall: o.firewall,
           logger: l,
           dnsmasqDbus: true,
+          coexist: true,
         }),
     });
     await signals.attach(daemon);

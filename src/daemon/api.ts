@@ -93,6 +93,7 @@ export const networkInterface: InterfaceSpec = {
     },
     { name: 'RemoveHost', in: [a('mac', 's')], out: [], action: ACTION_MANAGE },
     { name: 'GetLeases', in: [], out: [a('leases', 'a(sssx)')] },
+    { name: 'Doctor', in: [], out: [a('findings', 'a(ssss)')] },
     { name: 'GetLeasesWithDomains', in: [], out: [a('leases', 'a(sssxs)')] },
   ],
   properties: [
@@ -159,8 +160,11 @@ export const standardInterfaces: InterfaceSpec[] = [
   },
 ];
 
-/** Network lifecycle events carried by Manager.NetworkEvent. */
-export type NetworkEventKind = 'defined' | 'undefined' | 'started' | 'stopped' | 'updated';
+/**
+ * Network lifecycle events carried by Manager.NetworkEvent. 'repaired': rules of the running network
+ * were found missing (another program flushed or replaced the ruleset) and were put back.
+ */
+export type NetworkEventKind = 'defined' | 'undefined' | 'started' | 'stopped' | 'updated' | 'repaired';
 
 /** Concatenated signature of a list of arguments. */
 export function signatureOf(args: ArgSpec[]): string {

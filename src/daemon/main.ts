@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { leaseFilePath } from '../engine/engine.js';
 import type { Engine } from '../engine/types.js';
 import { SpawnRunner } from '../exec/runner.js';
+import { FirewalldZones } from '../firewall/firewalld.js';
 import { createDaemonHooks } from '../hooks/bus-adapter.js';
 import { LibvirtMigrator } from '../libvirt/migrate.js';
 import { LibvirtPublisher } from '../libvirt/publisher.js';
@@ -78,6 +79,11 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
 
   await mkdir(opts.stateDir, { recursive: true, mode: 0o755 });
   const engine = await deps.createEngine(opts, log);
+  // firewalld zones for the bridges (issue 12), over this connection to the system bus.
+  if (engine.useFirewallZones)
+    await engine
+      .useFirewallZones(new FirewalldZones(bus))
+      .catch((e) => log.warning(`firewalld zones: ${(e as Error).message}`));
   const store = new ConfigStore(opts.configDir);
   const authorizer = new BusAuthorizer(bus, {
     onDecision: (d) => {
@@ -154,6 +160,16 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   // Running domains' reservations and port forwards, as recorded by the hooks (issue 5).
   for (const p of await hooks.reconcile(service.hookView()))
     log.warning(`hooks: could not reconcile a running domain: ${p}`);
+  // A network's rules were lost and put back (a foreign flush): the domains' port forwards went
+  // with them; re-apply what the hooks recorded (idempotent).
+  engine.on('repaired', () => {
+    void hooks.reconcile(service.hookView()).then(
+      (ps) => {
+        for (const p of ps) log.warning(`hooks: could not re-apply port forwards after a repair: ${p}`);
+      },
+      (e) => log.warning(`hooks: re-applying port forwards after a repair failed: ${(e as Error).message}`),
+    );
+  });
   // The config dir is watched (issue 5): a valid change is applied like Reload; an invalid file is
   // announced (NetworkEvent … 'invalid') and changes nothing.
   const codec = deps.codec ?? networkCodec;

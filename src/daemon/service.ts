@@ -360,6 +360,10 @@ export class VirtnetService {
     const l = this.listeners;
     l.started = (ev) => this.sync(ev.name);
     l.stopped = (ev) => this.sync(ev.name);
+    l.repaired = (ev) => {
+      const e = this.entries.get(ev.name);
+      if (e) this.networkEvent(ev.name, e.path, 'repaired');
+    };
     l['lease-changed'] = (ev) => {
       const e = this.entries.get(ev.name);
       if (!e) return;
@@ -698,6 +702,13 @@ export class VirtnetService {
         if (!this.o.engine.isActive(name)) return [[]];
         const leases = await this.o.engine.leases(name);
         return [leases.map((l) => [l.mac, l.ip, l.hostname ?? '', BigInt(Math.trunc(l.expiry))])];
+      }
+      case 'Doctor': {
+        this.entry(name);
+        if (!this.o.engine.isActive(name)) throw new ConflictError(`network '${name}' is not active`);
+        if (!this.o.engine.doctor) throw new Error('this engine has no doctor');
+        const findings = await this.o.engine.doctor(name);
+        return [findings.map((f) => [f.check, f.status, f.detail, f.fix])];
       }
       case 'GetLeasesWithDomains': {
         // GetLeases' fields, then the libvirt domain that owns the MAC ('' when unknown), from the

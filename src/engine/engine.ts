@@ -23,8 +23,13 @@ import type { ProcessProbe } from '../dnsmasq/proc.js';
 import { DnsmasqSupervisor } from '../dnsmasq/supervisor.js';
 import { CommandError, ConflictError, NotFoundError } from '../errors.js';
 import { type CommandRunner, SpawnRunner } from '../exec/runner.js';
+import { type CompatChange, CompatLayer, type SaveCache } from '../firewall/compat.js';
 import { detectFirewall, type FirewallRequest, makeFirewall } from '../firewall/detect.js';
+import { diagnose, type Finding } from '../firewall/doctor.js';
+import { gatherDoctorFacts } from '../firewall/doctor-host.js';
+import type { ZoneBinding, ZoneManager } from '../firewall/firewalld.js';
 import type { Firewall, FirewallChoice, FirewallScripts } from '../firewall/types.js';
+import { RulesetWatcher } from '../firewall/watch.js';
 import { subnetsOverlap } from '../model/ip.js';
 import type { Network } from '../model/network.js';
 import { spanHostNetwork } from '../model/span.js';
@@ -35,6 +40,7 @@ import {
   renderHostsfile,
   withLiveHost,
 } from '../plan/dnsmasq.js';
+import { compatRuleSet } from '../plan/firewall/compat.js';
 import { renderIptables } from '../plan/firewall/iptables.js';
 import { renderNftables } from '../plan/firewall/nftables.js';
 import { planFirewall } from '../plan/firewall/rules.js';
@@ -86,6 +92,13 @@ export interface EngineOptions {
    * through its supervisor) is logged once at info, tagged `network=NAME`.
    */
   logger?: Logger;
+  /**
+   * Living with other firewalls (virtnetd turns it on): the compatibility layer in foreign iptables
+   * chains that can drop the networks' traffic (src/plan/firewall/compat.ts), and a ruleset watcher
+   * (`nft monitor`) that puts lost rules back at once, logs at warning what was missing and emits
+   * `repaired`. Off by default (unit tests, the hooks' in-process fallback).
+   */
+  coexist?: boolean;
 }
 
 type Undo = { step: string; run: () => Promise<void> };
@@ -96,6 +109,8 @@ interface Active {
   firewall?: Firewall;
   hosts?: HostsCache;
   leaseWatch?: LeaseFileWatcher;
+  /** Where the compatibility layer is (`variant/family/parent`), to tell a repair from an addition. */
+  compat?: Set<string>;
 }
 
 /**
@@ -217,6 +232,9 @@ export class LinuxEngine implements Engine {
   private readonly tails = new Map<string, Promise<unknown>>();
   /** Networks admitted (conflict-checked) whose start is still running. */
   private readonly reserved = new Map<string, Network>();
+  private compat: CompatLayer | undefined;
+  private watcher: RulesetWatcher | undefined;
+  private zones: ZoneManager | undefined;
 
   private constructor(
     private readonly runner: CommandRunner,
@@ -240,6 +258,20 @@ export class LinuxEngine implements Engine {
     await e.store.init();
     await mkdir(e.dnsmasqDir, { recursive: true, mode: 0o755 });
     opts.logger?.info(`firewall backend: ${choice.backend} (${choice.reason})`);
+    if (opts.coexist) {
+      const own = choice.backend === 'iptables' ? await CompatLayer.variantOf(runner) : undefined;
+      e.compat = new CompatLayer(runner, own);
+      const compat = e.compat;
+      e.watcher = new RulesetWatcher({
+        onChange: (why) => e.checkFirewall(why),
+        // With the networks and where their layers are: the same legacy tables with other networks
+        // up (a network started while they held no drop) still call for a check.
+        legacyFingerprint: async () =>
+          `${JSON.stringify([...e.active].map(([n, a]) => [n, [...(a.compat ?? [])]]))}\n${await compat.legacyFingerprint()}`,
+        onTrouble: (m) => e.log?.warning(m),
+      });
+      e.watcher.start();
+    }
     return e;
   }
 
@@ -700,6 +732,25 @@ export class LinuxEngine implements Engine {
         step = (failed.reason as { step?: string }).step ?? 'start';
         throw failed.reason;
       }
+      // The compatibility layer (foreign iptables chains that can drop), once the network's own rules
+      // are in.
+      const crs = this.compat ? compatRuleSet(net) : undefined;
+      if (this.compat && crs) {
+        const compat = this.compat;
+        step = 'firewall: compatibility rules';
+        undos.push({ step: 'firewall: remove compatibility rules', run: () => this.removeCompat(net.name) });
+        this.noteCompat(net.name, entry, await compat.ensure(crs));
+      }
+      if (this.zones) {
+        const zones = this.zones;
+        step = 'firewalld: zone';
+        const b = await zones.bind(net);
+        if (b) {
+          state.zone = b;
+          undos.push({ step: 'firewalld: unbind zone', run: () => zones.unbind(b) });
+          this.noteZone(net.name, b);
+        }
+      }
       // Ports that were attached before (update with restart).
       for (const p of state.ports) {
         step = `ports: attach ${p}`;
@@ -777,6 +828,138 @@ export class LinuxEngine implements Engine {
     );
   }
 
+  // --- living with other firewalls ---------------------------------------------------------------
+
+  /**
+   * Log what the compatibility layer changed and remember where it is. Returns the changes that
+   * repaired a layer that had been there (a foreign flush or restore took it), as opposed to adding
+   * it where a foreign chain started to drop, or removing it where none drops any more.
+   */
+  private noteCompat(name: string, entry: Active, checked: CompatChange[]): string[] {
+    const had = entry.compat ?? new Set<string>();
+    const now = new Set<string>();
+    const repaired: string[] = [];
+    for (const c of checked) {
+      const key = (p: string) => `${c.variant}/${c.family}/${p}`;
+      for (const p of c.parents) now.add(key(p));
+      if (!c.problems.length) continue;
+      const where = `iptables-${c.variant} ${c.family}`;
+      const lost = c.problems.filter(
+        (p) => had.has(key(p.split(':')[0]!)) && !p.endsWith('no longer needed'),
+      );
+      if (lost.length) repaired.push(`${where}: ${lost.join(', ')}`);
+      else
+        this.note(name, `firewall compatibility rules updated in ${where}: ${c.problems.join(', ')}`, {
+          parents: c.parents,
+        });
+    }
+    entry.compat = now;
+    return repaired;
+  }
+
+  private noteZone(name: string, b: ZoneBinding, why?: string): void {
+    if (b.ours)
+      this.note(name, `firewalld: bridge ${b.ifname} put into zone ${b.zone}${why ? ` (${why})` : ''}`);
+  }
+
+  async useFirewallZones(zones: ZoneManager): Promise<void> {
+    this.zones = zones;
+    await zones.watch((why) => void this.rebindZones(why));
+    await this.rebindZones('firewalld zones enabled');
+  }
+
+  /**
+   * Every active network's bridge into its zone again (after firewalld reloaded or restarted, its
+   * runtime bindings are gone), then the rules checked (firewalld's iptables backend flushes
+   * everyone's on reload).
+   */
+  async rebindZones(why: string): Promise<void> {
+    const zones = this.zones;
+    if (!zones) return;
+    for (const name of [...this.active.keys()]) {
+      // Under '*' too: adoption (which holds '*') starts and stops networks without their own lock.
+      await this.locked('*', () =>
+        this.locked(name, async () => {
+          const entry = this.active.get(name);
+          if (!entry) return;
+          const { state } = entry;
+          const b = await zones.bind(state.network, state.zone);
+          if (JSON.stringify(b) === JSON.stringify(state.zone)) return;
+          if (b) {
+            state.zone = b;
+            this.noteZone(name, b, why);
+          } else delete state.zone;
+          await this.store.save(state);
+        }),
+      ).catch((e) => this.log?.error(`network ${name}: firewalld zone: ${errText(e)}`, { network: name }));
+    }
+    await this.checkFirewall(why);
+  }
+
+  /** What on this host blocks or could block the network's traffic (`virtnetctl doctor`). */
+  async doctor(name: string): Promise<Finding[]> {
+    const entry = this.active.get(name);
+    if (!entry) throw new NotFoundError(`network ${name} is not active`);
+    // Without the coexistence layer (unit tests, hooks' fallback) the iptables variants are still read.
+    const compat = this.compat ?? new CompatLayer(this.runner, undefined);
+    const pid = entry.supervisor?.pid;
+    const facts = await gatherDoctorFacts({
+      runner: this.runner,
+      net: entry.state.network,
+      compat,
+      ...(this.zones ? { zones: this.zones } : {}),
+      ...(entry.state.zone ? { binding: entry.state.zone } : {}),
+      ...(pid ? { dnsmasqPid: pid } : {}),
+    });
+    return diagnose(facts);
+  }
+
+  private async removeCompat(name: string): Promise<void> {
+    const changes = await this.compat!.remove(name);
+    for (const c of changes.filter((x) => x.problems.length))
+      this.note(name, `firewall compatibility rules removed from iptables-${c.variant} ${c.family}`);
+  }
+
+  /**
+   * The watcher's check: for every active network (under its lock, so never in the middle of its
+   * start, update or stop), its own rules — re-applied when not all there — and the compatibility
+   * layer, made as planned. A repair is logged once at warning with what was missing, and emitted.
+   */
+  async checkFirewall(why = 'check'): Promise<void> {
+    const saves: SaveCache = new Map();
+    for (const name of [...this.active.keys()]) {
+      // Under '*' too: adoption (which holds '*') starts and stops networks without their own lock;
+      // a check in between would put back the rules of a network adoption is taking down.
+      await this.locked('*', () =>
+        this.locked(name, async () => {
+          const entry = this.active.get(name);
+          if (!entry) return;
+          const { state } = entry;
+          const missing: string[] = [];
+          if (state.firewallScripts) {
+            const fw = entry.firewall ?? this.firewallFor(state.firewallScripts.backend);
+            const found = await fw.present(name, state.firewallScripts);
+            if (found !== 'present') {
+              await fw.repair(name, state.firewallScripts);
+              missing.push(`own ${state.firewallScripts.backend} rules ${found}`);
+            }
+          }
+          const crs = this.compat ? compatRuleSet(state.network) : undefined;
+          if (this.compat && crs)
+            missing.push(...this.noteCompat(name, entry, await this.compat.ensure(crs, saves)));
+          if (missing.length) {
+            this.log?.warning(`network ${name}: firewall rules repaired (${why}): ${missing.join('; ')}`, {
+              network: name,
+            });
+            this.emit('repaired', { name, missing });
+          }
+        }),
+      ).catch((e) =>
+        this.log?.error(`network ${name}: firewall repair failed: ${errText(e)}`, { network: name }),
+      );
+    }
+  }
+
   // --- stop --------------------------------------------------------------------------------------
 
   stop(name: string): Promise<void> {
@@ -809,6 +992,15 @@ export class LinuxEngine implements Engine {
         const fw = entry.firewall ?? this.firewallFor(state.firewallScripts.backend);
         const scripts = state.firewallScripts;
         await attempt('firewall: remove', () => this.removeRules(name, fw, scripts));
+      }
+      if (this.compat) await attempt('firewall: remove compatibility rules', () => this.removeCompat(name));
+      const zone = state.zone;
+      if (zone && this.zones) {
+        const zones = this.zones;
+        await attempt('firewalld: unbind zone', async () => {
+          await zones.unbind(zone);
+          if (zone.ours) this.note(name, `firewalld: bridge ${zone.ifname} taken out of zone ${zone.zone}`);
+        });
       }
       await attempt('sysctls: restore', () => this.releaseSysctls(name));
     };
@@ -902,6 +1094,18 @@ export class LinuxEngine implements Engine {
             this.log?.warning(`network ${name}: firewall rules were ${found}; repaired`);
         }
         if (state.span) await this.repairSpan(state);
+        const crs = this.compat ? compatRuleSet(state.network) : undefined;
+        if (this.compat && crs) this.noteCompat(name, entry, await this.compat.ensure(crs));
+        if (this.zones) {
+          const b = await this.zones.bind(state.network, state.zone);
+          if (JSON.stringify(b) !== JSON.stringify(state.zone)) {
+            if (b) {
+              state.zone = b;
+              this.noteZone(name, b);
+            } else delete state.zone;
+            await this.store.save(state);
+          }
+        }
         const host = planSysctls(state.network);
         if (host.length) this.noteSysctls(name, await this.sysctls.claim(name, host));
         if (state.dnsmasq) {
@@ -1174,6 +1378,25 @@ export class LinuxEngine implements Engine {
         st.firewall = 'none';
       }
     }
+    if (this.zones) {
+      const b = await this.zones.bind(net, st.zone);
+      if (b) {
+        if (JSON.stringify(b) !== JSON.stringify(st.zone)) this.noteZone(net.name, b);
+        st.zone = b;
+      } else if (st.zone) {
+        await this.zones.unbind(st.zone);
+        delete st.zone;
+      }
+    }
+    // The compatibility layer follows the new definition (subnets, bridge, mode).
+    if (this.compat) {
+      const crs = compatRuleSet(net);
+      if (crs) this.noteCompat(net.name, entry, await this.compat.ensure(crs));
+      else if (entry.compat?.size) {
+        await this.removeCompat(net.name);
+        entry.compat.clear();
+      }
+    }
     // dnsmasq: restart on config change, SIGHUP when only the host files changed.
     const wasNeeded = st.dnsmasq;
     const needed = needsDnsmasq(net);
@@ -1239,6 +1462,8 @@ export class LinuxEngine implements Engine {
 
   /** Stop supervising; networks stay up (dnsmasq keeps running, rules and links stay). */
   async close(): Promise<void> {
+    await this.watcher?.close();
+    this.zones?.close();
     await Promise.all([...this.tails.values()]);
     for (const e of this.active.values()) {
       e.supervisor?.detach();

@@ -5,6 +5,7 @@
  */
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { ZoneBinding } from '../firewall/firewalld.js';
 import type { FirewallScripts } from '../firewall/types.js';
 import type { Network } from '../model/network.js';
 import type { NicState } from '../plan/links.js';
@@ -24,6 +25,8 @@ export interface NetworkState {
   firewall: FirewallBackend | 'none';
   /** The scripts applied (their remove half is what stop runs). */
   firewallScripts?: FirewallScripts;
+  /** The firewalld zone of the bridge, as found or set at start (unset again at stop when ours). */
+  zone?: ZoneBinding;
   dnsmasq: boolean;
   ports: string[];
   extraHosts: HostEntry[];

@@ -3,6 +3,8 @@
  * (the daemon's bus service, the hooks' in-process fallback, the CLI's offline paths, tests).
  */
 
+import type { Finding } from '../firewall/doctor.js';
+import type { ZoneManager } from '../firewall/firewalld.js';
 import type { Network } from '../model/network.js';
 import type { SpanState } from './span.js';
 
@@ -54,6 +56,8 @@ export interface EngineEvents {
   };
   'port-attached': { name: string; ifname: string; mac: string; domain: string };
   'port-detached': { name: string; ifname: string; domain: string };
+  /** Rules of the network were found missing and put back (`missing`: what was missing). */
+  repaired: { name: string; missing: string[] };
 }
 
 export interface Engine {
@@ -75,6 +79,14 @@ export interface Engine {
   detachPort(name: string, ifname: string, meta?: { domain?: string }): Promise<void>;
   on<K extends keyof EngineEvents>(event: K, listener: (e: EngineEvents[K]) => void): void;
   off<K extends keyof EngineEvents>(event: K, listener: (e: EngineEvents[K]) => void): void;
+  /**
+   * firewalld zones for the bridges (virtnetd passes one over its system-bus connection): networks
+   * started from now on, and those already active, are put into their zone; re-done when firewalld
+   * reloads or restarts. Optional (engines without firewalld support leave it out).
+   */
+  useFirewallZones?(zones: ZoneManager): Promise<void>;
+  /** What on this host blocks or could block a running network's traffic (`virtnetctl doctor`). */
+  doctor?(name: string): Promise<Finding[]>;
   /** Stop supervising (does NOT stop networks: they stay up, like libvirt's KillMode=process). */
   close(): Promise<void>;
 }

@@ -79,6 +79,25 @@ export function ruleLines(text: string): { table: string; chain: string; spec: s
   return out;
 }
 
+const BUILTIN_CHAINS = new Set(['INPUT', 'OUTPUT', 'FORWARD', 'PREROUTING', 'POSTROUTING']);
+
+/** What an `iptables-save` shows: `table chain` of every chain, `table chain words…` of every rule. */
+export function savedRules(save: string): { chains: Set<string>; rules: Set<string> } {
+  const chains = new Set<string>();
+  const rules = new Set<string>();
+  let table = '';
+  for (const raw of save.split('\n')) {
+    const l = raw.trim();
+    if (l.startsWith('*')) table = l.slice(1);
+    else if (l.startsWith(':')) chains.add(`${table} ${l.slice(1).split(/\s/)[0]}`);
+    else if (l.startsWith('-A ')) {
+      const [, chain, ...spec] = splitRestoreLine(l);
+      rules.add(`${table} ${chain} ${spec.join(' ')}`);
+    }
+  }
+  return { chains, rules };
+}
+
 export class IptablesFirewall implements Firewall {
   readonly backend = 'iptables' as const;
   constructor(private readonly runner: CommandRunner) {}
@@ -132,13 +151,32 @@ export class IptablesFirewall implements Firewall {
   }
 
   async present(netName: string, scripts: FirewallScripts): Promise<Presence> {
-    // `iptables-restore --test` does not look at the kernel's rules, so check each planned rule with
-    // `iptables -C` (only on adoption and drift checks, never on the start path).
+    // `iptables-restore --test` does not look at the kernel's rules. One `*-save` per family shows
+    // most of them: the renderer writes rules in iptables-save's canonical form, so a rule that is
+    // there shows as the same words, and a rule of a chain the save does not declare is not there.
+    // Every other rule is checked with `iptables -C` (the authority: a rule written in another form
+    // than the save prints is still found). Used by adoption and by the ruleset watcher's checks.
     let seenPresent = false;
     let seenMissing = false;
     for (const [fam, pair] of this.families(iptOf(netName, scripts))) {
       const tool = fam === 'v4' ? 'iptables' : 'ip6tables';
-      for (const { table, chain, spec } of ruleLines(pair.apply)) {
+      const rules = ruleLines(pair.apply);
+      if (!rules.length) continue;
+      const saved = await this.runner.run({
+        step: `firewall: read ${tool} rules of network ${netName}`,
+        argv: [`${tool}-save`],
+        allowFail: true,
+      });
+      const have = saved.exitCode === 0 ? savedRules(saved.stdout) : undefined;
+      for (const { table, chain, spec } of rules) {
+        if (have?.rules.has(`${table} ${chain} ${spec.join(' ')}`)) {
+          seenPresent = true;
+          continue;
+        }
+        if (have && !BUILTIN_CHAINS.has(chain) && !have.chains.has(`${table} ${chain}`)) {
+          seenMissing = true;
+          continue;
+        }
         const r = await this.runner.run({
           step: `firewall: check ${tool} rules of network ${netName}`,
           argv: [tool, '-w', '-t', table, '-C', chain, ...spec],

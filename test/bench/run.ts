@@ -1,7 +1,7 @@
 /**
  * virtnet's benchmarks, side by side with libvirt: ONE command, ONE table (issue 7).
  *
- *   npm run bench [-- --with-libvirt] [--quick] [--json] [--only engine,daemon,libvirt,firewall,vm,span]
+ *   npm run bench [-- --with-libvirt] [--quick] [--json] [--only engine,daemon,libvirt,firewall,vm,span,repair]
  *   (= npm run build && node dist/test/bench/run.js …; root; not part of `npm test`)
  *
  * Everything runs inside network namespaces this harness makes (prefix `vh10-`), never in the root
@@ -11,6 +11,7 @@
  *   libvirt   (--with-libvirt) Debian's libvirtd sealed in a netns + mount namespace of its own
  *             (installed with packaging/install-deps.sh --with-libvirt when missing), same XML
  *   firewall  one transaction vs one command per rule for the same NAT rule set, in a netns
+ *   repair    `nft flush ruleset` under a running network: time until the engine has its rules back
  *   vm        (--with-libvirt) virsh start of a TCG domain on libvirt's network vs on virtnet's, and
  *             import-libvirt / revert-libvirt with 10 running domains (vm-section.ts)
  *   span      one network over three host namespaces (VXLAN; EVPN with FRR when installed): start on a
@@ -41,6 +42,7 @@ import {
   table,
 } from './lib.js';
 import { libvirtSection } from './libvirt-section.js';
+import { repairSection } from './repair-section.js';
 import { spanSection } from './span-section.js';
 import { vmSection } from './vm-section.js';
 
@@ -81,7 +83,9 @@ async function runInner(section: string, a: string[]): Promise<void> {
   const samples =
     section === 'engine'
       ? await engineSection(join(a[0]!, 'run'), Number(a[1]), Number(a[2]))
-      : await firewallSection(Number(a[0]));
+      : section === 'repair'
+        ? await repairSection(join(a[0]!, 'run'), Number(a[1]))
+        : await firewallSection(Number(a[0]));
   process.stdout.write(`${JSON.stringify(samples)}\n`);
 }
 
@@ -192,6 +196,10 @@ function buildRows(s: Map<string, Sample>, withLibvirt: boolean): Row[] {
   add(fw, 'fw.nft.tx', undefined, 'fw.nft.cmds', 'per rule');
   add(fw, 'fw.iptables.tx', undefined, 'fw.iptables.cmds', 'per rule');
   add(fw, 'fw.iptables-legacy.tx', undefined, 'fw.iptables-legacy.cmds', 'per rule');
+
+  const rp = 'ruleset repair: nft flush ruleset under a running NAT network (20 flushes per backend)';
+  add(rp, 'repair.nftables', le(1000));
+  add(rp, 'repair.iptables', le(1000));
   return rows;
 }
 
@@ -254,6 +262,16 @@ async function main(): Promise<void> {
         const evpn = which('vtysh') && existsSync('/usr/lib/frr/bgpd');
         log(`span: three hosts, vxlan${evpn ? ' and evpn (FRR)' : ' (FRR not installed: no evpn rows)'}`);
         keep(await spanSection(heavyRuns, evpn, log));
+      });
+    if (want('repair'))
+      await section('repair', async () => {
+        log('repair: nft flush ruleset under a running network, rules back');
+        const ns = await createNetns('vh10-r');
+        try {
+          keep(await inner(ns.name, 'repair', [mkdtempSync(join(base, 'repair-')), String(quick ? 5 : 20)]));
+        } finally {
+          ns.cleanup();
+        }
       });
     if (want('engine'))
       await section('engine', async () => {

@@ -6,6 +6,7 @@
 import { EventEmitter } from 'node:events';
 import type { ActiveNetworkInfo, Engine, EngineEvents, HostEntry, Lease } from '../../src/engine/types.js';
 import { type CommandError, NotFoundError } from '../../src/errors.js';
+import type { Finding } from '../../src/firewall/doctor.js';
 import type { Network } from '../../src/model/network.js';
 import { withLiveHost } from '../../src/plan/dnsmasq.js';
 
@@ -14,6 +15,8 @@ export class FakeEngine implements Engine {
   readonly calls: string[] = [];
   readonly active = new Map<string, ActiveNetworkInfo>();
   readonly leaseTable = new Map<string, Lease[]>();
+  /** What doctor() answers, per network (the real checks run in test/integration/firewall-doctor.test.ts). */
+  readonly doctorTable = new Map<string, Finding[]>();
   /** When set, the next start() fails with this CommandError. */
   failNextStart: CommandError | undefined;
   /** When set, start() and stop() take this long (to see calls overlap). */
@@ -101,6 +104,10 @@ export class FakeEngine implements Engine {
   async detachPort(name: string, ifname: string, meta?: { domain?: string }): Promise<void> {
     this.calls.push(`detachPort ${name} ${ifname}`);
     this.emit('port-detached', { name, ifname, domain: meta?.domain ?? '' });
+  }
+  async doctor(name: string): Promise<Finding[]> {
+    this.calls.push(`doctor ${name}`);
+    return this.doctorTable.get(name) ?? [];
   }
   on<K extends keyof EngineEvents>(event: K, listener: (e: EngineEvents[K]) => void): void {
     this.ee.on(event, listener);

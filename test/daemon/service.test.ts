@@ -271,6 +271,16 @@ describe.skipIf(skip)('virtnetd bus service (private system bus, fake engine)', 
     expect(again.text).toMatch(/already active/);
   });
 
+  it("an engine repair (lost rules put back) becomes NetworkEvent 'repaired' on the network's path", async () => {
+    engine.emit('repaired', { name: 'my-net', missing: ['own nftables rules absent'] });
+    await mon.waitFor(
+      (m) =>
+        m.member === 'NetworkEvent' &&
+        JSON.stringify(m.payload).includes('"repaired"') &&
+        JSON.stringify(m.payload).includes(NET_PATH),
+    );
+  });
+
   it('engine lease events become LeaseChanged; GetLeases returns a(sssx)', async () => {
     engine.leaseTable.set('my-net', [
       { mac: '52:54:00:aa:bb:cc', ip: '10.77.0.20', hostname: 'g1', expiry: 1900000000 },

@@ -6,7 +6,10 @@
  * leaves the networks up, as a crashed daemon would.
  */
 import { createInterface } from 'node:readline';
+import { connectBus } from '../../src/daemon/dbus.js';
 import { LinuxEngine } from '../../src/engine/engine.js';
+import { FirewalldZones } from '../../src/firewall/firewalld.js';
+import { createLogger } from '../../src/util/log.js';
 
 let engine: LinuxEngine | undefined;
 const events: unknown[] = [];
@@ -17,7 +20,15 @@ async function handle(req: Req): Promise<unknown> {
   const args = req.args ?? [];
   const a = <T = never>(i: number): T => args[i] as T;
   if (req.op === 'create') {
-    engine = await LinuxEngine.create(a(0) ?? {});
+    // `logToStderr: LEVEL`: the engine's log (from LEVEL up) on stderr, for tests that check it.
+    // `firewalldBus: ADDRESS`: firewalld zones over a connection to that bus (as virtnetd does).
+    const { logToStderr, firewalldBus, ...opts } =
+      a<{ logToStderr?: 'warning' | 'info'; firewalldBus?: string }>(0) ?? {};
+    engine = await LinuxEngine.create({
+      ...opts,
+      ...(logToStderr ? { logger: createLogger({ level: logToStderr, format: 'json' }) } : {}),
+    });
+    if (firewalldBus) await engine.useFirewallZones(new FirewalldZones(await connectBus(firewalldBus)));
     for (const ev of [
       'started',
       'stopped',
@@ -25,6 +36,7 @@ async function handle(req: Req): Promise<unknown> {
       'lease-changed',
       'port-attached',
       'port-detached',
+      'repaired',
     ] as const) {
       engine.on(ev, (e) => events.push({ kind: ev, ...e }));
     }
@@ -55,6 +67,12 @@ async function handle(req: Req): Promise<unknown> {
       return e.info(a(0)) ?? null;
     case 'list':
       return e.list();
+    case 'doctor':
+      return e.doctor(a(0));
+    case 'rebindZones':
+      return e.rebindZones('asked');
+    case 'checkFirewall':
+      return e.checkFirewall('asked');
     case 'events':
       return events.splice(0);
     case 'timed': {

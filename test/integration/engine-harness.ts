@@ -170,16 +170,30 @@ export async function snapshot(ns: Netns): Promise<Record<string, string>> {
     '-c',
     'cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv6/conf/all/forwarding',
   ]);
-  // Processes other than the driver(s) and the snapshot itself.
+  // Processes other than the driver(s) and the snapshot itself, and the ruleset watcher's `nft
+  // monitor` of a live engine (its parent is a node process; an orphaned one still counts).
+  const comm = (p: number | string) => {
+    try {
+      return execFileSync('cat', [`/proc/${p}/comm`], { encoding: 'utf8' }).trim();
+    } catch {
+      return '';
+    }
+  };
+  const watcherOfLiveEngine = (p: number) => {
+    try {
+      const cmd = execFileSync('cat', [`/proc/${p}/cmdline`], { encoding: 'utf8' }).split('\0');
+      const ppid = /^PPid:\s+(\d+)$/m.exec(
+        execFileSync('cat', [`/proc/${p}/status`], { encoding: 'utf8' }),
+      )?.[1];
+      return cmd[0] === 'nft' && cmd[1] === 'monitor' && ppid !== undefined && comm(ppid) === 'node';
+    } catch {
+      return false;
+    }
+  };
   out.procs = ns
     .pids()
-    .map((p) => {
-      try {
-        return execFileSync('cat', [`/proc/${p}/comm`], { encoding: 'utf8' }).trim();
-      } catch {
-        return '';
-      }
-    })
+    .filter((p) => !watcherOfLiveEngine(p))
+    .map((p) => comm(p))
     .filter((c) => c && c !== 'node' && c !== 'ip' && c !== 'cat')
     .sort()
     .join(',');

@@ -98,6 +98,8 @@ describe.skipIf(skip)('packaging', () => {
       'ProtectSystem=strict',
       'RestrictAddressFamilies=AF_UNIX AF_NETLINK AF_INET AF_INET6',
       'Before=libvirtd.service virtqemud.service',
+      'After=nftables.service firewalld.service ufw.service netfilter-persistent.service',
+      'Before=docker.service',
     ]) {
       expect(unit).toContain(want);
     }

@@ -6,6 +6,7 @@
 import type { Command } from '../command.js';
 import { autostartCommand } from './autostart.js';
 import { defineCommand } from './define.js';
+import { doctorCommand } from './doctor.js';
 import { dumpxmlCommand } from './dumpxml.js';
 import { hostAddCommand } from './host-add.js';
 import { hostRemoveCommand } from './host-remove.js';
@@ -34,6 +35,7 @@ export const commands: readonly Command[] = [
   hostAddCommand,
   hostRemoveCommand,
   monitorCommand,
+  doctorCommand,
   importLibvirtCommand,
   revertLibvirtCommand,
   // Offline:

@@ -168,6 +168,60 @@ describe.skipIf(skip)('virtnetctl bus commands', () => {
     expect((await run(['undefine', 'cli-net'])).out).toBe('Network cli-net has been undefined\n');
   });
 
+  it('doctor [NAME]: the findings of running networks, fix commands, exit 1 on a problem', async () => {
+    expect(
+      (
+        await run(['define', 'd.xml'], {
+          'd.xml': XML.replace('cli-net', 'doc-net').replace('vh7br9', 'vh7br8'),
+        })
+      ).code,
+    ).toBe(0);
+    expect((await run(['doctor'])).out).toBe('no running network\n');
+    expect((await run(['start', 'doc-net'])).code).toBe(0);
+    engine.doctorTable.set('doc-net', [
+      {
+        check: 'iptables',
+        status: 'fixed',
+        detail: 'iptables-nft: FORWARD (policy DROP) can drop',
+        fix: '',
+      },
+      {
+        check: 'ip_forward',
+        status: 'problem',
+        detail: 'net.ipv4.ip_forward is 0: nothing is forwarded',
+        fix: 'sysctl -w net.ipv4.ip_forward=1',
+      },
+    ]);
+    let r = await run(['doctor']);
+    expect(r.code).toBe(1);
+    expect(r.out).toBe(
+      'network doc-net:\n' +
+        '  fixed   iptables   iptables-nft: FORWARD (policy DROP) can drop\n' +
+        '  problem ip_forward net.ipv4.ip_forward is 0: nothing is forwarded\n' +
+        '            fix: sysctl -w net.ipv4.ip_forward=1\n',
+    );
+    r = await run(['doctor', 'doc-net', '--json']);
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.out)[1]).toEqual({
+      network: 'doc-net',
+      check: 'ip_forward',
+      status: 'problem',
+      detail: 'net.ipv4.ip_forward is 0: nothing is forwarded',
+      fix: 'sysctl -w net.ipv4.ip_forward=1',
+    });
+    engine.doctorTable.set('doc-net', [
+      { check: 'dhcp', status: 'ok', detail: 'no other DHCP server', fix: '' },
+    ]);
+    expect((await run(['doctor', 'doc-net'])).code).toBe(0);
+    r = await run(['doctor', 'nosuch']);
+    expect(r.code).toBe(3);
+    expect((await run(['stop', 'doc-net'])).code).toBe(0);
+    r = await run(['doctor', 'doc-net']);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/is not active/);
+    expect((await run(['undefine', 'doc-net'])).code).toBe(0);
+  });
+
   it('monitor prints the events as they come (--count, --json)', async () => {
     const io = captureIo();
     io.env = { DBUS_SYSTEM_BUS_ADDRESS: bus.address, VIRTNET_RUN_DIR: join(configDir, 'run') };

@@ -1,0 +1,198 @@
+/**
+ * The compatibility layer on the host (plan: src/plan/firewall/compat.ts): for each iptables variant
+ * other than the one virtnet's own rules use, and each family the network has rules in, read the
+ * variant's `filter` table (one `*-save -t filter`), and run the one `*-restore --noflush` text that
+ * makes the layer exactly as planned, if anything differs.
+ *
+ * A variant is only looked at when it exists: iptables-nft when its tools are installed (reading
+ * creates nothing); legacy only when the kernel already has a legacy `filter` table in this network
+ * namespace (`/proc/net/ip_tables_names`, `ip6_tables_names`) — running a legacy tool would create one.
+ */
+import { readFile } from 'node:fs/promises';
+import type { CommandRunner } from '../exec/runner.js';
+import { type CompatParent, compatFamilies, type IptVariant, renderCompat } from '../plan/firewall/compat.js';
+import type { FirewallRuleSet, FwFamily } from '../plan/firewall/rules.js';
+
+function tool(variant: IptVariant, family: FwFamily, what: 'save' | 'restore'): string {
+  return `${family === 'ipv4' ? 'iptables' : 'ip6tables'}-${variant}-${what}`;
+}
+
+const NAMES_FILE: Record<FwFamily, string> = {
+  ipv4: '/proc/net/ip_tables_names',
+  ipv6: '/proc/net/ip6_tables_names',
+};
+
+/**
+ * The variants' saved filter tables within one check of every network (`variant/family` → save):
+ * read once, not once per network; dropped when a network's layer changes it.
+ */
+export type SaveCache = Map<string, string>;
+
+export interface CompatChange {
+  variant: IptVariant;
+  family: FwFamily;
+  problems: string[];
+  /** The parents the layer is in now in that variant and family. */
+  parents: CompatParent[];
+}
+
+export class CompatLayer {
+  private nftTools: boolean | undefined;
+
+  /**
+   * `own`: the variant virtnet's own iptables rules are in (iptables backend): no layer there for a
+   * network with rules of its own (its jumps sit at the head of the same chains), only for bridge
+   * mode (no rules of its own). `procNames`: where the x_tables name lists are read (tests).
+   */
+  constructor(
+    private readonly runner: CommandRunner,
+    private readonly own: IptVariant | undefined,
+    private readonly procNames: Record<FwFamily, string> = NAMES_FILE,
+  ) {}
+
+  /** Which variant `iptables-restore` is: from `iptables --version` ("(nf_tables)" or "(legacy)"). */
+  static async variantOf(runner: CommandRunner): Promise<IptVariant | undefined> {
+    try {
+      const r = await runner.run({
+        step: 'firewall: iptables variant',
+        argv: ['iptables', '--version'],
+        allowFail: true,
+      });
+      if (r.exitCode !== 0) return undefined;
+      return /nf_tables/.test(r.stdout) ? 'nft' : /legacy/.test(r.stdout) ? 'legacy' : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async exists(variant: IptVariant, family: FwFamily): Promise<boolean> {
+    if (variant === 'legacy') {
+      const names = await readFile(this.procNames[family], 'utf8').catch(() => '');
+      return names.split('\n').includes('filter');
+    }
+    if (this.nftTools === undefined) {
+      try {
+        const r = await this.runner.run({
+          step: 'firewall: iptables-nft present',
+          argv: ['iptables-nft-save', '--version'],
+          allowFail: true,
+        });
+        this.nftTools = r.exitCode === 0;
+      } catch {
+        this.nftTools = false;
+      }
+    }
+    return this.nftTools;
+  }
+
+  private variants(everywhere: boolean): IptVariant[] {
+    return (['nft', 'legacy'] as const).filter((v) => everywhere || v !== this.own);
+  }
+
+  private async one(
+    network: string,
+    rs: FirewallRuleSet | undefined,
+    variant: IptVariant,
+    family: FwFamily,
+    cache?: SaveCache,
+  ): Promise<CompatChange | undefined> {
+    if (!(await this.exists(variant, family))) return undefined;
+    const key = `${variant}/${family}`;
+    let saved = cache?.get(key);
+    if (saved === undefined) {
+      saved = (
+        await this.runner.run({
+          step: `firewall: read ${tool(variant, family, 'save')}`,
+          argv: [tool(variant, family, 'save'), '-t', 'filter'],
+        })
+      ).stdout;
+      cache?.set(key, saved);
+    }
+    const plan = renderCompat(network, rs, family, saved);
+    if (!plan.text) return { variant, family, problems: [], parents: plan.parents };
+    cache?.delete(key); // changed below: the next network reads it again
+    await this.runner.run({
+      step: `firewall: compatibility rules of network ${network} (${tool(variant, family, 'restore')})`,
+      argv: [tool(variant, family, 'restore'), '--noflush', '-w'],
+      input: plan.text,
+    });
+    return { variant, family, problems: plan.problems, parents: plan.parents };
+  }
+
+  /**
+   * Make the layer of `rs` exactly as planned in every variant and family. One entry per variant
+   * and family looked at: what was wrong and is now fixed (`problems`, empty when all was in place)
+   * and where the layer is now. A failure in one variant does not stop the others; the first
+   * error is thrown at the end.
+   */
+  async ensure(rs: FirewallRuleSet, cache?: SaveCache): Promise<CompatChange[]> {
+    return this.each(rs.network, compatFamilies(rs), rs, cache);
+  }
+
+  /**
+   * The legacy `filter` tables as they are now (counters left out), '' when there are none: the
+   * ruleset watcher's cheap poll for legacy changes (legacy iptables sends no notification).
+   */
+  async legacyFingerprint(): Promise<string> {
+    let out = '';
+    for (const family of ['ipv4', 'ipv6'] as const) {
+      if (!(await this.exists('legacy', family))) continue;
+      const r = await this.runner.run({
+        step: 'firewall: read legacy iptables',
+        argv: [tool('legacy', family, 'save'), '-t', 'filter'],
+        allowFail: true,
+      });
+      out += r.stdout.replace(/^#.*$/gm, '').replace(/\[\d+:\d+\]/g, '');
+    }
+    return out;
+  }
+
+  /** The `filter` table of every variant and family that exists (for `virtnetctl doctor`). */
+  async saves(): Promise<{ variant: IptVariant; family: FwFamily; save: string }[]> {
+    const out: { variant: IptVariant; family: FwFamily; save: string }[] = [];
+    for (const variant of ['nft', 'legacy'] as const)
+      for (const family of ['ipv4', 'ipv6'] as const) {
+        if (!(await this.exists(variant, family))) continue;
+        const r = await this.runner.run({
+          step: `firewall: read ${tool(variant, family, 'save')}`,
+          argv: [tool(variant, family, 'save'), '-t', 'filter'],
+          allowFail: true,
+        });
+        if (r.exitCode === 0) out.push({ variant, family, save: r.stdout });
+      }
+    return out;
+  }
+
+  /** The variant virtnet's own iptables rules are in (iptables backend). */
+  get ownVariant(): IptVariant | undefined {
+    return this.own;
+  }
+
+  /** Remove every compat chain and jump of `network`, in every variant and family. */
+  async remove(network: string): Promise<CompatChange[]> {
+    return this.each(network, ['ipv4', 'ipv6'], undefined);
+  }
+
+  private async each(
+    network: string,
+    families: FwFamily[],
+    rs: FirewallRuleSet | undefined,
+    cache?: SaveCache,
+  ): Promise<CompatChange[]> {
+    const out: CompatChange[] = [];
+    let first: unknown;
+    // Removal looks everywhere (a network's mode may have changed since its layer went in).
+    for (const variant of this.variants(rs === undefined || rs.mode === 'bridge')) {
+      for (const family of families) {
+        try {
+          const c = await this.one(network, rs, variant, family, cache);
+          if (c) out.push(c);
+        } catch (e) {
+          first ??= e;
+        }
+      }
+    }
+    if (first) throw first;
+    return out;
+  }
+}
