@@ -15,6 +15,7 @@
 #   PREFIX/share/dbus-1/system-services/org.virtnet.network1.service  bus activation
 #   PREFIX/share/dbus-1/interfaces/org.virtnet.network1.*.xml          interface XML
 #   PREFIX/share/polkit-1/actions/org.virtnet.network1.policy          polkit actions
+#   PREFIX/lib/firewalld/zones/virtnet.xml                             firewalld zone for bridges
 #   PREFIX/lib/systemd/system/virtnetd.service                          systemd unit
 #   PREFIX/share/virtnet/networks/default.xml                          the embedded default network
 #   PREFIX/share/doc/virtnet/README.md
@@ -61,6 +62,7 @@ $prefix/share/dbus-1/system-services/org.virtnet.network1.service
 $prefix/share/dbus-1/interfaces/org.virtnet.network1.Manager.xml
 $prefix/share/dbus-1/interfaces/org.virtnet.network1.Network.xml
 $prefix/share/polkit-1/actions/org.virtnet.network1.policy
+$prefix/lib/firewalld/zones/virtnet.xml
 $prefix/lib/systemd/system/virtnetd.service
 $prefix/share/virtnet/networks/default.xml
 $prefix/share/doc/virtnet/README.md
@@ -119,6 +121,8 @@ sed "s#/usr/bin/virtnetd#$prefix/bin/virtnetd#g" "$src/dbus/org.virtnet.network1
 inst 0644 "$src/dbus/org.virtnet.network1.Manager.xml" "$prefix/share/dbus-1/interfaces/org.virtnet.network1.Manager.xml"
 inst 0644 "$src/dbus/org.virtnet.network1.Network.xml" "$prefix/share/dbus-1/interfaces/org.virtnet.network1.Network.xml"
 inst 0644 "$src/dbus/org.virtnet.network1.policy" "$prefix/share/polkit-1/actions/org.virtnet.network1.policy"
+# The zone a bridge goes into when firewalld runs and neither <bridge zone=…> nor libvirt's zones apply.
+inst 0644 "$src/packaging/firewalld/virtnet.xml" "$prefix/lib/firewalld/zones/virtnet.xml"
 sed -e "s#/usr/bin/virtnetd#$prefix/bin/virtnetd#g" -e "s#/etc/virtnet#$sysconfdir/virtnet#g" \
   "$src/packaging/virtnetd.service" \
   | install -D -m 0644 /dev/stdin "$root$prefix/lib/systemd/system/virtnetd.service"

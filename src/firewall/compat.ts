@@ -137,11 +137,14 @@ export class CompatLayer {
     let out = '';
     for (const family of ['ipv4', 'ipv6'] as const) {
       if (!(await this.exists('legacy', family))) continue;
-      const r = await this.runner.run({
-        step: 'firewall: read legacy iptables',
-        argv: [tool('legacy', family, 'save'), '-t', 'filter'],
-        allowFail: true,
-      });
+      // (A legacy table can exist without the legacy tools: a tool that cannot run reads as empty.)
+      const r = await this.runner
+        .run({
+          step: 'firewall: read legacy iptables',
+          argv: [tool('legacy', family, 'save'), '-t', 'filter'],
+          allowFail: true,
+        })
+        .catch(() => ({ exitCode: -1, stdout: '', stderr: '' }));
       out += r.stdout.replace(/^#.*$/gm, '').replace(/\[\d+:\d+\]/g, '');
     }
     return out;
@@ -153,11 +156,13 @@ export class CompatLayer {
     for (const variant of ['nft', 'legacy'] as const)
       for (const family of ['ipv4', 'ipv6'] as const) {
         if (!(await this.exists(variant, family))) continue;
-        const r = await this.runner.run({
-          step: `firewall: read ${tool(variant, family, 'save')}`,
-          argv: [tool(variant, family, 'save'), '-t', 'filter'],
-          allowFail: true,
-        });
+        const r = await this.runner
+          .run({
+            step: `firewall: read ${tool(variant, family, 'save')}`,
+            argv: [tool(variant, family, 'save'), '-t', 'filter'],
+            allowFail: true,
+          })
+          .catch(() => ({ exitCode: -1, stdout: '', stderr: '' }));
         if (r.exitCode === 0) out.push({ variant, family, save: r.stdout });
       }
     return out;
