@@ -56,7 +56,15 @@ import { renderFdbBatch, type SpanPlan, spanPortName } from '../plan/span.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import type { Logger } from '../util/log.js';
 import { type HostProbe, LinuxHostProbe } from './host.js';
-import { applySpan, checkFrr, missingFloodEntries, removeSpan, spanPlanOnHost, spanStateOf } from './span.js';
+import {
+  applySpan,
+  checkFrr,
+  memberHostRefusal,
+  missingFloodEntries,
+  removeSpan,
+  spanPlanOnHost,
+  spanStateOf,
+} from './span.js';
 import { type NetworkState, StateStore } from './state.js';
 import { procSysctlIo, type SysctlChange, type SysctlIo, SysctlManager } from './sysctl.js';
 import type { ActiveNetworkInfo, Engine, EngineEvents, FirewallBackend, HostEntry, Lease } from './types.js';
@@ -964,10 +972,8 @@ export class LinuxEngine implements Engine {
       const entry = this.need(name);
       const st = entry.state;
       // A span member serves no DHCP or DNS: a reservation here would be silently without effect.
-      if (st.span?.role === 'member')
-        throw new ConflictError(
-          `network ${name}: this host is a member of a span; reservations and names are served by the gateway ${st.span.gateway}: put them into the shared definition (<ip><dhcp><host>) or let the guest send its name in DHCP`,
-        );
+      const refused = memberHostRefusal(name, st.span);
+      if (refused) throw refused;
       // Checked (a bad field named, an address taken refused) before anything is written.
       const { entry: entryHost, hosts } = withLiveHost(name, st.extraHosts, host);
       const before = st.extraHosts;

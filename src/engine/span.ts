@@ -23,6 +23,18 @@ export interface SpanState {
   port: string;
 }
 
+/**
+ * The refusal of a live reservation / DNS name on a span member (it serves no DHCP or DNS: the entry
+ * would be silently without effect), or undefined where one is allowed. Shared by the engine and its
+ * test doubles.
+ */
+export function memberHostRefusal(network: string, span: SpanState | undefined): ConflictError | undefined {
+  if (span?.role !== 'member') return undefined;
+  return new ConflictError(
+    `network ${network}: this host is a member of a span; reservations and names are served by the gateway ${span.gateway}: put them into the shared definition (<ip><dhcp><host>) or let the guest send its name in DHCP`,
+  );
+}
+
 /** The host's unicast addresses, from `ip -j addr show` (read only). */
 export async function localAddresses(runner: CommandRunner): Promise<string[]> {
   const r = await runner.run({ step: 'span: read the host addresses', argv: ['ip', '-j', 'addr', 'show'] });
