@@ -94,6 +94,8 @@ export const networkInterface: InterfaceSpec = {
     { name: 'RemoveHost', in: [a('mac', 's')], out: [], action: ACTION_MANAGE },
     { name: 'GetLeases', in: [], out: [a('leases', 'a(sssx)')] },
     { name: 'GetLeasesWithDomains', in: [], out: [a('leases', 'a(sssxs)')] },
+    // A spanning network's other hosts: address, role, reachable|unreachable|unknown, MACs behind it.
+    { name: 'GetSpanPeers', in: [], out: [a('peers', 'a(sssas)')] },
   ],
   properties: [
     { name: 'Name', type: 's', access: 'read', emitsChanged: 'const' },

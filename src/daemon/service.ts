@@ -699,6 +699,12 @@ export class VirtnetService {
         const leases = await this.o.engine.leases(name);
         return [leases.map((l) => [l.mac, l.ip, l.hostname ?? '', BigInt(Math.trunc(l.expiry))])];
       }
+      case 'GetSpanPeers': {
+        this.entry(name);
+        if (!this.o.engine.isActive(name)) return [[]];
+        const peers = await this.o.engine.spanPeers(name);
+        return [peers.map((p) => [p.address, p.role, p.state, p.macs])];
+      }
       case 'GetLeasesWithDomains': {
         // GetLeases' fields, then the libvirt domain that owns the MAC ('' when unknown), from the
         // hook records.

@@ -61,7 +61,9 @@ import {
   checkFrr,
   memberHostRefusal,
   missingFloodEntries,
+  readSpanPeers,
   removeSpan,
+  type SpanPeer,
   spanPlanOnHost,
   spanStateOf,
 } from './span.js';
@@ -965,6 +967,13 @@ export class LinuxEngine implements Engine {
     const e = this.active.get(name);
     if (!e) throw new NotFoundError(`network ${name} is not active`);
     return e;
+  }
+
+  /** The other hosts of a running spanning network: reachability and the MACs behind each. */
+  async spanPeers(name: string): Promise<SpanPeer[]> {
+    const span = this.need(name).state.span;
+    if (!span) return [];
+    return readSpanPeers(this.runner, this.opts.frrVtysh ?? ['vtysh'], span);
   }
 
   addHost(name: string, host: HostEntry): Promise<void> {
