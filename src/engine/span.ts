@@ -6,7 +6,7 @@
  */
 import { ConflictError } from '../errors.js';
 import type { CommandRunner } from '../exec/runner.js';
-import { parseEvpnVniDetail, parseEvpnVniJson } from '../frr/evpn.js';
+import { parseEvpnMacVniJson, parseEvpnVniDetail, parseEvpnVniJson } from '../frr/evpn.js';
 import type { Network } from '../model/network.js';
 import { type SpanMode, type SpanRoleName, spanRole } from '../model/span.js';
 import { planSpanDown, planSpanUp, renderFdbBatch, renderSpanIpBatch, type SpanPlan } from '../plan/span.js';
@@ -146,7 +146,7 @@ export interface SpanPeer {
    * probe or vtysh could not run.
    */
   state: 'reachable' | 'unreachable' | 'unknown';
-  /** The MACs the VXLAN port's FDB has behind the peer: kernel-learned (vxlan) or zebra's (evpn). */
+  /** The MACs behind the peer: the VXLAN port's kernel-learned FDB entries (vxlan), zebra's remote MACs (evpn). */
   macs: string[];
 }
 
@@ -188,7 +188,7 @@ export async function readSpanPeers(
     step: `span: read the FDB of ${span.port}`,
     argv: ['bridge', '-j', 'fdb', 'show', 'dev', span.port],
   });
-  const macs = remoteMacsFromFdb(fdb.stdout);
+  let macs = remoteMacsFromFdb(fdb.stdout);
   const states = new Map<string, SpanPeer['state']>();
   if (span.mode === 'evpn') {
     const r = await runner.run({
@@ -202,6 +202,15 @@ export async function readSpanPeers(
     } catch {}
     for (const a of span.remotes)
       states.set(a, vteps ? (vteps.includes(a) ? 'reachable' : 'unreachable') : 'unknown');
+    // The routes learned: zebra's remote MACs per VTEP (what it put into the FDB, from its own view).
+    const m = await runner.run({
+      step: 'span: read the remote MACs from FRR',
+      argv: [...vtysh, '-c', `show evpn mac vni ${span.vni} json`],
+      allowFail: true,
+    });
+    try {
+      if (m.exitCode === 0) macs = parseEvpnMacVniJson(m.stdout);
+    } catch {}
   } else {
     await Promise.all(
       span.remotes.map(async (a) => {
