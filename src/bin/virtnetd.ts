@@ -41,6 +41,7 @@ async function run(): Promise<number> {
           firewall: o.firewall,
           logger: l,
           dnsmasqDbus: true,
+          ...(o.frrVtySocket ? { frrVtysh: ['vtysh', '--vty_socket', o.frrVtySocket] } : {}),
         }),
     });
     await signals.attach(daemon);
