@@ -42,6 +42,7 @@ async function run(): Promise<number> {
           logger: l,
           dnsmasqDbus: true,
           coexist: true,
+          ...(o.frrVtySocket ? { frrVtysh: ['vtysh', '--vty_socket', o.frrVtySocket] } : {}),
         }),
     });
     await signals.attach(daemon);

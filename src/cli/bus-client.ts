@@ -250,6 +250,17 @@ export class VirtnetClient {
     return this.call(path, NETWORK_INTERFACE, member, signature, body);
   }
 
+  /** GetSpanPeers: the other hosts of a running spanning network ([] otherwise). */
+  async spanPeers(name: string): Promise<{ address: string; role: string; state: string; macs: string[] }[]> {
+    const [rows] = await this.network(name, 'GetSpanPeers');
+    return (plain(rows) as [string, string, string, string[]][]).map(([address, role, state, macs]) => ({
+      address,
+      role,
+      state,
+      macs,
+    }));
+  }
+
   async leases(name: string): Promise<LeaseInfo[]> {
     const [rows] = await this.network(name, 'GetLeases');
     return (plain(rows) as [string, string, string, number][]).map(([mac, ip, hostname, expiry]) => ({

@@ -95,6 +95,8 @@ export const networkInterface: InterfaceSpec = {
     { name: 'GetLeases', in: [], out: [a('leases', 'a(sssx)')] },
     { name: 'Doctor', in: [], out: [a('findings', 'a(ssss)')] },
     { name: 'GetLeasesWithDomains', in: [], out: [a('leases', 'a(sssxs)')] },
+    // A spanning network's other hosts: address, role, reachable|unreachable|unknown, MACs behind it.
+    { name: 'GetSpanPeers', in: [], out: [a('peers', 'a(sssas)')] },
   ],
   properties: [
     { name: 'Name', type: 's', access: 'read', emitsChanged: 'const' },

@@ -19,6 +19,8 @@ export interface DaemonOptions {
   libvirt: string;
   /** Where libvirt's dnsmasq writes `<bridge>.status` (leases carried over by ImportLibvirt). */
   libvirtStatusDir: string;
+  /** FRR's vty socket directory for vtysh (spans in mode 'evpn'); unset: FRR's own default. */
+  frrVtySocket?: string;
 }
 
 export type ParsedArgs =
@@ -72,6 +74,8 @@ Options:
   --libvirt-status-dir DIR
                          libvirt's dnsmasq status files, read by import-libvirt to carry the
                          leases over (default ${DEFAULTS.libvirtStatusDir})
+  --frr-vty-socket DIR   FRR's vty socket directory, passed to vtysh --vty_socket (an FRR run with
+                         its own paths; default: FRR's own) — spans in mode 'evpn' only
   -h, --help             show this help
   -V, --version          print the version
 
@@ -113,6 +117,7 @@ export function parseDaemonArgs(argv: readonly string[]): ParsedArgs {
       case '--on-file-removed':
       case '--libvirt':
       case '--libvirt-status-dir':
+      case '--frr-vty-socket':
         value = takeValue();
         if (value === undefined || value === '')
           return { kind: 'usage-error', message: `${flag} needs a value` };
@@ -183,6 +188,9 @@ export function parseDaemonArgs(argv: readonly string[]): ParsedArgs {
         break;
       case '--libvirt-status-dir':
         o.libvirtStatusDir = value;
+        break;
+      case '--frr-vty-socket':
+        o.frrVtySocket = value;
         break;
     }
   }

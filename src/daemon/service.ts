@@ -710,6 +710,12 @@ export class VirtnetService {
         const findings = await this.o.engine.doctor(name);
         return [findings.map((f) => [f.check, f.status, f.detail, f.fix])];
       }
+      case 'GetSpanPeers': {
+        this.entry(name);
+        if (!this.o.engine.isActive(name)) return [[]];
+        const peers = await this.o.engine.spanPeers(name);
+        return [peers.map((p) => [p.address, p.role, p.state, p.macs])];
+      }
       case 'GetLeasesWithDomains': {
         // GetLeases' fields, then the libvirt domain that owns the MAC ('' when unknown), from the
         // hook records.

@@ -62,7 +62,17 @@ import { renderFdbBatch, type SpanPlan, spanPortName } from '../plan/span.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import type { Logger } from '../util/log.js';
 import { type HostProbe, LinuxHostProbe } from './host.js';
-import { applySpan, checkFrr, missingFloodEntries, removeSpan, spanPlanOnHost, spanStateOf } from './span.js';
+import {
+  applySpan,
+  checkFrr,
+  memberHostRefusal,
+  missingFloodEntries,
+  readSpanPeers,
+  removeSpan,
+  type SpanPeer,
+  spanPlanOnHost,
+  spanStateOf,
+} from './span.js';
 import { type NetworkState, StateStore } from './state.js';
 import { procSysctlIo, type SysctlChange, type SysctlIo, SysctlManager } from './sysctl.js';
 import type { ActiveNetworkInfo, Engine, EngineEvents, FirewallBackend, HostEntry, Lease } from './types.js';
@@ -1163,15 +1173,20 @@ export class LinuxEngine implements Engine {
     return e;
   }
 
+  /** The other hosts of a running spanning network: reachability and the MACs behind each. */
+  async spanPeers(name: string): Promise<SpanPeer[]> {
+    const span = this.need(name).state.span;
+    if (!span) return [];
+    return readSpanPeers(this.runner, this.opts.frrVtysh ?? ['vtysh'], span);
+  }
+
   addHost(name: string, host: HostEntry): Promise<void> {
     return this.locked(name, async () => {
       const entry = this.need(name);
       const st = entry.state;
       // A span member serves no DHCP or DNS: a reservation here would be silently without effect.
-      if (st.span?.role === 'member')
-        throw new ConflictError(
-          `network ${name}: this host is a member of a span; reservations and names are served by the gateway ${st.span.gateway}: put them into the shared definition (<ip><dhcp><host>) or let the guest send its name in DHCP`,
-        );
+      const refused = memberHostRefusal(name, st.span);
+      if (refused) throw refused;
       // Checked (a bad field named, an address taken refused) before anything is written.
       const { entry: entryHost, hosts } = withLiveHost(name, st.extraHosts, host);
       const before = st.extraHosts;

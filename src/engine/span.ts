@@ -6,7 +6,7 @@
  */
 import { CommandError, ConflictError } from '../errors.js';
 import type { CommandRunner } from '../exec/runner.js';
-import { parseEvpnVniJson } from '../frr/evpn.js';
+import { parseEvpnMacVniJson, parseEvpnVniDetail, parseEvpnVniJson } from '../frr/evpn.js';
 import type { Network } from '../model/network.js';
 import { type SpanMode, type SpanRoleName, spanRole } from '../model/span.js';
 import { planSpanDown, planSpanUp, renderFdbBatch, renderSpanIpBatch, type SpanPlan } from '../plan/span.js';
@@ -21,6 +21,18 @@ export interface SpanState {
   local: string;
   remotes: string[];
   port: string;
+}
+
+/**
+ * The refusal of a live reservation / DNS name on a span member (it serves no DHCP or DNS: the entry
+ * would be silently without effect), or undefined where one is allowed. Shared by the engine and its
+ * test doubles.
+ */
+export function memberHostRefusal(network: string, span: SpanState | undefined): ConflictError | undefined {
+  if (span?.role !== 'member') return undefined;
+  return new ConflictError(
+    `network ${network}: this host is a member of a span; reservations and names are served by the gateway ${span.gateway}: put them into the shared definition (<ip><dhcp><host>) or let the guest send its name in DHCP`,
+  );
 }
 
 /** The host's unicast addresses, from `ip -j addr show` (read only). */
@@ -127,4 +139,121 @@ export function spanSummary(net: Network, active?: SpanState): string {
   const hosts = `gateway ${s.gateway}, members ${s.peers.join(', ')}`;
   if (!active) return `${s.mode} VNI ${s.vni}: ${hosts}`;
   return `${active.role} (${active.local}) of ${s.mode} VNI ${s.vni} on ${active.port}: ${hosts}`;
+}
+
+/** One other host of a running span, as this host sees it. */
+export interface SpanPeer {
+  address: string;
+  role: 'gateway' | 'member';
+  /**
+   * vxlan: one ICMP echo to the peer's underlay address answered within 1 s (the kernel's FDB and
+   * neighbour entries of an idle peer say nothing current); evpn: the peer is one of zebra's remote
+   * VTEPs for the VNI (its type 3 route, withdrawn when its BGP session drops). 'unknown' when the
+   * probe or vtysh could not run.
+   */
+  state: 'reachable' | 'unreachable' | 'unknown';
+  /** The MACs behind the peer: the VXLAN port's kernel-learned FDB entries (vxlan), zebra's remote MACs (evpn). */
+  macs: string[];
+}
+
+/** `bridge -j fdb show dev PORT`: the unicast MACs behind each remote address (flood entries left out). */
+export function remoteMacsFromFdb(json: string): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  const entries = json.trim() === '' ? [] : (JSON.parse(json) as { mac?: string; dst?: string }[]);
+  for (const e of entries) {
+    if (!e.mac || !e.dst || e.mac === '00:00:00:00:00:00') continue;
+    const list = out.get(e.dst) ?? [];
+    if (!list.includes(e.mac)) list.push(e.mac);
+    out.set(e.dst, list);
+  }
+  for (const l of out.values()) l.sort();
+  return out;
+}
+
+/** The peers of `span` from the FDB's MACs and the reachability of each address. */
+export function spanPeersOf(
+  span: SpanState,
+  macs: Map<string, string[]>,
+  state: (address: string) => SpanPeer['state'],
+): SpanPeer[] {
+  return span.remotes.map((address) => ({
+    address,
+    role: address === span.gateway ? 'gateway' : 'member',
+    state: state(address),
+    macs: macs.get(address) ?? [],
+  }));
+}
+
+/** Read the peers of a running span on this host (bounded: the vxlan probes run side by side, 1 s). */
+export async function readSpanPeers(
+  runner: CommandRunner,
+  vtysh: readonly string[],
+  span: SpanState,
+): Promise<SpanPeer[]> {
+  const fdb = await runner.run({
+    step: `span: read the FDB of ${span.port}`,
+    argv: ['bridge', '-j', 'fdb', 'show', 'dev', span.port],
+  });
+  let macs = remoteMacsFromFdb(fdb.stdout);
+  const states = new Map<string, SpanPeer['state']>();
+  if (span.mode === 'evpn') {
+    const r = await runner.run({
+      step: 'span: read the remote VTEPs from FRR',
+      argv: [...vtysh, '-c', `show evpn vni ${span.vni} json`],
+      allowFail: true,
+    });
+    let vteps: string[] | undefined;
+    try {
+      if (r.exitCode === 0) vteps = parseEvpnVniDetail(r.stdout)?.remoteVteps ?? [];
+    } catch {}
+    for (const a of span.remotes)
+      states.set(a, vteps ? (vteps.includes(a) ? 'reachable' : 'unreachable') : 'unknown');
+    // The routes learned: zebra's remote MACs per VTEP (what it put into the FDB, from its own view).
+    const m = await runner.run({
+      step: 'span: read the remote MACs from FRR',
+      argv: [...vtysh, '-c', `show evpn mac vni ${span.vni} json`],
+      allowFail: true,
+    });
+    try {
+      if (m.exitCode === 0) macs = parseEvpnMacVniJson(m.stdout);
+    } catch {}
+  } else {
+    await Promise.all(
+      span.remotes.map(async (a) => {
+        states.set(a, await probe(runner, span.local, a));
+      }),
+    );
+  }
+  return spanPeersOf(span, macs, (a) => states.get(a) ?? 'unknown');
+}
+
+/** One echo request from the span's local address; `ping` (iputils) or else BusyBox's. */
+async function probe(runner: CommandRunner, local: string, address: string): Promise<SpanPeer['state']> {
+  for (const ping of [['ping'], ['busybox', 'ping']]) {
+    const r = await runner
+      .run({
+        step: `span: probe peer ${address}`,
+        argv: [...ping, '-c', '1', '-W', '1', '-I', local, address],
+        allowFail: true,
+        timeoutMs: 5000,
+      })
+      .catch(() => ({ exitCode: -1 }));
+    if (r.exitCode === 0) return 'reachable';
+    if (r.exitCode === 1) return 'unreachable';
+  }
+  return 'unknown';
+}
+
+/** One line per peer for `virtnetctl info`: "192.0.2.12 member reachable, 2 MACs: …". */
+export function spanPeerLine(p: {
+  address: string;
+  role: string;
+  state: string;
+  macs: readonly string[];
+}): string {
+  const macs =
+    p.macs.length === 0
+      ? 'no MACs'
+      : `${p.macs.length} MAC${p.macs.length > 1 ? 's' : ''}: ${p.macs.join(' ')}`;
+  return `${p.address} ${p.role} ${p.state}, ${macs}`;
 }

@@ -6,7 +6,7 @@
 import type { Finding } from '../firewall/doctor.js';
 import type { ZoneManager } from '../firewall/firewalld.js';
 import type { Network } from '../model/network.js';
-import type { SpanState } from './span.js';
+import type { SpanPeer, SpanState } from './span.js';
 
 export type FirewallBackend = 'nftables' | 'iptables';
 
@@ -72,6 +72,8 @@ export interface Engine {
   isActive(name: string): boolean;
   info(name: string): ActiveNetworkInfo | undefined;
   list(): ActiveNetworkInfo[];
+  /** A spanning network's other hosts (reachability, MACs behind each); [] for other networks. */
+  spanPeers(name: string): Promise<SpanPeer[]>;
   addHost(name: string, host: HostEntry): Promise<void>;
   removeHost(name: string, mac: string): Promise<void>;
   leases(name: string): Promise<Lease[]>;

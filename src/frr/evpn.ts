@@ -78,3 +78,19 @@ export function parseEvpnVniDetail(text: string): EvpnVniInfo | undefined {
   const vteps = list.map((v) => (typeof v === 'string' ? v : String((v as { ip?: string }).ip ?? '')));
   return { remoteVteps: vteps.filter((v) => v !== ''), macs: j.numMacs ?? 0 };
 }
+
+/**
+ * `vtysh -c 'show evpn mac vni VNI json'`, parsed: the remote MACs zebra learned from the other
+ * hosts' type 2 routes, per remote VTEP (local MACs left out). FRR 8.4's shape:
+ * `{"numMacs":N,"macs":{"52:54:…":{"type":"remote","remoteVtep":"192.0.2.11",…},…}}`.
+ */
+export function parseEvpnMacVniJson(text: string): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  if (text.trim() === '' || text.trim() === '{}') return out;
+  const j = JSON.parse(text) as { macs?: Record<string, { type?: string; remoteVtep?: string }> };
+  for (const [mac, m] of Object.entries(j.macs ?? {})) {
+    if (m.type !== 'remote' || !m.remoteVtep) continue;
+    out.set(m.remoteVtep, [...(out.get(m.remoteVtep) ?? []), mac.toLowerCase()].sort());
+  }
+  return out;
+}

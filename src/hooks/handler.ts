@@ -271,7 +271,12 @@ async function startPorts(ctx: HookContext, domain: Domain, key: string, op: str
       planned.map((p) => {
         const q: PortRecord = { ...p };
         if (p.kind === 'ethernet') q.attached = true;
-        if (p.kind !== 'network' && (p.ip || p.ip6 || p.hostname) && !staticHostHasMac(ctx, p.network, p.mac))
+        if (
+          p.kind !== 'network' &&
+          (p.ip || p.ip6 || p.hostname) &&
+          !staticHostHasMac(ctx, p.network, p.mac) &&
+          !automaticNameOnSpanMember(ctx, domain, p)
+        )
           q.hostAdded = true;
         return q;
       }),
@@ -343,6 +348,18 @@ async function startPorts(ctx: HookContext, domain: Domain, key: string, op: str
     }
     if (errors.length) throw new Error(errors.join('; '));
   });
+}
+
+/**
+ * A port that asks for nothing but the automatic DNS name (the domain's name; no fixed address, no
+ * name in the metadata) on a host that is a member of a span: names are the gateway's, so nothing is
+ * added here and the domain starts (or arrives by migration) as on any other host; the guest's name
+ * comes from its DHCP request to the gateway. What the metadata asks for explicitly is still refused.
+ */
+function automaticNameOnSpanMember(ctx: HookContext, domain: Domain, p: PortRecord): boolean {
+  if (p.ip || p.ip6) return false;
+  if (domain.interfaces.find((i) => i.index === p.index)?.virtnet?.name) return false;
+  return ctx.engine.info(p.network)?.span?.role === 'member';
 }
 
 /** Add the port's DHCP reservation / DNS name unless exactly that entry is already there. */

@@ -32,6 +32,8 @@ describe('virtnetd command line', () => {
       '--libvirt',
       'qemu+unix:///system?socket=/x/libvirt-sock',
       '--libvirt-status-dir=/x/lib/dnsmasq',
+      '--frr-vty-socket',
+      '/x/frr',
     ]);
     expect(r).toEqual({
       kind: 'run',
@@ -46,6 +48,7 @@ describe('virtnetd command line', () => {
         onFileRemoved: 'stop',
         libvirt: 'qemu+unix:///system?socket=/x/libvirt-sock',
         libvirtStatusDir: '/x/lib/dnsmasq',
+        frrVtySocket: '/x/frr',
       },
     });
   });
@@ -63,6 +66,7 @@ describe('virtnetd command line', () => {
       '--on-file-removed',
       '--libvirt',
       '--libvirt-status-dir',
+      '--frr-vty-socket',
     ]) {
       expect(HELP).toContain(o);
     }
@@ -71,6 +75,7 @@ describe('virtnetd command line', () => {
   it.each([
     [['--bogus'], "unknown option '--bogus'"],
     [['--config-dir'], '--config-dir needs a value'],
+    [['--frr-vty-socket'], '--frr-vty-socket needs a value'],
     [['--firewall', 'ebtables'], '--firewall expects auto, nftables or iptables'],
     [['--log-level', 'loud'], '--log-level expects'],
     [['--bus', 'session'], "--bus expects 'system' or a D-Bus address"],

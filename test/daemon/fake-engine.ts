@@ -4,6 +4,7 @@
  * (leases, ports) and make the next call fail. Integration tests use the real engine.
  */
 import { EventEmitter } from 'node:events';
+import type { SpanPeer } from '../../src/engine/span.js';
 import type { ActiveNetworkInfo, Engine, EngineEvents, HostEntry, Lease } from '../../src/engine/types.js';
 import { type CommandError, NotFoundError } from '../../src/errors.js';
 import type { Finding } from '../../src/firewall/doctor.js';
@@ -70,6 +71,11 @@ export class FakeEngine implements Engine {
   }
   info(name: string): ActiveNetworkInfo | undefined {
     return this.active.get(name);
+  }
+  /** The real engine's contract: a network that is not active is refused; this double runs no spans. */
+  async spanPeers(name: string): Promise<SpanPeer[]> {
+    if (!this.active.has(name)) throw new NotFoundError(`network ${name} is not active`);
+    return [];
   }
   list(): ActiveNetworkInfo[] {
     return [...this.active.values()];

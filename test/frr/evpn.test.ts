@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { parseEvpnVniDetail, parseEvpnVniJson, renderEvpnBgpSnippet, routerId } from '../../src/frr/evpn.js';
+import {
+  parseEvpnMacVniJson,
+  parseEvpnVniDetail,
+  parseEvpnVniJson,
+  renderEvpnBgpSnippet,
+  routerId,
+} from '../../src/frr/evpn.js';
 import type { Span } from '../../src/model/span.js';
 
 const span: Span = { mode: 'evpn', vni: 10100, gateway: '192.0.2.11', peers: ['192.0.2.12', '192.0.2.13'] };
@@ -58,5 +64,25 @@ describe('FRR EVPN snippet and vtysh output', () => {
       ),
     ).toEqual({ remoteVteps: ['192.0.2.12'], macs: 0 });
     expect(parseEvpnVniDetail('{}')).toBeUndefined();
+  });
+});
+
+describe('parseEvpnMacVniJson', () => {
+  it("reads zebra's remote MACs per VTEP (FRR 8.4's show evpn mac vni VNI json, as measured here)", () => {
+    const text = `{
+  "numMacs":3,
+  "macs":{
+    "52:54:00:aa:10:01":{"type":"remote","remoteVtep":"192.0.2.11","localSequence":0,"remoteSequence":0},
+    "52:54:00:aa:10:02":{"type":"local","intf":"vnet0","localSequence":0,"remoteSequence":0},
+    "52:54:00:AA:10:04":{"type":"remote","remoteVtep":"192.0.2.13"},
+    "52:54:00:aa:10:03":{"type":"remote","remoteVtep":"192.0.2.13"}
+  }
+}`;
+    expect(Object.fromEntries(parseEvpnMacVniJson(text))).toEqual({
+      '192.0.2.11': ['52:54:00:aa:10:01'],
+      '192.0.2.13': ['52:54:00:aa:10:03', '52:54:00:aa:10:04'],
+    });
+    expect(parseEvpnMacVniJson('{}').size).toBe(0);
+    expect(() => parseEvpnMacVniJson('% Unknown command')).toThrow();
   });
 });

@@ -39,6 +39,12 @@ export interface SealedLibvirtOptions {
   bus: PrivateBus;
   /** Hook programs linked as /etc/libvirt/hooks/qemu.d/virtnet and network.d/virtnet. */
   hooks?: { qemu?: string; network?: string };
+  /**
+   * libvirtd.conf's `host_uuid` (default: libvirt's own, from SMBIOS or the machine). Two sealed
+   * libvirtds that migrate between each other need different ones: libvirt refuses to migrate to
+   * "the same host".
+   */
+  hostUuid?: string;
   /** How long to wait for `virsh version` to answer (default 10 s). */
   readyTimeoutMs?: number;
 }
@@ -76,7 +82,7 @@ export async function startSealedLibvirtd(o: SealedLibvirtOptions): Promise<Seal
   );
   writeFileSync(
     join(lv, 'libvirtd.conf'),
-    `auth_unix_rw = "none"\nauth_unix_ro = "none"\nunix_sock_rw_perms = "0770"\nlog_outputs = "2:file:${lv}/libvirtd.log"\n`,
+    `auth_unix_rw = "none"\nauth_unix_ro = "none"\nunix_sock_rw_perms = "0770"\nlog_outputs = "2:file:${lv}/libvirtd.log"\n${o.hostUuid ? `host_uuid = "${o.hostUuid}"\n` : ''}`,
   );
   let passwd = readFileSync('/etc/passwd', 'utf8');
   let group = readFileSync('/etc/group', 'utf8');

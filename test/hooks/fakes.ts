@@ -3,6 +3,8 @@
  * read-modify-write delay in addHost/removeHost, so unserialized concurrent calls WOULD lose entries),
  * a forwarder that records per-domain rule sets, and an event recorder.
  */
+
+import { memberHostRefusal } from '../../src/engine/span.js';
 import type { ActiveNetworkInfo, HostEntry } from '../../src/engine/types.js';
 import { NotFoundError } from '../../src/errors.js';
 import type {
@@ -35,6 +37,18 @@ export class FakeEngine implements HookEngine {
       startedAt: new Date().toISOString(),
     });
   }
+  /** The network runs on this host as a member of a span (the engine's state after such a start). */
+  spanMember(name: string, gateway = '192.0.2.11'): void {
+    this.net(name).span = {
+      mode: 'vxlan',
+      vni: 10100,
+      role: 'member',
+      gateway,
+      local: '192.0.2.12',
+      remotes: [gateway],
+      port: 'vx10100',
+    };
+  }
   isActive(name: string) {
     return this.nets.has(name);
   }
@@ -48,6 +62,8 @@ export class FakeEngine implements HookEngine {
   }
   async addHost(name: string, host: HostEntry) {
     this.calls.push(`addHost ${name} ${host.mac} ${host.ip ?? ''} ${host.hostname ?? ''}`);
+    const refused = memberHostRefusal(name, this.net(name).span);
+    if (refused) throw refused;
     const before = [...this.net(name).extraHosts];
     // The real engine's check (pure, shared): what LinuxEngine refuses, this double refuses too.
     const { hosts } = withLiveHost(name, before, host);

@@ -101,6 +101,42 @@ describe('handleHookEvent: domain lifecycle', () => {
     expect(ctx.forwarder.calls).toEqual([]);
   });
 
+  it('on a span member: no automatic name (the gateway serves names), an explicit one is refused', async () => {
+    const ctx = makeContext();
+    ctx.engine.spanMember('vnet-h8');
+    const xml = domainXml({ name: 'db1', uuid: U, mac: MAC, bridge: 'vbr-h8', tap: 'vnet4' });
+    await call(ctx, 'db1', 'prepare', xml);
+    await call(ctx, 'db1', 'start', xml);
+    await call(ctx, 'db1', 'started', xml);
+    expect(ctx.engine.calls).toEqual([]);
+    expect((await ctx.records.get(U))?.phase).toBe('started');
+    await call(ctx, 'db1', 'stopped', xml);
+    await call(ctx, 'db1', 'release', xml);
+    expect(ctx.engine.calls).toEqual([]);
+    expect(await ctx.records.get(U)).toBeUndefined();
+
+    const U2 = uuidFor(2);
+    const MAC2 = macFor(2);
+    for (const inner of [
+      `<virtnet:interface mac='${MAC2}' ip='10.77.0.60'/>`,
+      `<virtnet:interface mac='${MAC2}' name='db2'/>`,
+    ]) {
+      const x = domainXml({
+        name: 'db2',
+        uuid: U2,
+        mac: MAC2,
+        bridge: 'vbr-h8',
+        tap: 'vnet5',
+        metadata: meta(inner),
+      });
+      await call(ctx, 'db2', 'prepare', x);
+      await expect(call(ctx, 'db2', 'start', x)).rejects.toThrow(
+        'network vnet-h8: this host is a member of a span; reservations and names are served by the gateway 192.0.2.11',
+      );
+      await call(ctx, 'db2', 'release', x);
+    }
+  });
+
   it("type='network' on a virtnet network, as libvirt 9.0 passes it at each stage (no metadata, and a fixed IP)", async () => {
     const ctx = makeContext();
     // prepare/stopped/release: type='network' + <source network>; start: type='bridge' on the bridge.

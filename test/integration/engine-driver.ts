@@ -65,6 +65,8 @@ async function handle(req: Req): Promise<unknown> {
       return e.detachPort(a(0), a(1));
     case 'info':
       return e.info(a(0)) ?? null;
+    case 'spanPeers':
+      return e.spanPeers(a(0));
     case 'list':
       return e.list();
     case 'doctor':

@@ -24,7 +24,16 @@ import {
 } from '../helpers/dbus.js';
 import { cleanupAllNetns, guestDhcp } from '../helpers/netns.js';
 import { missingPrereqs } from '../helpers/require.js';
-import { ping, RESERVED, type SpanTopology, spanTopology, spanXml, UNDERLAY } from './span-harness.js';
+import {
+  GUEST_MACS,
+  ping,
+  RESERVED,
+  type SpanTopology,
+  spanTopology,
+  spanXml,
+  UNDERLAY,
+  underlay,
+} from './span-harness.js';
 
 const skip = missingPrereqs(['ip', 'bridge', 'dbus-daemon', 'busctl', 'dnsmasq', 'busybox', 'nft']);
 const NET_PATH = `${MANAGER_PATH}/network/lab`;
@@ -101,6 +110,47 @@ describe.skipIf(skip)('span through virtnetd: one private bus and one daemon per
     expect(lease.ip).toBe(RESERVED[1]);
     expect(lease.serverId).toBe('10.88.0.1');
     expect(await ping(t.guests[1]!, '10.88.0.1')).toBe(true);
+  });
+
+  it('GetSpanPeers and virtnetctl info: each peer reachable or not (a probe), the MACs behind it', async () => {
+    const peers = async (i: number) => {
+      const r = await call(i, NET_PATH, NETWORK_IFACE, 'GetSpanPeers');
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout).data[0] as [string, string, string, string[]][];
+    };
+    // On the member: the gateway's bridge answered DHCP and ping, so its MAC is learned behind it.
+    // Host 3 runs no daemon but its underlay address answers: reachable, nothing learned behind it.
+    const m = await peers(1);
+    expect(m.map(([a, role, state]) => `${a} ${role} ${state}`)).toEqual([
+      `${UNDERLAY[0]} gateway reachable`,
+      `${UNDERLAY[2]} member reachable`,
+    ]);
+    expect(m[0]![3]).toContain('52:54:00:5a:10:01');
+    expect(m[1]![3]).toEqual([]);
+    // On the gateway: the guest behind the member.
+    const g = await peers(0);
+    expect(g[0]!.slice(0, 3)).toEqual([UNDERLAY[1], 'member', 'reachable']);
+    expect(g[0]![3]).toContain(GUEST_MACS[1]);
+    // Host 3 cut off the underlay: unreachable (within the probe's 1 s).
+    await underlay(t, 2, false);
+    try {
+      const t0 = performance.now();
+      expect((await peers(1)).map(([a, , state]) => `${a} ${state}`)).toEqual([
+        `${UNDERLAY[0]} reachable`,
+        `${UNDERLAY[2]} unreachable`,
+      ]);
+      console.log(`span vxlan: GetSpanPeers with one peer down ${(performance.now() - t0).toFixed(0)} ms`);
+      const info = await cli(1, ['info', 'lab']);
+      expect(info.code, info.err).toBe(0);
+      expect(info.out).toMatch(
+        new RegExp(
+          `^Peers: {5}${UNDERLAY[0]} gateway reachable, \\d+ MACs?: .*52:54:00:5a:10:01.*\\n {11}${UNDERLAY[2]} member unreachable, no MACs$`,
+          'm',
+        ),
+      );
+    } finally {
+      await underlay(t, 2, true);
+    }
   });
 
   it('stop through the bus on both hosts', async () => {

@@ -141,6 +141,18 @@ describe.skipIf(skip)('span: one network over VXLAN + BGP EVPN (FRR) across thre
       (await fdb(hosts[1]!)).includes(`${MACS[0]} dst ${UNDERLAY[0]} self extern_learn`),
     );
     expect(await fdb(hosts[1]!)).toContain(`${MACS[2]} dst ${UNDERLAY[2]} self extern_learn`);
+    // The peers as the bus shows them: reachable = one of zebra's remote VTEPs; the MACs = zebra's
+    // remote MACs (from the peers' type 2 routes), read through vtysh.
+    const peers = await engines[1]!.call<{ address: string; role: string; state: string; macs: string[] }[]>(
+      'spanPeers',
+      'lab',
+    );
+    expect(peers.map((p) => `${p.address} ${p.role} ${p.state}`)).toEqual([
+      `${UNDERLAY[0]} gateway reachable`,
+      `${UNDERLAY[2]} member reachable`,
+    ]);
+    expect(peers[0]!.macs).toContain(MACS[0]);
+    expect(peers[1]!.macs).toContain(MACS[2]);
   });
 
   it("a guest on a member reaches the internet through the gateway's NAT", async () => {
