@@ -4,11 +4,14 @@
 # runs only when something must be installed and apt does not know it yet, and a second run changes
 # nothing. Used by .ci/run and by the README's quick start.
 #
-#   packaging/install-deps.sh [--with-libvirt] [--with-frr] [--dry-run]
+#   packaging/install-deps.sh [--with-libvirt] [--with-frr] [--with-firewalls] [--dry-run]
 #
 #   --with-libvirt  also libvirtd + QEMU + virt-install (libvirt-daemon, libvirt-daemon-driver-qemu, libvirt-clients,
 #                   qemu-system-x86, virtinst) for the end-to-end hook tests with real libvirt
 #   --with-frr      also FRR (zebra, bgpd, vtysh) for spanning networks in mode 'evpn'
+#   --with-firewalls also firewalld and ufw, which the coexistence tests run sealed in namespaces
+#   (packages with a service — frr, firewalld, libvirt — are installed without starting it, and frr's
+#   and firewalld's units are left disabled: the tests never run them on the host)
 #   --dry-run       print what would be installed, install nothing
 #
 # Node.js >= 20.19 is required to build and test (vitest, Biome; the installed .deb itself runs on
@@ -20,6 +23,7 @@ set -euo pipefail
 NODE_MIN=20.19
 WITH_LIBVIRT=0
 WITH_FRR=0
+WITH_FIREWALLS=0
 DRY_RUN=0
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
@@ -28,6 +32,7 @@ for arg in "$@"; do
   case "$arg" in
     --with-libvirt) WITH_LIBVIRT=1 ;;
     --with-frr) WITH_FRR=1 ;; # FRR (zebra + bgpd): spans in mode 'evpn' and their test
+    --with-firewalls) WITH_FIREWALLS=1 ;;
     --dry-run) DRY_RUN=1 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "install-deps: unknown option '$arg'" >&2; usage >&2; exit 2 ;;
@@ -80,6 +85,7 @@ WANT=(iproute2 dnsmasq-base nftables iptables busybox procps psmisc util-linux s
 if ! command -v dbus-daemon >/dev/null; then first_known dbus-daemon dbus; WANT+=("$FIRST"); fi
 if ! command -v dbus-send >/dev/null; then first_known dbus-bin dbus; WANT+=("$FIRST"); fi
 [ "$WITH_FRR" = 1 ] && WANT+=(frr)
+[ "$WITH_FIREWALLS" = 1 ] && WANT+=(firewalld ufw)
 if [ "$WITH_LIBVIRT" = 1 ]; then
   WANT+=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86)
   WANT+=(virtinst) # virt-install: the e2e test of a VM made the way users make them
@@ -119,7 +125,24 @@ fi
 
 for p in "${MISSING[@]}"; do known "$p" || { apt_update_once; break; }; done
 say "installing: ${MISSING[*]}"
-"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${MISSING[@]}"
+# Test-only services must not start on this host (firewalld would take over its firewall): while apt
+# runs, a policy-rc.d says no (unless the machine already has one), and their units stay disabled.
+POLICY=/usr/sbin/policy-rc.d
+OWN_POLICY=0
+if [ ! -e "$POLICY" ]; then
+  printf '#!/bin/sh\n# install-deps: no service starts while test dependencies install\nexit 101\n' | "${SUDO[@]}" tee "$POLICY" >/dev/null
+  "${SUDO[@]}" chmod 755 "$POLICY"
+  OWN_POLICY=1
+fi
+status=0
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${MISSING[@]}" || status=$?
+[ "$OWN_POLICY" = 1 ] && "${SUDO[@]}" rm -f "$POLICY"
+[ "$status" = 0 ] || die "apt-get install failed (exit $status)"
+for unit in firewalld.service frr.service; do
+  if printf '%s\n' "${MISSING[@]}" | grep -qx "${unit%.service}" && command -v systemctl >/dev/null; then
+    "${SUDO[@]}" systemctl disable "$unit" >/dev/null 2>&1 || true
+  fi
+done
 
 NODE_V="$(node_version)"
 [ -n "$NODE_V" ] && version_ge "$NODE_V" "$NODE_MIN" || die "Node.js >= $NODE_MIN still missing (found: ${NODE_V:-none})"
