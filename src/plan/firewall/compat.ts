@@ -227,14 +227,15 @@ export function renderCompat(
 }
 
 /**
- * Native nftables tables of other programs (Docker 29's `ip docker-bridges`, an admin's `inet`
- * table): a base chain on the `forward` hook with policy drop drops a guest's forwarded traffic
- * whatever virtnet's own table accepts (Docker 29 sets its `filter-FORWARD` to drop when it had to
- * switch ip_forward on itself). The layer inserts the network's forward accepts at the head of that
- * chain, each with a comment `virtnet:<network>:<family>:<i>:<hash of the whole list>`, so that the
- * same plan is recognised (and a changed one replaced) without comparing rule expressions.
- * iptables-nft's own tables (`ip filter`, …) are left to the iptables layer above, virtnet's own
- * tables to virtnet; chains that drop only in rules (Docker's per-bridge drops) are not touched.
+ * Native nftables tables of other programs that drop as a side effect: Docker 29's `ip/ip6
+ * docker-bridges`, whose base chain `filter-FORWARD` dockerd sets to policy drop when it had to switch
+ * ip_forward on itself — that drops a guest's forwarded traffic whatever virtnet's own table accepts.
+ * The layer inserts the network's forward accepts at the head of such a chain (hook `forward`, policy
+ * drop), each with a comment `virtnet:<network>:<family>:<i>:<hash of the whole list>`, so that the
+ * same plan is recognised (and a changed one replaced) without comparing rule expressions. An
+ * admin's own table with a drop policy is a deliberate choice: left alone (`virtnetctl doctor`
+ * reports it with the command to run). Chains that drop only in rules (Docker's per-bridge drops,
+ * which never match a virtnet bridge) are not touched.
  */
 export interface NftBaseChain {
   family: string;
@@ -246,7 +247,8 @@ export interface NftBaseChain {
   rules: { handle: number; comment?: string }[];
 }
 
-const IPTABLES_NFT_TABLES = new Set(['filter', 'nat', 'mangle', 'raw', 'security']);
+/** The native nft tables of other programs the layer goes into. */
+export const NFT_COMPAT_TABLES: ReadonlySet<string> = new Set(['docker-bridges']);
 
 /** The base chains of `nft -j list ruleset` output, with their rules' handles and comments. */
 export function parseNftBaseChains(json: string): NftBaseChain[] {
@@ -309,7 +311,7 @@ function fnv1a(s: string): string {
 }
 
 /**
- * What to run (one `nft -f -` text) so that every foreign native forward chain with policy drop
+ * What to run (one `nft -f -` text) so that every forward chain with policy drop of those tables
  * holds exactly the planned accepts of `network` for `family` at its head, and no other chain holds
  * any (`rs` undefined: none anywhere — the stop). `problems` says what was wrong, as renderCompat.
  */
@@ -328,10 +330,8 @@ export function renderNftCompat(
   const problems: string[] = [];
   const parents: CompatParent[] = [];
   for (const c of chains) {
-    if (c.family !== fam && c.family !== 'inet') continue;
-    if (c.table.startsWith('virtnet_')) continue;
-    if (c.family !== 'inet' && IPTABLES_NFT_TABLES.has(c.table)) continue;
-    if (!/^[A-Za-z0-9_.-]+$/.test(c.table) || !/^[A-Za-z0-9_.-]+$/.test(c.name)) continue;
+    if (c.family !== fam || !NFT_COMPAT_TABLES.has(c.table)) continue;
+    if (!/^[A-Za-z0-9_.-]+$/.test(c.name)) continue;
     const where = `${c.family} ${c.table} ${c.name}`;
     const ours = c.rules.filter((r) => r.comment?.startsWith(tag));
     const want = c.hook === 'forward' && c.policy === 'drop' && rules.length > 0;
@@ -343,7 +343,10 @@ export function renderNftCompat(
     if (inPlace || (!want && ours.length === 0)) continue;
     if (!want) problems.push(`FORWARD: ${where} accepts no longer needed`);
     else if (ours.length === 0) problems.push(`FORWARD: ${where} accepts missing`);
-    else problems.push(`FORWARD: ${where} accepts differ or not at the head (${ours.length} of ${rules.length})`);
+    else
+      problems.push(
+        `FORWARD: ${where} accepts differ or not at the head (${ours.length} of ${rules.length})`,
+      );
     for (const r of ours) lines.push(`delete rule ${where} handle ${r.handle}`);
     if (want)
       // `insert` without a position puts a rule first: insert the last one first.

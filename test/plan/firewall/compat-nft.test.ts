@@ -1,7 +1,6 @@
 /**
  * The native-nftables part of the compatibility layer (renderNftCompat): which foreign chains get
- * the accepts (a forward base chain with policy drop of a table that is neither iptables-nft's nor
- * virtnet's), that they go to the head in order, that the plan is recognised again from the rules'
+ * the accepts (a forward base chain with policy drop of Docker 29's `docker-bridges` tables), that they go to the head in order, that the plan is recognised again from the rules'
  * comments (idempotent), repaired when a rule is lost, and removed at stop.
  */
 import { describe, expect, it } from 'vitest';
@@ -77,19 +76,17 @@ describe('compat: foreign native nftables chains', () => {
     expect(apply(fixed, stop.text).rules).toEqual(c.rules);
   });
 
-  it('left alone: policy accept, other hooks, iptables-nft tables, virtnet tables, the other family', () => {
+  it('left alone: policy accept, other hooks, iptables-nft and admin tables, the other family', () => {
     for (const c of [
       chain({ policy: 'accept' }),
       chain({ hook: 'input' }),
       chain({ table: 'filter', name: 'FORWARD' }),
       chain({ table: 'virtnet_default' }),
+      chain({ family: 'inet', table: 'admin', name: 'gate' }),
       chain({ family: 'ip6' }),
     ])
       expect(renderNftCompat('default', rs, 'ipv4', [c])).toEqual({ text: '', problems: [], parents: [] });
-    // An inet table's forward drop is foreign whatever its name.
-    expect(renderNftCompat('default', rs, 'ipv4', [chain({ family: 'inet', table: 'filter' })]).text).toMatch(
-      /^insert rule inet filter filter-FORWARD /m,
-    );
+    expect(renderNftCompat('default', rs, 'ipv6', [chain({ family: 'ip6' })]).parents).toEqual([]);
   });
 
   it('parses nft -j: base chains with policy, rules with handle and comment', () => {
