@@ -205,6 +205,11 @@ export function describeLinkOp(op: LinkOp): string {
   }
 }
 
+/** Where a compat change is, for the log: `iptables-nft ipv4`, or `foreign nftables chains ipv4`. */
+function compatWhere(c: CompatChange): string {
+  return `${c.variant === 'native' ? 'foreign nftables chains' : `iptables-${c.variant}`} ${c.family}`;
+}
+
 function errText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
@@ -853,7 +858,7 @@ export class LinuxEngine implements Engine {
       const key = (p: string) => `${c.variant}/${c.family}/${p}`;
       for (const p of c.parents) now.add(key(p));
       if (!c.problems.length) continue;
-      const where = `iptables-${c.variant} ${c.family}`;
+      const where = compatWhere(c);
       const lost = c.problems.filter(
         (p) => had.has(key(p.split(':')[0]!)) && !p.endsWith('no longer needed'),
       );
@@ -927,7 +932,7 @@ export class LinuxEngine implements Engine {
   private async removeCompat(name: string): Promise<void> {
     const changes = await this.compat!.remove(name);
     for (const c of changes.filter((x) => x.problems.length))
-      this.note(name, `firewall compatibility rules removed from iptables-${c.variant} ${c.family}`);
+      this.note(name, `firewall compatibility rules removed from ${compatWhere(c)}`);
   }
 
   /**

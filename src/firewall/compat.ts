@@ -10,7 +10,15 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { CommandRunner } from '../exec/runner.js';
-import { type CompatParent, compatFamilies, type IptVariant, renderCompat } from '../plan/firewall/compat.js';
+import {
+  type CompatParent,
+  compatFamilies,
+  type IptVariant,
+  type NftBaseChain,
+  parseNftBaseChains,
+  renderCompat,
+  renderNftCompat,
+} from '../plan/firewall/compat.js';
 import type { FirewallRuleSet, FwFamily } from '../plan/firewall/rules.js';
 
 function tool(variant: IptVariant, family: FwFamily, what: 'save' | 'restore'): string {
@@ -29,7 +37,8 @@ const NAMES_FILE: Record<FwFamily, string> = {
 export type SaveCache = Map<string, string>;
 
 export interface CompatChange {
-  variant: IptVariant;
+  /** An iptables variant, or `native`: other programs' own nftables tables (Docker 29). */
+  variant: IptVariant | 'native';
   family: FwFamily;
   problems: string[];
   /** The parents the layer is in now in that variant and family. */
@@ -119,6 +128,40 @@ export class CompatLayer {
     return { variant, family, problems: plan.problems, parents: plan.parents };
   }
 
+  /** Foreign native nft base chains, from one `nft -j list ruleset`; none when nft cannot run. */
+  private async nativeChains(cache?: SaveCache): Promise<NftBaseChain[]> {
+    let json = cache?.get('native');
+    if (json === undefined) {
+      const r = await this.runner
+        .run({ step: 'firewall: read nft ruleset', argv: ['nft', '-j', 'list', 'ruleset'], allowFail: true })
+        .catch(() => ({ exitCode: -1, stdout: '', stderr: '' }));
+      json = r.exitCode === 0 && r.stdout.trim() ? r.stdout : '{}';
+      cache?.set('native', json);
+    }
+    return parseNftBaseChains(json);
+  }
+
+  private async native(
+    network: string,
+    rs: FirewallRuleSet | undefined,
+    family: FwFamily,
+    cache?: SaveCache,
+  ): Promise<CompatChange | undefined> {
+    const chains = await this.nativeChains(cache);
+    const plan = renderNftCompat(network, rs, family, chains);
+    if (!plan.text)
+      return plan.parents.length
+        ? { variant: 'native', family, problems: [], parents: plan.parents }
+        : undefined;
+    cache?.delete('native');
+    await this.runner.run({
+      step: `firewall: compatibility rules of network ${network} (foreign nftables chains)`,
+      argv: ['nft', '-f', '-'],
+      input: plan.text,
+    });
+    return { variant: 'native', family, problems: plan.problems, parents: plan.parents };
+  }
+
   /**
    * Make the layer of `rs` exactly as planned in every variant and family. One entry per variant
    * and family looked at: what was wrong and is now fixed (`problems`, empty when all was in place)
@@ -195,6 +238,14 @@ export class CompatLayer {
         } catch (e) {
           first ??= e;
         }
+      }
+    }
+    for (const family of families) {
+      try {
+        const c = await this.native(network, rs, family, cache);
+        if (c) out.push(c);
+      } catch (e) {
+        first ??= e;
       }
     }
     if (first) throw first;

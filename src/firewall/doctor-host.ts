@@ -7,6 +7,7 @@
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import type { CommandRunner } from '../exec/runner.js';
 import type { Network } from '../model/network.js';
+import { NFT_COMPAT_TABLES, type NftBaseChain, parseNftBaseChains } from '../plan/firewall/compat.js';
 import type { CompatLayer } from './compat.js';
 import type { DoctorFacts } from './doctor.js';
 import type { ZoneBinding, ZoneManager } from './firewalld.js';
@@ -70,6 +71,18 @@ export async function gatherDoctorFacts(o: {
         'chains',
       ])
     )?.nftables.flatMap((x) => (x.chain ? [x.chain] : [])) ?? [];
+  let nftRules: NftBaseChain[] = [];
+  try {
+    const r = await o.runner.run({
+      step: 'doctor: nft -j list ruleset',
+      argv: ['nft', '-j', 'list', 'ruleset'],
+      allowFail: true,
+    });
+    if (r.exitCode === 0)
+      nftRules = parseNftBaseChains(r.stdout).filter((c) => NFT_COMPAT_TABLES.has(c.table));
+  } catch {
+    // No nft: no native chains to look at.
+  }
   const routes: DoctorFacts['routes'] = [];
   for (const fam of ['-4', '-6'])
     routes.push(
@@ -114,6 +127,7 @@ export async function gatherDoctorFacts(o: {
     ...(o.compat?.ownVariant ? { ownVariant: o.compat.ownVariant } : {}),
     iptables: o.compat ? await o.compat.saves() : [],
     nftChains: chains,
+    nftRules,
     firewalld: { running, zone, ...(o.binding ? { binding: o.binding } : {}) },
     ipForward: {
       ipv4: await read('/proc/sys/net/ipv4/ip_forward'),

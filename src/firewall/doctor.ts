@@ -22,8 +22,11 @@ import {
   blockingParents,
   compatRuleSet,
   type IptVariant,
+  NFT_COMPAT_TABLES,
+  type NftBaseChain,
   parseFilterSave,
   renderCompat,
+  renderNftCompat,
 } from '../plan/firewall/compat.js';
 import type { FwFamily } from '../plan/firewall/rules.js';
 import type { ZoneBinding } from './firewalld.js';
@@ -46,6 +49,8 @@ export interface DoctorFacts {
   iptables: { variant: IptVariant; family: FwFamily; save: string }[];
   /** Base chains of nftables (from `nft -j list chains`). */
   nftChains: { family: string; table: string; name: string; hook?: string; policy?: string }[];
+  /** Base chains with their rules (`nft -j list ruleset`): where the layer's nft accepts are looked for. */
+  nftRules?: NftBaseChain[];
   firewalld: { running: boolean; zone: string; binding?: ZoneBinding };
   ipForward: { ipv4: string; ipv6: string };
   /** Routes and addresses of the host (`ip -j route show table all`, `ip -j addr`). */
@@ -123,7 +128,31 @@ export function diagnose(f: DoctorFacts): Finding[] {
       !(c.table === 'filter' && (c.family === 'ip' || c.family === 'ip6')) &&
       !(c.table === 'firewalld' && c.family === 'inet'),
   );
-  for (const c of drops)
+  for (const c of drops) {
+    // Docker 29's tables: the layer puts the accepts at the head of the dropping forward chain.
+    const fam = c.family === 'ip' ? 'ipv4' : c.family === 'ip6' ? 'ipv6' : undefined;
+    const rules = f.nftRules?.find((x) => x.family === c.family && x.table === c.table && x.name === c.name);
+    if (fam && crs && rules && c.hook === 'forward' && NFT_COMPAT_TABLES.has(c.table)) {
+      const pending = renderNftCompat(net.name, crs, fam, [rules]);
+      if (pending.parents.length) {
+        out.push(
+          pending.text
+            ? {
+                check: 'nftables',
+                status: 'problem',
+                detail: `table ${c.family} ${c.table}, chain ${c.name} (hook forward) has policy drop and virtnet's accepts are not in place (${pending.problems.join('; ')})`,
+                fix: `nft -f - <<'EOF'\n${pending.text}EOF`,
+              }
+            : {
+                check: 'nftables',
+                status: 'fixed',
+                detail: `table ${c.family} ${c.table}, chain ${c.name} (hook forward) has policy drop: virtnet's accepts are at its head`,
+                fix: '',
+              },
+        );
+        continue;
+      }
+    }
     out.push({
       check: 'nftables',
       status: 'problem',
@@ -133,6 +162,7 @@ export function diagnose(f: DoctorFacts): Finding[] {
           ? `nft insert rule ${c.family} ${c.table} ${c.name} iifname "${br}" accept; nft insert rule ${c.family} ${c.table} ${c.name} oifname "${br}" accept`
           : `nft insert rule ${c.family} ${c.table} ${c.name} iifname "${br}" udp dport { 53, 67 } accept; nft insert rule ${c.family} ${c.table} ${c.name} iifname "${br}" tcp dport 53 accept`,
     });
+  }
   if (!drops.length)
     out.push({
       check: 'nftables',

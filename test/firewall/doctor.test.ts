@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type DoctorFacts, diagnose } from '../../src/firewall/doctor.js';
-import { renderCompat } from '../../src/plan/firewall/compat.js';
+import { type NftBaseChain, renderCompat } from '../../src/plan/firewall/compat.js';
 import { planFirewall } from '../../src/plan/firewall/rules.js';
 import { projectRoot } from '../helpers/shared.js';
 import { dhcp4, ip4, nat, net } from '../plan/firewall/fixtures.js';
@@ -90,6 +90,31 @@ describe('doctor: diagnose', () => {
     expect(p!.fix).toBe(
       'nft insert rule inet filter forward iifname "virbr0" accept; nft insert rule inet filter forward oifname "virbr0" accept',
     );
+  });
+
+  it("Docker 29's filter-FORWARD with policy drop: a problem until virtnet's accepts head it, then fixed", () => {
+    const chain = {
+      family: 'ip',
+      table: 'docker-bridges',
+      name: 'filter-FORWARD',
+      hook: 'forward',
+      policy: 'drop',
+    };
+    const bare: NftBaseChain = { ...chain, rules: [{ handle: 5 }, { handle: 6 }] };
+    const [p] = by(diagnose(facts({ nftChains: [chain], nftRules: [bare] })), 'nftables');
+    expect(p).toMatchObject({ status: 'problem' });
+    expect(p!.detail).toMatch(/accepts missing/);
+    expect(p!.fix).toMatch(
+      /^nft -f - <<'EOF'\ninsert rule ip docker-bridges filter-FORWARD .* comment "virtnet:default:ip:\d+:/,
+    );
+    // As nft leaves the chain after that text: ours first, in order, then Docker's.
+    const ours = [...p!.fix.matchAll(/comment "([^"]+)"/g)].map((m) => m[1]!).reverse();
+    const done: NftBaseChain = {
+      ...chain,
+      rules: [...ours.map((comment, i) => ({ handle: 100 + i, comment })), ...bare.rules],
+    };
+    const [q] = by(diagnose(facts({ nftChains: [chain], nftRules: [done] })), 'nftables');
+    expect(q).toMatchObject({ status: 'fixed', fix: '' });
   });
 
   it('firewalld, ip_forward, overlapping routes/addresses, inotify, another DHCP server', () => {

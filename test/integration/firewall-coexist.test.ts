@@ -5,6 +5,10 @@
  * - Docker 27 and 28: their rule sets exactly as moby's own generated iptablesdoc lists them
  *   (test/firewall/fixtures/docker2{7,8}.rules), applied with iptables-nft-restore or
  *   iptables-legacy-restore — both variants;
+ * - Docker 29 with its own nftables backend: tables `ip docker-bridges` / `ip6 docker-bridges` as
+ *   moby's generated nftablesdoc lists them (test/firewall/fixtures/docker29-nft.nft), applied with
+ *   `nft -f`, once as is (filter-FORWARD policy accept: it only judges docker0's traffic) and once
+ *   with the policy drop dockerd sets when it switched ip_forward on itself;
  * - ufw: the real Debian ufw, `ufw --force enable`, sealed in a mount namespace over /etc/ufw and
  *   /etc/default/ufw (copies), so the host's ufw config is never touched.
  * Each scenario, with the program's rules there before the network starts and arriving while it
@@ -91,6 +95,10 @@ const restore = (tool: string, file: string) => async (host: Netns) => {
   await host.exec([tool, '--noflush', '-w'], { input: fixture(file) });
 };
 
+const nftFile = (file: string) => async (host: Netns) => {
+  await host.exec(['nft', '-f', '-'], { input: fixture(file) });
+};
+
 /** The real ufw, enabled in `host`, its config dirs replaced by copies in a private mount namespace. */
 async function ufwEnable(host: Netns): Promise<void> {
   const d = mkdtempSync(join(tmpdir(), 'vc12-ufw-'));
@@ -131,6 +139,20 @@ const FOREIGN: Foreign[] = [
     apply: restore('iptables-nft-restore', 'docker28.rules'),
   },
   { name: 'ufw (real, iptables-nft)', legacy: false, apply: ufwEnable },
+  {
+    name: 'Docker 29 (nftables backend)',
+    legacy: false,
+    apply: nftFile('docker29-nft.nft'),
+  },
+  {
+    // What dockerd 29 does when it had to switch ip_forward on itself (nftabler FilterForwardDrop).
+    name: 'Docker 29 (nftables backend, filter-FORWARD policy drop)',
+    legacy: false,
+    apply: async (host) => {
+      await nftFile('docker29-nft.nft')(host);
+      await host.exec(['nft', 'chain', 'ip', 'docker-bridges', 'filter-FORWARD', '{ policy drop; }']);
+    },
+  },
   // Legacy last: once a legacy table exists in a namespace it stays.
   {
     name: 'Docker 28 (iptables-legacy)',
@@ -305,6 +327,23 @@ for (const backend of ['nftables', 'iptables'] as const) {
         expect(await snap()).toEqual(theirs);
       });
     }
+
+    it('control: without the layer Docker 29 with filter-FORWARD policy drop cuts the guest off', async () => {
+      await reset();
+      await FOREIGN.find((f) => f.name.includes('Docker 29') && f.name.includes('policy drop'))!.apply(host);
+      const bare = EngineDriver.spawn(host);
+      try {
+        await bare.call('create', { runDir, firewall: backend });
+        await start(bare);
+        const got = await reachable();
+        expect(got.natOut).toBe('failed');
+        expect(got.portForward).toBe('failed');
+        await stop(bare);
+      } finally {
+        await ensureStopped(bare);
+        await bare.end();
+      }
+    });
 
     it('control: without the layer the same rules cut the guest off', async () => {
       // nftables backend: Docker in iptables-nft; iptables backend (iptables-nft): Docker in legacy.

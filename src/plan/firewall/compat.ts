@@ -33,6 +33,7 @@
 
 import type { Network } from '../../model/network.js';
 import { iptablesRuleSpec } from './iptables.js';
+import { nftRule } from './nftables.js';
 import type { FirewallRuleSet, FwFamily } from './rules.js';
 import { chainRules, familiesOf, planFirewall } from './rules.js';
 import { assertChain, assertCidr, assertIfname, iptablesNetworkStem } from './safe.js';
@@ -223,4 +224,134 @@ export function renderCompat(
   }
   const body = [...decls, ...deletes, ...drops, ...adds, ...inserts];
   return { text: body.length ? `*filter\n${body.join('\n')}\nCOMMIT\n` : '', problems, parents };
+}
+
+/**
+ * Native nftables tables of other programs that drop as a side effect: Docker 29's `ip/ip6
+ * docker-bridges`, whose base chain `filter-FORWARD` dockerd sets to policy drop when it had to switch
+ * ip_forward on itself — that drops a guest's forwarded traffic whatever virtnet's own table accepts.
+ * The layer inserts the network's forward accepts at the head of such a chain (hook `forward`, policy
+ * drop), each with a comment `virtnet:<network>:<family>:<i>:<hash of the whole list>`, so that the
+ * same plan is recognised (and a changed one replaced) without comparing rule expressions. An
+ * admin's own table with a drop policy is a deliberate choice: left alone (`virtnetctl doctor`
+ * reports it with the command to run). Chains that drop only in rules (Docker's per-bridge drops,
+ * which never match a virtnet bridge) are not touched.
+ */
+export interface NftBaseChain {
+  family: string;
+  table: string;
+  name: string;
+  hook: string;
+  policy: string;
+  /** Position order; `comment` only when the rule has one. */
+  rules: { handle: number; comment?: string }[];
+}
+
+/** The native nft tables of other programs the layer goes into. */
+export const NFT_COMPAT_TABLES: ReadonlySet<string> = new Set(['docker-bridges']);
+
+/** The base chains of `nft -j list ruleset` output, with their rules' handles and comments. */
+export function parseNftBaseChains(json: string): NftBaseChain[] {
+  const items = (JSON.parse(json) as { nftables?: Record<string, Record<string, unknown>>[] }).nftables ?? [];
+  const chains = new Map<string, NftBaseChain>();
+  const key = (f: unknown, t: unknown, c: unknown) => `${f}/${t}/${c}`;
+  for (const it of items) {
+    const c = it.chain;
+    if (c && typeof c.hook === 'string')
+      chains.set(key(c.family, c.table, c.name), {
+        family: String(c.family),
+        table: String(c.table),
+        name: String(c.name),
+        hook: c.hook,
+        policy: String(c.policy ?? 'accept'),
+        rules: [],
+      });
+    const r = it.rule;
+    if (r) {
+      const chain = chains.get(key(r.family, r.table, r.chain));
+      if (chain)
+        chain.rules.push({
+          handle: Number(r.handle),
+          ...(typeof r.comment === 'string' ? { comment: r.comment } : {}),
+        });
+    }
+  }
+  return [...chains.values()];
+}
+
+/** The accepts of the layer in a native nft forward chain (nft statements, in order). */
+export function nftCompatRules(rs: FirewallRuleSet, family: FwFamily): string[] {
+  const fam = family === 'ipv4' ? 'ip' : 'ip6';
+  if (rs.mode === 'bridge') {
+    if (!rs.bridge) return [];
+    const br = assertIfname(rs.bridge);
+    return [`iifname "${br}" oifname "${br}" counter accept`];
+  }
+  const out: string[] = [];
+  for (const chain of ['forward-cross', 'forward-in', 'forward-out'] as const) {
+    for (const r of chainRules(rs, family, chain)) {
+      if (r.kind === 'forward-reject-in' || r.kind === 'forward-reject-out') continue;
+      if (r.kind === 'forward-allow-related-in' && rs.mode === 'nat') {
+        const phys = r.physdev ? `iifname "${assertIfname(r.physdev)}" ` : '';
+        out.push(
+          `${phys}oifname "${assertIfname(r.bridge)}" ${fam} daddr ${assertCidr(r.subnet, family)} ct status dnat counter accept`,
+        );
+      }
+      const s = nftRule(r);
+      if (s) out.push(s);
+    }
+  }
+  return out;
+}
+
+function fnv1a(s: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
+  return h.toString(16).padStart(8, '0');
+}
+
+/**
+ * What to run (one `nft -f -` text) so that every forward chain with policy drop of those tables
+ * holds exactly the planned accepts of `network` for `family` at its head, and no other chain holds
+ * any (`rs` undefined: none anywhere — the stop). `problems` says what was wrong, as renderCompat.
+ */
+export function renderNftCompat(
+  network: string,
+  rs: FirewallRuleSet | undefined,
+  family: FwFamily,
+  chains: NftBaseChain[],
+): CompatPlan {
+  const fam = family === 'ipv4' ? 'ip' : 'ip6';
+  const tag = `virtnet:${network}:${fam}:`;
+  const rules = rs ? nftCompatRules(rs, family) : [];
+  const hash = fnv1a(rules.join('\n'));
+  const comments = rules.map((_, i) => `${tag}${i}:${hash}`);
+  const lines: string[] = [];
+  const problems: string[] = [];
+  const parents: CompatParent[] = [];
+  for (const c of chains) {
+    if (c.family !== fam || !NFT_COMPAT_TABLES.has(c.table)) continue;
+    if (!/^[A-Za-z0-9_.-]+$/.test(c.name)) continue;
+    const where = `${c.family} ${c.table} ${c.name}`;
+    const ours = c.rules.filter((r) => r.comment?.startsWith(tag));
+    const want = c.hook === 'forward' && c.policy === 'drop' && rules.length > 0;
+    if (want) parents.push('FORWARD');
+    const inPlace =
+      want &&
+      ours.length === rules.length &&
+      c.rules.slice(0, rules.length).every((r, i) => r.comment === comments[i]);
+    if (inPlace || (!want && ours.length === 0)) continue;
+    if (!want) problems.push(`FORWARD: ${where} accepts no longer needed`);
+    else if (ours.length === 0) problems.push(`FORWARD: ${where} accepts missing`);
+    else
+      problems.push(
+        `FORWARD: ${where} accepts differ or not at the head (${ours.length} of ${rules.length})`,
+      );
+    for (const r of ours) lines.push(`delete rule ${where} handle ${r.handle}`);
+    if (want)
+      // `insert` without a position puts a rule first: insert the last one first.
+      for (let i = rules.length - 1; i >= 0; i--)
+        lines.push(`insert rule ${where} ${rules[i]} comment "${comments[i]}"`);
+  }
+  return { text: lines.length ? `${lines.join('\n')}\n` : '', problems, parents };
 }
