@@ -891,23 +891,15 @@ export class LinuxEngine implements Engine {
   async rebindZones(why: string): Promise<void> {
     const zones = this.zones;
     if (!zones) return;
-    for (const name of [...this.active.keys()]) {
-      // Under '*' too: adoption (which holds '*') starts and stops networks without their own lock.
-      await this.locked('*', () =>
-        this.locked(name, async () => {
-          const entry = this.active.get(name);
-          if (!entry) return;
-          const { state } = entry;
-          const b = await zones.bind(state.network, state.zone);
-          if (JSON.stringify(b) === JSON.stringify(state.zone)) return;
-          if (b) {
-            state.zone = b;
-            this.noteZone(name, b, why);
-          } else delete state.zone;
-          await this.store.save(state);
-        }),
-      ).catch((e) => this.log?.error(`network ${name}: firewalld zone: ${errText(e)}`, { network: name }));
-    }
+    await this.eachActiveLocked('firewalld zone', async (name, { state }) => {
+      const b = await zones.bind(state.network, state.zone);
+      if (JSON.stringify(b) === JSON.stringify(state.zone)) return;
+      if (b) {
+        state.zone = b;
+        this.noteZone(name, b, why);
+      } else delete state.zone;
+      await this.store.save(state);
+    });
     await this.checkFirewall(why);
   }
 
@@ -942,36 +934,45 @@ export class LinuxEngine implements Engine {
    */
   async checkFirewall(why = 'check'): Promise<void> {
     const saves: SaveCache = new Map();
+    await this.eachActiveLocked('firewall repair', async (name, entry) => {
+      const { state } = entry;
+      const missing: string[] = [];
+      if (state.firewallScripts) {
+        const fw = entry.firewall ?? this.firewallFor(state.firewallScripts.backend);
+        const found = await fw.present(name, state.firewallScripts);
+        if (found !== 'present') {
+          await fw.repair(name, state.firewallScripts);
+          missing.push(`own ${state.firewallScripts.backend} rules ${found}`);
+        }
+      }
+      const crs = this.compat ? compatRuleSet(state.network) : undefined;
+      if (this.compat && crs)
+        missing.push(...this.noteCompat(name, entry, await this.compat.ensure(crs, saves)));
+      if (missing.length) {
+        this.log?.warning(`network ${name}: firewall rules repaired (${why}): ${missing.join('; ')}`, {
+          network: name,
+        });
+        this.emit('repaired', { name, missing });
+      }
+    });
+  }
+
+  /**
+   * `fn` for every active network in turn, under '*' and its own lock (adoption, which holds '*',
+   * starts and stops networks without their own lock; so never in the middle of a start, update,
+   * stop or adoption). A failure is logged as `what` failing for that network; the others still run.
+   */
+  private async eachActiveLocked(
+    what: string,
+    fn: (name: string, entry: NonNullable<ReturnType<typeof this.active.get>>) => Promise<void>,
+  ): Promise<void> {
     for (const name of [...this.active.keys()]) {
-      // Under '*' too: adoption (which holds '*') starts and stops networks without their own lock;
-      // a check in between would put back the rules of a network adoption is taking down.
       await this.locked('*', () =>
         this.locked(name, async () => {
           const entry = this.active.get(name);
-          if (!entry) return;
-          const { state } = entry;
-          const missing: string[] = [];
-          if (state.firewallScripts) {
-            const fw = entry.firewall ?? this.firewallFor(state.firewallScripts.backend);
-            const found = await fw.present(name, state.firewallScripts);
-            if (found !== 'present') {
-              await fw.repair(name, state.firewallScripts);
-              missing.push(`own ${state.firewallScripts.backend} rules ${found}`);
-            }
-          }
-          const crs = this.compat ? compatRuleSet(state.network) : undefined;
-          if (this.compat && crs)
-            missing.push(...this.noteCompat(name, entry, await this.compat.ensure(crs, saves)));
-          if (missing.length) {
-            this.log?.warning(`network ${name}: firewall rules repaired (${why}): ${missing.join('; ')}`, {
-              network: name,
-            });
-            this.emit('repaired', { name, missing });
-          }
+          if (entry) await fn(name, entry);
         }),
-      ).catch((e) =>
-        this.log?.error(`network ${name}: firewall repair failed: ${errText(e)}`, { network: name }),
-      );
+      ).catch((e) => this.log?.error(`network ${name}: ${what} failed: ${errText(e)}`, { network: name }));
     }
   }
 
