@@ -14,13 +14,14 @@
  * interruption (kill -9 of the daemon at any point) finishes the job, and running it twice is a no-op.
  */
 import { mkdir, readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { parseLeases } from '../dnsmasq/leases.js';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
 import type { CommandRunner } from '../exec/runner.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import type { Logger } from '../util/log.js';
 import { classify, libvirtNetworkFacts, portHookXml } from './publish.js';
-import { carryOverLines, parseStatusFile } from './status-leases.js';
+import { carryOverLines, parseStatusFile, type StatusLease } from './status-leases.js';
 import type { DomainPort, Virsh } from './virsh.js';
 
 /** What the migrator needs of the service (each call does what the bus method of that name does). */
@@ -85,8 +86,8 @@ export interface Journal {
   wasAutostart: boolean;
   /** Taps of running domains found on libvirt's network at import. */
   ports: DomainPort[];
-  /** dnsmasq lease lines carried over from libvirt's status file. */
-  leases: string;
+  /** libvirt's leases from its status file, carried into dnsmasq's lease file before the first start. */
+  leases: StatusLease[];
   /** Set once import finished. */
   done: boolean;
   /** virtnet's own inactive definition of that name that the import replaced (revert puts it back). */
@@ -211,7 +212,7 @@ export class LibvirtMigrator {
       if (ops.has(name)) j.replaced = { xml: ops.xmlOf(name), autostart: ops.autostartOf(name) };
       await this.writeJournal(j);
       log.info(
-        `import-libvirt ${name}: journal written (${ports.length} running domain interface(s), ${j.leases.split('\n').filter(Boolean).length} lease(s) to carry over)`,
+        `import-libvirt ${name}: journal written (${ports.length} running domain interface(s), ${j.leases.length} lease(s) to carry over)`,
         { network: name },
       );
     }
@@ -224,7 +225,7 @@ export class LibvirtMigrator {
     }
     if (!ops.has(name)) await ops.define(j.original);
     await ops.setAutostart(name, j.wasAutostart);
-    if (!ops.isActive(name) && j.leases) await this.carryLeases(name, j.leases);
+    if (!ops.isActive(name) && j.leases.length) await this.carryLeases(name, j.leases);
     const mine = { name, uuid: ops.uuidOf(name), bridge: ops.bridgeOf(name) };
     // 2. libvirt's own copy stops (unless this is a re-run and it is already replaced).
     const lv = await virsh.network(name);
@@ -238,14 +239,8 @@ export class LibvirtMigrator {
     // 4. The running domains' taps go onto virtnet's bridge: all in one `ip -batch` (their traffic
     //    gap ends here), then each through the engine, which records and announces it.
     const bridge = ops.bridgeOf(name);
-    if (j.ports.length) {
-      await this.o.runner.run({
-        step: `import-libvirt: taps onto ${bridge}`,
-        argv: ['ip', '-force', '-batch', '-'],
-        input: j.ports.map((p) => `link set dev ${p.ifname} master ${bridge} up\n`).join(''),
-        allowFail: true, // a tap gone meanwhile (its domain stopped) is reported below
-      });
-    }
+    // (a tap gone meanwhile — its domain stopped — is reported by attachPort below)
+    if (j.ports.length) await this.moveTaps(`import-libvirt: taps onto ${bridge}`, j.ports, bridge);
     const tAttached = performance.now();
     for (const p of j.ports) {
       try {
@@ -320,18 +315,15 @@ export class LibvirtMigrator {
     if (lv.autostart !== j.wasAutostart) await virsh.setAutostart(name, j.wasAutostart);
     // 2. virtnet stops it, libvirt starts its own, the taps go back onto libvirt's bridge.
     const imported = ops.has(name) && ops.uuidOf(name).toLowerCase() === j.uuid;
-    if (imported && ops.isActive(name)) await this.portEvents(name, j, 'port-deleted');
-    if (imported && ops.isActive(name)) await ops.stop(name);
+    if (imported && ops.isActive(name)) {
+      await this.portEvents(name, j, 'port-deleted');
+      await ops.stop(name);
+    }
     if (j.wasActive && !lv.active) await virsh.start(name);
     if (j.wasActive) {
       const bridge = j.bridge || libvirtNetworkFacts(await virsh.liveXml(name)).bridge;
       if (j.ports.length) {
-        const r = await this.o.runner.run({
-          step: `revert-libvirt: taps onto ${bridge}`,
-          argv: ['ip', '-force', '-batch', '-'],
-          input: j.ports.map((p) => `link set dev ${p.ifname} master ${bridge} up\n`).join(''),
-          allowFail: true,
-        });
+        const r = await this.moveTaps(`revert-libvirt: taps onto ${bridge}`, j.ports, bridge);
         if (r.exitCode !== 0) log.warning(`revert-libvirt ${name}: not every tap moved: ${r.stderr.trim()}`);
       }
     }
@@ -360,45 +352,38 @@ export class LibvirtMigrator {
     }
   }
 
-  private async statusLeases(bridge: string): Promise<string> {
-    if (!bridge) return '';
+  private async statusLeases(bridge: string): Promise<StatusLease[]> {
+    if (!bridge) return [];
     let text: string;
     try {
       text = await readFile(join(this.o.statusDir, `${bridge}.status`), 'utf8');
     } catch {
-      return '';
+      return [];
     }
     const st = parseStatusFile(text);
     for (const p of st.problems)
       this.o.log.warning(`libvirt status file ${bridge}.status: ${p.path}: ${p.reason}`);
-    const nowSec = Math.floor((this.o.now?.() ?? Date.now()) / 1000);
-    return carryOverLines(st.leases, nowSec);
+    return st.leases;
   }
 
-  private async carryLeases(name: string, lines: string): Promise<void> {
+  /** The journal's leases still valid, appended to dnsmasq's lease file (none twice: carryOverLines). */
+  private async carryLeases(name: string, leases: StatusLease[]): Promise<void> {
     const file = this.o.ops.leaseFile(name);
-    let have = '';
-    try {
-      have = await readFile(file, 'utf8');
-    } catch {}
-    const existing = have
-      .split('\n')
-      .map((l) => l.split(' '))
-      .filter((f) => f.length >= 3)
-      .map((f) => ({ mac: f[1]!, ip: f[2]! }));
-    const macs = new Set(existing.map((e) => e.mac.toLowerCase()));
-    const ips = new Set(existing.map((e) => e.ip));
-    const add = lines
-      .split('\n')
-      .filter(Boolean)
-      .filter((l) => {
-        const f = l.split(' ');
-        return !macs.has((f[1] ?? '').toLowerCase()) && !ips.has(f[2] ?? '');
-      });
-    if (!add.length) return;
-    await mkdir(join(file, '..'), { recursive: true });
-    await writeFileAtomic(file, `${have}${have && !have.endsWith('\n') ? '\n' : ''}${add.join('\n')}\n`, {
-      mode: 0o644,
+    const have = await readFile(file, 'utf8').catch(() => '');
+    const nowSec = Math.floor((this.o.now?.() ?? Date.now()) / 1000);
+    const add = carryOverLines(leases, nowSec, parseLeases(have));
+    if (!add) return;
+    await mkdir(dirname(file), { recursive: true });
+    await writeFileAtomic(file, `${have}${have && !have.endsWith('\n') ? '\n' : ''}${add}`, { mode: 0o644 });
+  }
+
+  /** The taps onto `bridge` in one `ip -batch` (a tap gone meanwhile fails only its own line). */
+  private moveTaps(step: string, ports: DomainPort[], bridge: string) {
+    return this.o.runner.run({
+      step,
+      argv: ['ip', '-force', '-batch', '-'],
+      input: ports.map((p) => `link set dev ${p.ifname} master ${bridge} up\n`).join(''),
+      allowFail: true,
     });
   }
 }

@@ -38,7 +38,12 @@ export class Virsh {
     private readonly tmpDir: string = tmpdir(),
   ) {}
 
-  private async run(what: string, args: string[], allowFail = false): Promise<RunResult> {
+  /** virsh ARGS; a failure is a CommandError unless `tolerate` accepts it (then it is returned). */
+  private async run(
+    what: string,
+    args: string[],
+    tolerate: (r: RunResult) => boolean = () => false,
+  ): Promise<RunResult> {
     const argv = ['virsh', '-q', '-c', this.uri, ...args];
     let r: RunResult;
     try {
@@ -55,7 +60,7 @@ export class Virsh {
     if (r.exitCode !== 0 && /failed to connect to the hypervisor|Failed to connect socket/i.test(r.stderr)) {
       throw new LibvirtUnreachable(`libvirt at ${this.uri} is not reachable: ${firstError(r.stderr)}`);
     }
-    if (r.exitCode !== 0 && !allowFail) {
+    if (r.exitCode !== 0 && !tolerate(r)) {
       throw new CommandError(`libvirt: ${what}`, argv, r.exitCode, r.stderr);
     }
     return r;
@@ -63,7 +68,7 @@ export class Virsh {
 
   /** Is libvirt answering? (LibvirtUnreachable otherwise.) */
   async ping(): Promise<void> {
-    const r = await this.run('connect', ['uri'], true);
+    const r = await this.run('connect', ['uri'], () => true);
     // Any failure of the trivial call (killed by the timeout, a broken client) counts as unreachable.
     if (r.exitCode !== 0)
       throw new LibvirtUnreachable(
@@ -73,18 +78,10 @@ export class Virsh {
 
   /** libvirt's view of network `name`: inactive XML (undefined = not defined), active, autostart. */
   async network(name: string): Promise<LibvirtState> {
-    const x = await this.run(`read network ${name}`, ['net-dumpxml', '--inactive', name], true);
-    if (x.exitCode !== 0) {
-      if (/Network not found|no network with matching name/i.test(x.stderr)) {
-        return { active: false, autostart: false };
-      }
-      throw new CommandError(
-        `libvirt: read network ${name}`,
-        ['virsh', '-q', '-c', this.uri, 'net-dumpxml', '--inactive', name],
-        x.exitCode,
-        x.stderr,
-      );
-    }
+    const x = await this.run(`read network ${name}`, ['net-dumpxml', '--inactive', name], (r) =>
+      /Network not found|no network with matching name/i.test(r.stderr),
+    );
+    if (x.exitCode !== 0) return { active: false, autostart: false };
     const info = parseInfo((await this.run(`info of network ${name}`, ['net-info', name])).stdout);
     return { xml: x.stdout, active: info.Active === 'yes', autostart: info.Autostart === 'yes' };
   }
@@ -131,7 +128,9 @@ export class Virsh {
       .split('\n')
       .map((s) => s.trim())
       .filter(Boolean);
-    const xmls = await Promise.all(names.map((d) => this.run(`read domain ${d}`, ['dumpxml', d], true)));
+    const xmls = await Promise.all(
+      names.map((d) => this.run(`read domain ${d}`, ['dumpxml', d], () => true)),
+    );
     const out: DomainPort[] = [];
     // A domain that stopped meanwhile has no XML (non-zero exit): skipped.
     for (const x of xmls) if (x.exitCode === 0) out.push(...domainPortsOn(x.stdout, network, bridge));
