@@ -85,6 +85,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
       .useFirewallZones(new FirewalldZones(bus))
       .catch((e) => log.warning(`firewalld zones: ${(e as Error).message}`));
   const store = new ConfigStore(opts.configDir);
+  const codec = deps.codec ?? networkCodec;
   const authorizer = new BusAuthorizer(bus, {
     onDecision: (d) => {
       if (!d.allowed) log.notice(`refused ${d.action} to ${d.sender} (uid ${d.uid ?? '?'}): ${d.why}`);
@@ -95,8 +96,10 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   const idleGc = new IdleGc();
   // Publishing into libvirt (--libvirt); it reads the service's networks, the service shows its status.
   let serviceRef: VirtnetService | undefined;
+  const libvirtUri = opts.libvirt === 'none' ? undefined : opts.libvirt;
+  const runner = new SpawnRunner();
   const publisher = new LibvirtPublisher({
-    virsh: opts.libvirt === 'none' ? undefined : new Virsh(new SpawnRunner(), opts.libvirt, opts.runDir),
+    virsh: libvirtUri ? new Virsh(runner, libvirtUri, opts.runDir) : undefined,
     stateFile: join(opts.stateDir, 'libvirt-published.json'),
     log,
     view: () => serviceRef?.publishView() ?? [],
@@ -106,7 +109,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     bus,
     engine,
     store,
-    codec: deps.codec ?? networkCodec,
+    codec,
     authorize: (ctx, action, method) => authorizer.authorize(ctx, action, method),
     version: virtnetVersion(),
     log,
@@ -120,11 +123,10 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     },
   });
   serviceRef = service;
-  const runner = new SpawnRunner();
   const migrator: LibvirtMigrator = new LibvirtMigrator({
     ops: { ...service.migrateOps(), leaseFile: (name) => leaseFilePath(opts.runDir, name) },
     virsh: (uri) => new Virsh(runner, uri, opts.runDir),
-    defaultUri: opts.libvirt === 'none' ? undefined : opts.libvirt,
+    defaultUri: libvirtUri,
     journalDir: join(opts.stateDir, 'libvirt-import'),
     statusDir: opts.libvirtStatusDir,
     runner,
@@ -172,7 +174,6 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   });
   // The config dir is watched (issue 5): a valid change is applied like Reload; an invalid file is
   // announced (NetworkEvent … 'invalid') and changes nothing.
-  const codec = deps.codec ?? networkCodec;
   const watcher = await watchConfigDir({
     dir: opts.configDir,
     check: (xml) => codec.parse(xml, { usedBridges: [] }).network.name,
