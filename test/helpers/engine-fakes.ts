@@ -2,9 +2,14 @@
  * The engine's host-side doubles for tests of the REAL LinuxEngine on the dry-run runner: links and
  * routes, sysctls, and dnsmasq as the supervisor sees it (running from its start command until SIGTERM).
  */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { ProcessProbe } from '../../src/dnsmasq/proc.js';
+import { LinuxEngine } from '../../src/engine/engine.js';
 import type { HostProbe, HostRoute } from '../../src/engine/host.js';
 import type { SysctlIo } from '../../src/engine/sysctl.js';
+import { DryRunRunner } from '../../src/exec/runner.js';
+import type { Network } from '../../src/model/network.js';
 import type { NicState } from '../../src/plan/links.js';
 
 export class FakeHost implements HostProbe {
@@ -66,4 +71,39 @@ export class FakeDnsmasq implements ProcessProbe {
   kill(pid: number, signal: NodeJS.Signals | 0) {
     if (pid === this.pid && (signal === 'SIGTERM' || signal === 'SIGKILL')) this.alive = false;
   }
+}
+
+/**
+ * The real LinuxEngine on the dry-run runner with the host doubles above, `net` started in it (run
+ * dir `dir`): what the hook handler's tests run next to the in-memory fake, so both meet one contract.
+ */
+export async function dryRunEngine(dir: string, net: Network): Promise<LinuxEngine> {
+  const runner = new DryRunRunner();
+  const dnsmasq = new FakeDnsmasq();
+  runner.on(['dnsmasq'], (req) => {
+    dnsmasq.started(req.argv);
+    return {};
+  });
+  const host = new FakeHost();
+  const engine = await LinuxEngine.create({
+    runDir: dir,
+    runner,
+    probe: host,
+    sysctl: new FakeSysctl(),
+    dnsmasqProbe: dnsmasq,
+    firewall: 'nftables',
+    supervisor: { pollMs: 10_000 },
+  });
+  await engine.start(net);
+  host.links_.add(net.bridge.name!);
+  return engine;
+}
+
+/** Every file under `dir` whose name ends with `suffix`, concatenated. */
+export function filesEnding(dir: string, suffix: string): string {
+  let out = '';
+  for (const e of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    if (e.isFile() && e.name.endsWith(suffix)) out += readFileSync(join(e.parentPath, e.name), 'utf8');
+  }
+  return out;
 }

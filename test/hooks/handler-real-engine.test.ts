@@ -4,27 +4,17 @@
  * The handler's other tests use a faster in-memory engine; these cases run on both, so a contract
  * mismatch (e.g. a host entry the real planner refuses) fails here.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { LinuxEngine } from '../../src/engine/engine.js';
-import { DryRunRunner } from '../../src/exec/runner.js';
+import type { LinuxEngine } from '../../src/engine/engine.js';
 import { handleHookEvent } from '../../src/hooks/handler.js';
-import { FakeDnsmasq, FakeHost, FakeSysctl } from '../helpers/engine-fakes.js';
+import { dryRunEngine, filesEnding } from '../helpers/engine-fakes.js';
 import { domainXml, makeContext, meta, type TestContext } from './fakes.js';
 
 const U = '00000000-0000-4000-8000-0000000000a1';
 const MAC = '52:54:00:aa:bb:01';
-
-/** Every file under `dir` whose name ends with `suffix`, concatenated. */
-function filesEnding(dir: string, suffix: string): string {
-  let out = '';
-  for (const e of readdirSync(dir, { recursive: true, withFileTypes: true })) {
-    if (e.isFile() && e.name.endsWith(suffix)) out += readFileSync(join(e.parentPath, e.name), 'utf8');
-  }
-  return out;
-}
 
 describe.each(['fake', 'real'] as const)('hook handler on the %s engine', (which) => {
   let dir: string;
@@ -34,24 +24,7 @@ describe.each(['fake', 'real'] as const)('hook handler on the %s engine', (which
     dir = mkdtempSync(join(tmpdir(), 'vh-real-'));
     ctx = makeContext();
     if (which === 'real') {
-      const runner = new DryRunRunner();
-      const dnsmasq = new FakeDnsmasq();
-      runner.on(['dnsmasq'], (req) => {
-        dnsmasq.started(req.argv);
-        return {};
-      });
-      const host = new FakeHost();
-      engine = await LinuxEngine.create({
-        runDir: dir,
-        runner,
-        probe: host,
-        sysctl: new FakeSysctl(),
-        dnsmasqProbe: dnsmasq,
-        firewall: 'nftables',
-        supervisor: { pollMs: 10_000 },
-      });
-      await engine.start(ctx.defs[0]!);
-      host.links_.add(ctx.defs[0]!.bridge.name!);
+      engine = await dryRunEngine(dir, ctx.defs[0]!);
       (ctx as { engine: unknown }).engine = engine;
     }
   });

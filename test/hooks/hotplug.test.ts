@@ -5,20 +5,19 @@
  * AND on the real engine (LinuxEngine on the dry-run runner), so the handler asks nothing of the
  * engine that the real one refuses.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { LinuxEngine } from '../../src/engine/engine.js';
+import type { LinuxEngine } from '../../src/engine/engine.js';
 import { ConflictError } from '../../src/errors.js';
-import { DryRunRunner } from '../../src/exec/runner.js';
 import { handleHookEvent, reconcileRecords } from '../../src/hooks/handler.js';
 import { runHook } from '../../src/hooks/main.js';
 import { planHotplug } from '../../src/hooks/plan-hotplug.js';
 import { domainKey } from '../../src/hooks/records.js';
 import { parseNetworkHookData } from '../../src/model/domain.js';
-import { FakeDnsmasq, FakeHost, FakeSysctl } from '../helpers/engine-fakes.js';
+import { dryRunEngine, filesEnding } from '../helpers/engine-fakes.js';
 import { libvirtHooksDir } from '../helpers/shared.js';
 import { domainXml, makeContext, meta, type TestContext, uuidFor, virtnetNetwork } from './fakes.js';
 
@@ -53,15 +52,6 @@ function hookData(opts: {
     <plug type='bridge' bridge='${bridge}'/>
   </networkport>
 </hookData>`;
-}
-
-/** Every file under `dir` whose name ends with `suffix`, concatenated. */
-function filesEnding(dir: string, suffix: string): string {
-  let out = '';
-  for (const e of readdirSync(dir, { recursive: true, withFileTypes: true })) {
-    if (e.isFile() && e.name.endsWith(suffix)) out += readFileSync(join(e.parentPath, e.name), 'utf8');
-  }
-  return out;
 }
 
 const fixedMeta = meta(
@@ -132,24 +122,7 @@ describe.each(['fake', 'real'] as const)('hot-plug through the network hook, on 
     dir = mkdtempSync(join(tmpdir(), 'vh-hotplug-'));
     ctx = makeContext();
     if (which === 'real') {
-      const runner = new DryRunRunner();
-      const dnsmasq = new FakeDnsmasq();
-      runner.on(['dnsmasq'], (req) => {
-        dnsmasq.started(req.argv);
-        return {};
-      });
-      const host = new FakeHost();
-      engine = await LinuxEngine.create({
-        runDir: dir,
-        runner,
-        probe: host,
-        sysctl: new FakeSysctl(),
-        dnsmasqProbe: dnsmasq,
-        firewall: 'nftables',
-        supervisor: { pollMs: 10_000 },
-      });
-      await engine.start(ctx.defs[0]!);
-      host.links_.add(ctx.defs[0]!.bridge.name!);
+      engine = await dryRunEngine(dir, ctx.defs[0]!);
       (ctx as { engine: unknown }).engine = engine;
     }
   });
