@@ -110,8 +110,15 @@ export class LibvirtMigrator {
     } catch {
       return undefined;
     }
-    const j = JSON.parse(text) as Journal;
-    if (j.version !== 1 || j.name !== name || typeof j.original !== 'string') {
+    let j: Journal;
+    try {
+      j = JSON.parse(text) as Journal;
+    } catch (e) {
+      throw new ValidationError([
+        { path: 'journal', value: this.journalPath(name), reason: `is not JSON (${(e as Error).message})` },
+      ]);
+    }
+    if (j?.version !== 1 || j.name !== name || typeof j.original !== 'string' || !Array.isArray(j.leases)) {
       throw new ValidationError([
         {
           path: 'journal',
