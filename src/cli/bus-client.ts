@@ -4,7 +4,7 @@
  * line: a `BusCallError` whose message is the daemon's text and whose `type` is the D-Bus error name
  * (exit-codes.ts maps NotFound → 3, AccessDenied → 4).
  */
-import { BUS_NAME, MANAGER_INTERFACE, NETWORK_INTERFACE } from '../daemon/api.js';
+import { BUS_NAME, MANAGER_INTERFACE, NETWORK_INTERFACE } from '../bus/api.js';
 import {
   callMethod,
   connectBus,
@@ -13,8 +13,8 @@ import {
   type MessageBus,
   MessageType,
   resolveBusAddress,
-} from '../daemon/dbus.js';
-import { MANAGER_PATH, networkNameFromPath } from '../daemon/path-encode.js';
+} from '../bus/dbus.js';
+import { MANAGER_PATH, networkNameFromPath } from '../bus/path-encode.js';
 import { withTimeout } from '../util/timeout.js';
 
 /** A failed call, as one line; `type` is the D-Bus error name. */

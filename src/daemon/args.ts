@@ -1,7 +1,7 @@
 /**
  * virtnetd's command line. Pure: argv in, options (or a usage error, or help/version) out.
  */
-import type { FirewallBackend } from '../engine/types.js';
+import type { FirewallBackend } from '../model/values.js';
 import { isLogLevel, type LogFormat, type LogLevel } from '../util/log.js';
 
 export interface DaemonOptions {

@@ -7,11 +7,11 @@
  * the reason.
  */
 
+import type { MethodSpec } from '../bus/api.js';
+import { callMethod, isDBusError, type MessageBus, Variant } from '../bus/dbus.js';
+import { BusError } from '../bus/errors.js';
 import { withTimeout } from '../util/timeout.js';
-import type { MethodSpec } from './api.js';
-import { BusError } from './bus-errors.js';
 import type { CallContext } from './bus-objects.js';
-import { callMethod, isDBusError, type MessageBus, Variant } from './dbus.js';
 
 const POLKIT_NAME = 'org.freedesktop.PolicyKit1';
 const POLKIT_PATH = '/org/freedesktop/PolicyKit1/Authority';

@@ -14,9 +14,16 @@ import {
   PROPERTIES_INTERFACE,
   signatureOf,
   standardInterfaces,
-} from './api.js';
-import { toBusError } from './bus-errors.js';
-import { type Message, type MessageBus, MessageFlag, MessageType, Message as Msg, Variant } from './dbus.js';
+} from '../bus/api.js';
+import {
+  type Message,
+  type MessageBus,
+  MessageFlag,
+  MessageType,
+  Message as Msg,
+  Variant,
+} from '../bus/dbus.js';
+import { toBusError } from '../bus/errors.js';
 import { nodeXml } from './introspect.js';
 
 const DBUS_ERROR = 'org.freedesktop.DBus.Error';

@@ -2,7 +2,7 @@
  * Introspection XML (the D-Bus introspection format) built from the API description in api.ts, with
  * argument names and the EmitsChangedSignal annotations. Pure.
  */
-import type { ArgSpec, InterfaceSpec } from './api.js';
+import type { ArgSpec, InterfaceSpec } from '../bus/api.js';
 
 export const INTROSPECT_DOCTYPE =
   '<!DOCTYPE node PUBLIC "-//freedesktop//DTD D-BUS Object Introspection 1.0//EN"\n' +

@@ -5,8 +5,8 @@
  * passed to the current connection. Adapter: the daemon keeps one object for its whole life.
  */
 import { EventEmitter } from 'node:events';
+import { connectBus, type Message, type MessageBus } from '../bus/dbus.js';
 import { withTimeout } from '../util/timeout.js';
-import { connectBus, type Message, type MessageBus } from './dbus.js';
 
 export interface ReconnectLog {
   warning(msg: string): void;

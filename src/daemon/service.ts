@@ -21,6 +21,19 @@
  *   network they are a Conflict.
  */
 
+import {
+  MANAGER_INTERFACE,
+  type MethodSpec,
+  managerInterface,
+  NETWORK_INTERFACE,
+  type NetworkEventKind,
+  networkInterface,
+} from '../bus/api.js';
+import type { MessageBus } from '../bus/dbus.js';
+import { BusErrorName } from '../bus/errors.js';
+import { MANAGER_PATH, NETWORK_PATH_PREFIX, networkPath } from '../bus/path-encode.js';
+import type { NetworkCodec } from '../config/network-codec.js';
+import type { ConfigStore } from '../config/store.js';
 import { spanSummary } from '../engine/span.js';
 import type { Engine, EngineEvents } from '../engine/types.js';
 import { ConflictError, NotFoundError } from '../errors.js';
@@ -30,21 +43,8 @@ import type { MigrateOps } from '../libvirt/migrate.js';
 import type { Network } from '../model/network.js';
 import type { Logger } from '../util/log.js';
 import { withTimeout } from '../util/timeout.js';
-import {
-  MANAGER_INTERFACE,
-  type MethodSpec,
-  managerInterface,
-  NETWORK_INTERFACE,
-  type NetworkEventKind,
-  networkInterface,
-} from './api.js';
-import { BusErrorName } from './bus-errors.js';
 import { BusObjects, type CallContext, type InterfaceImpl } from './bus-objects.js';
 import { checkDefineXml, checkHookArgs, checkHostArgs, checkMac, checkNetworkName } from './call-args.js';
-import type { ConfigStore } from './config-store.js';
-import type { MessageBus } from './dbus.js';
-import type { NetworkCodec } from './network-codec.js';
-import { MANAGER_PATH, NETWORK_PATH_PREFIX, networkPath } from './path-encode.js';
 
 export interface ServiceOptions {
   bus: MessageBus;

@@ -5,7 +5,7 @@
  * interface. The match rule is therefore on the path; the interface tells the networks apart.
  */
 import { EventEmitter } from 'node:events';
-import { callMethod, type Message, type MessageBus, MessageType } from '../daemon/dbus.js';
+import { callMethod, type Message, type MessageBus, MessageType } from '../bus/dbus.js';
 import type { LeaseChange, LeaseEvent } from './leases.js';
 
 export const DNSMASQ_DBUS_PATH = '/uk/org/thekelleys/dnsmasq';

@@ -9,8 +9,8 @@
  * prefix (`06-aa:bb:…`). Pure parsing plus one small reader.
  */
 import { readFile } from 'node:fs/promises';
-import type { Lease } from '../engine/types.js';
 import { type Problem, ValidationError } from '../errors.js';
+import type { Lease } from '../model/values.js';
 
 export interface DnsmasqLease extends Lease {
   family: 'ipv4' | 'ipv6';

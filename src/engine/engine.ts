@@ -28,11 +28,12 @@ import { detectFirewall, type FirewallRequest, makeFirewall } from '../firewall/
 import { diagnose, type Finding } from '../firewall/doctor.js';
 import { gatherDoctorFacts } from '../firewall/doctor-host.js';
 import type { ZoneBinding, ZoneManager } from '../firewall/firewalld.js';
-import type { Firewall, FirewallChoice, FirewallScripts } from '../firewall/types.js';
+import type { Firewall, FirewallChoice } from '../firewall/types.js';
 import { RulesetWatcher } from '../firewall/watch.js';
 import { subnetsOverlap } from '../model/ip.js';
 import type { Network } from '../model/network.js';
 import { spanHostNetwork } from '../model/span.js';
+import type { FirewallBackend, HostEntry, Lease } from '../model/values.js';
 import {
   needsDnsmasq,
   renderAddnhosts,
@@ -44,6 +45,7 @@ import { compatRuleSet } from '../plan/firewall/compat.js';
 import { renderIptables } from '../plan/firewall/iptables.js';
 import { renderNftables } from '../plan/firewall/nftables.js';
 import { planFirewall } from '../plan/firewall/rules.js';
+import type { FirewallScripts } from '../plan/firewall/scripts.js';
 import {
   createsBridge,
   type LinkOp,
@@ -75,7 +77,7 @@ import {
 } from './span.js';
 import { type NetworkState, StateStore } from './state.js';
 import { procSysctlIo, type SysctlChange, type SysctlIo, SysctlManager } from './sysctl.js';
-import type { ActiveNetworkInfo, Engine, EngineEvents, FirewallBackend, HostEntry, Lease } from './types.js';
+import type { ActiveNetworkInfo, Engine, EngineEvents } from './types.js';
 
 export interface EngineOptions {
   /** Run directory (state, dnsmasq files). Default /run/virtnet. */

@@ -6,12 +6,12 @@
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ZoneBinding } from '../firewall/firewalld.js';
-import type { FirewallScripts } from '../firewall/types.js';
 import type { Network } from '../model/network.js';
+import type { FirewallBackend, HostEntry } from '../model/values.js';
+import type { FirewallScripts } from '../plan/firewall/scripts.js';
 import type { NicState } from '../plan/links.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import type { SpanState } from './span.js';
-import type { FirewallBackend, HostEntry } from './types.js';
 
 export interface NetworkState {
   version: 1;

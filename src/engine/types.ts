@@ -6,26 +6,8 @@
 import type { Finding } from '../firewall/doctor.js';
 import type { ZoneManager } from '../firewall/firewalld.js';
 import type { Network } from '../model/network.js';
+import type { FirewallBackend, HostEntry, Lease } from '../model/values.js';
 import type { SpanPeer, SpanState } from './span.js';
-
-export type FirewallBackend = 'nftables' | 'iptables';
-
-/** One DHCP lease as dnsmasq reports it. */
-export interface Lease {
-  mac: string;
-  ip: string;
-  hostname: string;
-  /** Expiry in unix seconds; 0 for infinite. */
-  expiry: number;
-  clientId?: string;
-}
-
-/** A DHCP reservation and/or DNS name added live (not part of the XML definition). */
-export interface HostEntry {
-  mac?: string;
-  ip?: string;
-  hostname?: string;
-}
 
 /** What the engine knows about a running network. */
 export interface ActiveNetworkInfo {

@@ -17,7 +17,7 @@
  * network again (see LinuxEngine.rebindZones).
  */
 
-import { type Message, type MessageBus, MessageType, Message as Msg } from '../daemon/dbus.js';
+import { type Message, type MessageBus, MessageType, Message as Msg } from '../bus/dbus.js';
 import type { Network } from '../model/network.js';
 import { unsafeIfname } from '../plan/firewall/safe.js';
 

@@ -3,7 +3,8 @@
  * transaction of its own: the kernel gets the whole table at COMMIT, all or nothing.
  */
 import type { CommandRunner } from '../exec/runner.js';
-import type { Firewall, FirewallScripts, IptablesScripts, Presence, ScriptPair } from './types.js';
+import type { FirewallScripts, IptablesScripts, ScriptPair } from '../plan/firewall/scripts.js';
+import type { Firewall, Presence } from './types.js';
 
 function iptOf(netName: string, s: FirewallScripts): IptablesScripts {
   if (s.backend !== 'iptables')

@@ -4,7 +4,8 @@
  */
 import { CommandError } from '../errors.js';
 import type { CommandRunner } from '../exec/runner.js';
-import type { Firewall, FirewallScripts, NftScripts, Presence } from './types.js';
+import type { FirewallScripts, NftScripts } from '../plan/firewall/scripts.js';
+import type { Firewall, Presence } from './types.js';
 
 function nftOf(netName: string, s: FirewallScripts): NftScripts {
   if (s.backend !== 'nftables')

@@ -9,26 +9,8 @@
  * - Re-applying is done as `remove` + `apply` in one transaction (nft) or back to back per family
  *   (iptables), so a repair never duplicates a rule.
  */
-import type { FirewallBackend } from '../engine/types.js';
-import type { NftScripts } from '../plan/firewall/nftables.js';
-
-export interface ScriptPair {
-  apply: string;
-  remove: string;
-}
-
-/** What the nftables renderer produces (defined by the planner). */
-export type { NftScripts };
-
-/** What the iptables renderer produces: `iptables-restore --noflush` texts per family. */
-export interface IptablesScripts {
-  v4: ScriptPair;
-  v6: ScriptPair;
-}
-
-export type FirewallScripts =
-  | { backend: 'nftables'; nft: NftScripts }
-  | { backend: 'iptables'; iptables: IptablesScripts };
+import type { FirewallBackend } from '../model/values.js';
+import type { FirewallScripts } from '../plan/firewall/scripts.js';
 
 /** Whether a network's rules are in the kernel. */
 export type Presence = 'present' | 'absent' | 'partial';

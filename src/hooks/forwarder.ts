@@ -12,7 +12,7 @@
  *   bridge of a virtnet network goes away with the network).
  */
 import { writeFile } from 'node:fs/promises';
-import type { Firewall, FirewallScripts } from '../firewall/types.js';
+import type { Firewall } from '../firewall/types.js';
 import { cidr } from '../model/ip.js';
 import type { Network } from '../model/network.js';
 import {
@@ -22,6 +22,7 @@ import {
   renderPortForwardsIptables,
   renderPortForwardsNftables,
 } from '../plan/firewall/portforward.js';
+import type { FirewallScripts } from '../plan/firewall/scripts.js';
 import type { Logger } from '../util/log.js';
 import type { DomainForwards, ForwardRule, PortForwarder } from './context.js';
 

@@ -18,8 +18,8 @@
  * (auto|nftables|iptables), VIRTNET_LOG_LEVEL.
  */
 import { pathToFileURL } from 'node:url';
-import { networkCodec } from '../daemon/codec.js';
-import { ConfigStore } from '../daemon/config-store.js';
+import { networkCodec } from '../config/codec.js';
+import { ConfigStore } from '../config/store.js';
 import type { LinuxEngine } from '../engine/engine.js';
 import { ValidationError } from '../errors.js';
 import type { FirewallRequest } from '../firewall/detect.js';

@@ -15,11 +15,11 @@
  * what other domains and the networks already hold (fixed IP taken, host port taken).
  */
 
-import type { HostEntry } from '../engine/types.js';
 import { type Problem, ValidationError } from '../errors.js';
 import { type Domain, type DomainInterface, dnsNameFor, type PortForward } from '../model/domain.js';
 import { broadcastAddress, canonicalIp, formatIp, inSubnet, networkAddress, parseIp } from '../model/ip.js';
 import type { Network } from '../model/network.js';
+import type { HostEntry } from '../model/values.js';
 import type { DomainRecord, PortRecord } from './records.js';
 
 function ifacePath(i: DomainInterface): string {

@@ -5,9 +5,8 @@
  * Pure: no I/O. Throws ValidationError for a network that cannot be planned.
  */
 
-import type { FirewallBackend } from '../engine/types.js';
-import type { FirewallScripts } from '../firewall/types.js';
 import type { Network } from '../model/network.js';
+import type { FirewallBackend } from '../model/values.js';
 import {
   type DnsmasqPaths,
   needsDnsmasq,
@@ -18,6 +17,7 @@ import {
 import { renderIptables } from './firewall/iptables.js';
 import { renderNftables } from './firewall/nftables.js';
 import { planFirewall } from './firewall/rules.js';
+import type { FirewallScripts } from './firewall/scripts.js';
 import { type LinkOp, planLinksDown, planLinksUp, renderIpBatch, type Sysctl } from './links.js';
 
 export interface PlanPaths extends DnsmasqPaths {

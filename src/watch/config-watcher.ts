@@ -8,7 +8,7 @@
 import { EventEmitter } from 'node:events';
 import { basename, resolve } from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
-import { networkNameOfFile } from './config-files.js';
+import { networkNameOfFile } from '../config/files.js';
 
 export interface ConfigWatcherOptions {
   /** The config dir (e.g. /etc/virtnet/networks). */

@@ -18,9 +18,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { callMethod, connectBus, type MessageBus } from '../../src/daemon/dbus.js';
-import type { PrivateBus } from '../../src/sandbox/bus.js';
-import type { Netns } from '../../src/sandbox/netns.js';
+import { callMethod, connectBus, type MessageBus } from '../../src/bus/dbus.js';
 import { packageRoot } from '../../src/util/package.js';
 import {
   BUS_NAME,
@@ -30,6 +28,8 @@ import {
   startVirtnetd,
   type VirtnetdProcess,
 } from '../helpers/dbus.js';
+import type { Netns } from '../helpers/netns.js';
+import type { PrivateBus } from '../helpers/private-bus.js';
 import { domainXml, meta } from '../hooks/fakes.js';
 import {
   DBUS_SEND_FLOOR,

@@ -15,7 +15,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { callMethod, connectBus, type MessageBus } from '../../src/daemon/dbus.js';
+import { callMethod, connectBus, type MessageBus } from '../../src/bus/dbus.js';
 import {
   BUS_NAME,
   busctl,

@@ -6,9 +6,9 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { PrivateBus } from '../../src/sandbox/bus.js';
-import type { Netns } from '../../src/sandbox/netns.js';
 import { type SealedLibvirt, startSealedLibvirtd } from '../helpers/libvirt.js';
+import type { Netns } from '../helpers/netns.js';
+import type { PrivateBus } from '../helpers/private-bus.js';
 import { DEFAULT_XML, type Sample, timeRun } from './lib.js';
 
 export interface LibvirtSectionOptions {

@@ -13,9 +13,9 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { renderEvpnBgpSnippet } from '../../src/frr/evpn.js';
 import { spanRole } from '../../src/model/span.js';
-import type { Netns } from '../../src/sandbox/netns.js';
 import { packageRoot } from '../../src/util/package.js';
 import { startFrr } from '../helpers/frr.js';
+import type { Netns } from '../helpers/netns.js';
 import { spanNetwork, spanTopology, UNDERLAY } from '../integration/span-harness.js';
 import type { Sample } from './lib.js';
 

@@ -9,11 +9,11 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { PrivateBus } from '../../src/sandbox/bus.js';
-import type { Netns } from '../../src/sandbox/netns.js';
 import { packageRoot } from '../../src/util/package.js';
 import { BUS_NAME, MANAGER_IFACE, MANAGER_PATH, NETWORK_IFACE, startVirtnetd } from '../helpers/dbus.js';
 import { type SealedLibvirt, startSealedLibvirtd } from '../helpers/libvirt.js';
+import type { Netns } from '../helpers/netns.js';
+import type { PrivateBus } from '../helpers/private-bus.js';
 import { mustRun, runCmd, type Sample, sleep, time, timeRun } from './lib.js';
 
 export interface VmSectionOptions {

@@ -4,9 +4,9 @@
  * that throws becomes a named error reply.
  */
 import { describe, expect, it } from 'vitest';
-import { NETWORK_INTERFACE, networkInterface, PROPERTIES_INTERFACE } from '../../src/daemon/api.js';
+import { NETWORK_INTERFACE, networkInterface, PROPERTIES_INTERFACE } from '../../src/bus/api.js';
+import { type Message, type MessageBus, MessageType, Message as Msg } from '../../src/bus/dbus.js';
 import { BusObjects, type InterfaceImpl } from '../../src/daemon/bus-objects.js';
-import { type Message, type MessageBus, MessageType, Message as Msg } from '../../src/daemon/dbus.js';
 import { NotFoundError } from '../../src/errors.js';
 
 /** Just enough of a bus connection: the handler BusObjects installs, and what it sends. */

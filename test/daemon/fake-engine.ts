@@ -5,10 +5,11 @@
  */
 import { EventEmitter } from 'node:events';
 import type { SpanPeer } from '../../src/engine/span.js';
-import type { ActiveNetworkInfo, Engine, EngineEvents, HostEntry, Lease } from '../../src/engine/types.js';
+import type { ActiveNetworkInfo, Engine, EngineEvents } from '../../src/engine/types.js';
 import { type CommandError, NotFoundError } from '../../src/errors.js';
 import type { Finding } from '../../src/firewall/doctor.js';
 import type { Network } from '../../src/model/network.js';
+import type { HostEntry, Lease } from '../../src/model/values.js';
 import { withLiveHost } from '../../src/plan/dnsmasq.js';
 
 export class FakeEngine implements Engine {

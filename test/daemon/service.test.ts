@@ -11,17 +11,17 @@ import { lstat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ACTION_MANAGE } from '../../src/daemon/api.js';
-import { BusAuthorizer } from '../../src/daemon/authorize.js';
-import { networkCodec } from '../../src/daemon/codec.js';
-import { ConfigStore } from '../../src/daemon/config-store.js';
+import { ACTION_MANAGE } from '../../src/bus/api.js';
 import {
   connectBus,
   type Message,
   type MessageBus,
   MessageType,
   Message as Msg,
-} from '../../src/daemon/dbus.js';
+} from '../../src/bus/dbus.js';
+import { networkCodec } from '../../src/config/codec.js';
+import { ConfigStore } from '../../src/config/store.js';
+import { BusAuthorizer } from '../../src/daemon/authorize.js';
 import { type ServiceOptions, VirtnetService } from '../../src/daemon/service.js';
 import { CommandError } from '../../src/errors.js';
 import { silentLogger } from '../../src/util/log.js';

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { missingPrereqs } from '../helpers/require.js';
 import { projectRoot } from '../helpers/shared.js';
 
-const entry = join(projectRoot, 'dist', 'src', 'demo', 'main.js');
+const entry = join(projectRoot, 'dist', 'test', 'demo', 'main.js');
 const skip = missingPrereqs(['ip', 'dnsmasq', 'dbus-daemon', 'dbus-send', 'busctl', 'busybox', 'nft']);
 
 function runDemo(args: string[]): Promise<{ code: number; out: string }> {

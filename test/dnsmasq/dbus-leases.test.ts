@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import type { Message, MessageBus } from '../../src/daemon/dbus.js';
-import { MessageType } from '../../src/daemon/dbus.js';
+import type { Message, MessageBus } from '../../src/bus/dbus.js';
+import { MessageType } from '../../src/bus/dbus.js';
 import {
   type DbusLeaseChange,
   DNSMASQ_DBUS_MATCH,

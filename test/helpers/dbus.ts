@@ -12,10 +12,10 @@
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { join } from 'node:path';
-import type { PrivateBus } from '../../src/sandbox/bus.js';
+import type { PrivateBus } from './private-bus.js';
 import { projectRoot } from './shared.js';
 
-export { type PrivateBus, type PrivateBusOptions, startPrivateBus } from '../../src/sandbox/bus.js';
+export { type PrivateBus, type PrivateBusOptions, startPrivateBus } from './private-bus.js';
 
 export const BUS_NAME = 'org.virtnet.network1';
 export const MANAGER_PATH = '/org/virtnet/network1';

@@ -18,8 +18,8 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { PrivateBus } from '../../src/sandbox/bus.js';
 import { type ExecOut, execOut } from './dbus.js';
+import type { PrivateBus } from './private-bus.js';
 
 /** What the sealed libvirtd needs on this machine. */
 export const LIBVIRT_TOOLS = ['ip', 'unshare', 'libvirtd', 'virsh'];

@@ -5,7 +5,7 @@
  */
 
 import { memberHostRefusal } from '../../src/engine/span.js';
-import type { ActiveNetworkInfo, HostEntry } from '../../src/engine/types.js';
+import type { ActiveNetworkInfo } from '../../src/engine/types.js';
 import { NotFoundError } from '../../src/errors.js';
 import type {
   DomainForwards,
@@ -18,6 +18,7 @@ import { LockManager } from '../../src/hooks/lock.js';
 import { type DomainRecordStore, MemoryRecordStore } from '../../src/hooks/records.js';
 import type { Network } from '../../src/model/network.js';
 import { parseNetworkXml } from '../../src/model/parse-network.js';
+import type { HostEntry } from '../../src/model/values.js';
 import { withLiveHost } from '../../src/plan/dnsmasq.js';
 
 const tick = () => new Promise((r) => setTimeout(r, Math.random() * 3));

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import type { Firewall, FirewallScripts } from '../../src/firewall/types.js';
+import type { Firewall } from '../../src/firewall/types.js';
 import type { DomainForwards } from '../../src/hooks/context.js';
 import { FirewallForwarder } from '../../src/hooks/forwarder.js';
 import { parseNetworkXml } from '../../src/model/parse-network.js';
+import type { FirewallScripts } from '../../src/plan/firewall/scripts.js';
 
 const net = parseNetworkXml(
   `<network><name>fwd</name><forward mode='nat'/><bridge name='vbr-fwd'/><ip address='10.66.0.1' prefix='24'/></network>`,

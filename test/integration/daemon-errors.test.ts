@@ -2,7 +2,7 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectBus, Message, MessageType } from '../../src/daemon/dbus.js';
+import { connectBus, Message, MessageType } from '../../src/bus/dbus.js';
 import {
   BUS_NAME,
   busctl,
@@ -267,7 +267,7 @@ describe.skipIf(skip)('virtnetd refuses bad calls and unprivileged changes (real
       [NET_PATH, `${NETWORK_IFACE}.RemoveHost`, ['string:52:54:00:00:00:04']],
     ];
     // Every mutating member of the API is in the list (a new one must be added here).
-    const { managerInterface, networkInterface } = await import('../../src/daemon/api.js');
+    const { managerInterface, networkInterface } = await import('../../src/bus/api.js');
     const guarded = [...managerInterface.methods, ...networkInterface.methods]
       .filter((m) => m.action)
       .map((m) => m.name);

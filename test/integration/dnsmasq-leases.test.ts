@@ -5,7 +5,7 @@
 import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { callMethod, connectBus, type MessageBus } from '../../src/daemon/dbus.js';
+import { callMethod, connectBus, type MessageBus } from '../../src/bus/dbus.js';
 import {
   type DbusLeaseChange,
   DnsmasqDbusLeaseListener,

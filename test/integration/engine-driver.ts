@@ -6,7 +6,7 @@
  * leaves the networks up, as a crashed daemon would.
  */
 import { createInterface } from 'node:readline';
-import { connectBus } from '../../src/daemon/dbus.js';
+import { connectBus } from '../../src/bus/dbus.js';
 import { LinuxEngine } from '../../src/engine/engine.js';
 import { FirewalldZones } from '../../src/firewall/firewalld.js';
 import { createLogger } from '../../src/util/log.js';

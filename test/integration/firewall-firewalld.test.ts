@@ -19,7 +19,6 @@ import {
   renderPortForwardsIptables,
   renderPortForwardsNftables,
 } from '../../src/plan/firewall/portforward.js';
-import { type PrivateBus, startPrivateBus } from '../../src/sandbox/bus.js';
 import {
   cleanupAllNetns,
   createNetns,
@@ -28,6 +27,7 @@ import {
   type Netns,
   type SpawnedProcess,
 } from '../helpers/netns.js';
+import { type PrivateBus, startPrivateBus } from '../helpers/private-bus.js';
 import { missingPrereqs } from '../helpers/require.js';
 import { projectRoot } from '../helpers/shared.js';
 import {

@@ -14,7 +14,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectBus, Message, type MessageBus, MessageType } from '../../src/daemon/dbus.js';
+import { connectBus, Message, type MessageBus, MessageType } from '../../src/bus/dbus.js';
 import {
   BUS_NAME,
   busctl,

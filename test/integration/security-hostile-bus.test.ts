@@ -33,7 +33,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectBus, Message, type MessageBus, MessageType, Variant } from '../../src/daemon/dbus.js';
+import { connectBus, Message, type MessageBus, MessageType, Variant } from '../../src/bus/dbus.js';
 import {
   BUS_NAME,
   busctl,

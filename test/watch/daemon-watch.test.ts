@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { networkCodec } from '../../src/daemon/codec.js';
+import { networkCodec } from '../../src/config/codec.js';
 import { invalidReason, watchConfigDir } from '../../src/watch/daemon-watch.js';
 
 const check = (xml: string) => networkCodec.parse(xml, { usedBridges: [] }).network.name;

@@ -1,6 +1,6 @@
 /** `virtnetctl define FILE.xml`. */
 
-import { networkNameFromPath } from '../../daemon/path-encode.js';
+import { networkNameFromPath } from '../../bus/path-encode.js';
 import type { Command } from '../command.js';
 import { BUS_OPTION, withClient } from '../common.js';
 import { ExitCode } from '../exit-codes.js';

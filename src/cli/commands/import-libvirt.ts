@@ -1,7 +1,7 @@
 /** `virtnetctl import-libvirt NAME [--connect URI]` and `revert-libvirt NAME [--connect URI]`. */
 
-import { MANAGER_INTERFACE } from '../../daemon/api.js';
-import { MANAGER_PATH } from '../../daemon/path-encode.js';
+import { MANAGER_INTERFACE } from '../../bus/api.js';
+import { MANAGER_PATH } from '../../bus/path-encode.js';
 import type { Command } from '../command.js';
 import { BUS_OPTION, withClient } from '../common.js';
 import { ExitCode } from '../exit-codes.js';

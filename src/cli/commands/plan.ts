@@ -4,8 +4,8 @@
  * system.
  */
 
-import type { FirewallBackend } from '../../engine/types.js';
-import type { FirewallScripts } from '../../firewall/types.js';
+import type { FirewallBackend } from '../../model/values.js';
+import type { FirewallScripts } from '../../plan/firewall/scripts.js';
 import type { NetworkPlan, PlanPaths } from '../../plan/index.js';
 import type { SpanPlan } from '../../plan/span.js';
 

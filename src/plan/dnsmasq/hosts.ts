@@ -22,11 +22,11 @@
  * raises a ValidationError naming `extraHosts[i]`.
  */
 
-import type { HostEntry } from '../../engine/types.js';
 import { ConflictError, ValidationError } from '../../errors.js';
 import { parseIp } from '../../model/ip.js';
 import type { DhcpHost, IpDef, Network } from '../../model/network.js';
 import { validateHostname, validateMac } from '../../model/validators.js';
+import type { HostEntry } from '../../model/values.js';
 import { dhcpDefs, leaseText, ntop } from './common.js';
 
 /** One hostsfile line (without the newline) for an XML `<host>`, or undefined when it has no address. */

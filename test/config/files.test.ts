@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { networkNameOfFile } from '../../src/watch/config-files.js';
+import { networkNameOfFile } from '../../src/config/files.js';
 
 describe('networkNameOfFile', () => {
   it('accepts <name>.xml with a valid network name', () => {

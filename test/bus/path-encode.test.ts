@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decodeLabel, encodeLabel, networkNameFromPath, networkPath } from '../../src/daemon/path-encode.js';
-import { isObjectPathValid } from './object-path.js';
+import { decodeLabel, encodeLabel, networkNameFromPath, networkPath } from '../../src/bus/path-encode.js';
+import { isObjectPathValid } from '../daemon/object-path.js';
 
 describe('sd_bus_path_encode-style labels', () => {
   it.each([

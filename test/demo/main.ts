@@ -32,9 +32,9 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { type PrivateBus, startPrivateBus } from '../sandbox/bus.js';
-import { cleanupAllNetns, createNetns, guestDhcp, link, type Netns, run } from '../sandbox/netns.js';
-import { packageRoot } from '../util/package.js';
+import { packageRoot } from '../../src/util/package.js';
+import { cleanupAllNetns, createNetns, guestDhcp, link, type Netns, run } from '../helpers/netns.js';
+import { type PrivateBus, startPrivateBus } from '../helpers/private-bus.js';
 
 const BUS_NAME = 'org.virtnet.network1';
 const NET_PATH = '/org/virtnet/network1/network/default';

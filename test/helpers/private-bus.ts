@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { packageRoot } from '../util/package.js';
+import { packageRoot } from '../../src/util/package.js';
 
 export interface PrivateBus {
   dir: string;

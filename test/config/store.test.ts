@@ -2,7 +2,7 @@ import { lstatSync, mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ConfigStore } from '../../src/daemon/config-store.js';
+import { ConfigStore } from '../../src/config/store.js';
 
 describe('ConfigStore (config dir as the source of truth)', () => {
   let dir: string;
