@@ -3,15 +3,15 @@
  * applied as ONE transaction (what virtnet does: `nft -f -`, or `iptables-restore --noflush`) versus
  * one command per rule (what libvirt does: `nft … insert rule …` per rule with libvirt ≥ 10's nftables
  * layout, `iptables --insert …` per rule with libvirt ≤ 9's iptables layout, base chains included; the
- * argv come from src/plan/firewall/libvirt-args.ts, the conformance renderer of libvirt's own command
+ * argv come from test/conformance/libvirt-args.ts, the conformance renderer of libvirt's own command
  * log). Runs INSIDE the bench's network namespace (run.ts: `--inner firewall`); every run starts from
  * an empty ruleset (cleanup not timed).
  */
 import { parseNetworkXml } from '../../src/model/parse-network.js';
 import { renderIptables } from '../../src/plan/firewall/iptables.js';
-import { libvirtArgv, libvirtBaseArgv } from '../../src/plan/firewall/libvirt-args.js';
 import { renderNftables } from '../../src/plan/firewall/nftables.js';
 import { planFirewall } from '../../src/plan/firewall/rules.js';
+import { libvirtArgv, libvirtBaseArgv } from '../conformance/libvirt-args.js';
 import { DEFAULT_XML, mustRun, runCmd, type Sample, time } from './lib.js';
 
 async function seq(cmds: string[][]): Promise<void> {

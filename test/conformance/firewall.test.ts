@@ -1,7 +1,7 @@
 /**
  * libvirt's firewall conformance cases, read in place from ../shared: parse the network XML, plan the
  * rule set (src/plan/firewall/rules.ts), render it as libvirt's own command log
- * (src/plan/firewall/libvirt-args.ts) with the global setup prefix, check that the prefix is exactly
+ * (test/conformance/libvirt-args.ts) with the global setup prefix, check that the prefix is exactly
  * libvirt's `base.*` file, strip it, and compare the rest with the case's expected log byte for byte.
  *
  * Folders: networkxml2firewall_v9_9_0 (libvirt 9.9 iptables logs, 7 cases) and
@@ -15,9 +15,9 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseNetworkXml } from '../../src/model/parse-network.js';
-import { type LibvirtFormat, renderLibvirtArgs } from '../../src/plan/firewall/libvirt-args.js';
 import { planFirewall } from '../../src/plan/firewall/rules.js';
 import { conformanceDir, missingShared } from '../helpers/shared.js';
+import { type LibvirtFormat, renderLibvirtArgs } from './libvirt-args.js';
 import { unsupported } from './unsupported.js';
 
 interface V99Case {

@@ -15,7 +15,6 @@ import { ValidationError } from '../../../src/errors.js';
 import type { IpDef, Network } from '../../../src/model/network.js';
 import { parseNetworkXml } from '../../../src/model/parse-network.js';
 import { renderIptables } from '../../../src/plan/firewall/iptables.js';
-import { renderLibvirtArgs } from '../../../src/plan/firewall/libvirt-args.js';
 import { renderNftables } from '../../../src/plan/firewall/nftables.js';
 import {
   planPortForwards,
@@ -23,6 +22,7 @@ import {
   renderPortForwardsNftables,
 } from '../../../src/plan/firewall/portforward.js';
 import { planFirewall } from '../../../src/plan/firewall/rules.js';
+import { renderLibvirtArgs } from '../../conformance/libvirt-args.js';
 
 const MARKER = 'INJECTED';
 

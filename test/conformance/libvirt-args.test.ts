@@ -6,10 +6,10 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { formatCommand, renderLibvirtArgs, shellEscape } from '../../../src/plan/firewall/libvirt-args.js';
-import { planFirewall } from '../../../src/plan/firewall/rules.js';
-import { conformanceDir, missingShared } from '../../helpers/shared.js';
-import { libvirtCases } from './fixtures.js';
+import { planFirewall } from '../../src/plan/firewall/rules.js';
+import { conformanceDir, missingShared } from '../helpers/shared.js';
+import { libvirtCases } from '../plan/firewall/fixtures.js';
+import { formatCommand, renderLibvirtArgs, shellEscape } from './libvirt-args.js';
 
 const skip = missingShared(resolve(conformanceDir, 'networkxml2firewalldata'));
 const read = (rel: string) => readFileSync(resolve(conformanceDir, rel), 'utf8');

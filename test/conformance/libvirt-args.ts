@@ -17,7 +17,7 @@
  * argument that starts with '-' or follows one that does not. One command per line group, each ending
  * with a newline.
  */
-import type { FirewallRule, FirewallRuleSet, FwFamily, NatTarget } from './rules.js';
+import type { FirewallRule, FirewallRuleSet, FwFamily, NatTarget } from '../../src/plan/firewall/rules.js';
 
 export type LibvirtFormat = 'iptables' | 'nftables';
 
