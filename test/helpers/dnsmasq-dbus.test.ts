@@ -9,7 +9,7 @@ import {
   DnsmasqDbusLeaseListener,
   dnsmasqDbusName,
   leaseChangeFromMessage,
-} from '../../src/dnsmasq/dbus-leases.js';
+} from './dnsmasq-dbus.js';
 
 const sig = (
   member: string,

@@ -3,10 +3,14 @@
  * dnsmasq owns that name and emits DhcpLeaseAdded / DhcpLeaseUpdated / DhcpLeaseDeleted (ip, mac,
  * hostname) on the object path /uk/org/thekelleys/dnsmasq, with the custom name as the signal's
  * interface. The match rule is therefore on the path; the interface tells the networks apart.
+ *
+ * Test instrument: virtnetd itself follows leases through the lease file (src/dnsmasq/lease-watch.ts,
+ * which works with or without a bus); these signals are what other programs on the system bus see, and
+ * the integration tests use this listener to check that they are announced.
  */
 import { EventEmitter } from 'node:events';
-import { callMethod, type Message, type MessageBus, MessageType } from '../bus/dbus.js';
-import type { LeaseChange, LeaseEvent } from './leases.js';
+import { callMethod, type Message, type MessageBus, MessageType } from '../../src/bus/dbus.js';
+import type { LeaseChange, LeaseEvent } from '../../src/dnsmasq/leases.js';
 
 export const DNSMASQ_DBUS_PATH = '/uk/org/thekelleys/dnsmasq';
 export const DNSMASQ_DBUS_MATCH = `type='signal',path='${DNSMASQ_DBUS_PATH}'`;

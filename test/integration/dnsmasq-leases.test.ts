@@ -6,16 +6,12 @@ import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callMethod, connectBus, type MessageBus } from '../../src/bus/dbus.js';
-import {
-  type DbusLeaseChange,
-  DnsmasqDbusLeaseListener,
-  dnsmasqDbusName,
-} from '../../src/dnsmasq/dbus-leases.js';
 import { LeaseFileWatcher } from '../../src/dnsmasq/lease-watch.js';
 import type { LeaseChange } from '../../src/dnsmasq/leases.js';
 import { DnsmasqSupervisor } from '../../src/dnsmasq/supervisor.js';
 import { writeFileAtomic } from '../../src/util/atomic-write.js';
 import { type PrivateBus, startPrivateBus } from '../helpers/dbus.js';
+import { type DbusLeaseChange, DnsmasqDbusLeaseListener, dnsmasqDbusName } from '../helpers/dnsmasq-dbus.js';
 import {
   cleanupAllNetns,
   createNetns,
