@@ -92,6 +92,12 @@ export const networkInterface: InterfaceSpec = {
       action: ACTION_MANAGE,
     },
     { name: 'RemoveHost', in: [a('mac', 's')], out: [], action: ACTION_MANAGE },
+    {
+      name: 'Update',
+      in: [a('section', 's'), a('command', 's'), a('parent_index', 'i'), a('xml', 's')],
+      out: [],
+      action: ACTION_MANAGE,
+    },
     { name: 'GetLeases', in: [], out: [a('leases', 'a(sssx)')] },
     { name: 'Doctor', in: [], out: [a('findings', 'a(ssss)')] },
     { name: 'GetLeasesWithDomains', in: [], out: [a('leases', 'a(sssxs)')] },

@@ -16,7 +16,9 @@
  *   transient: it stays up and its object stays until Stop — unless the daemon runs with
  *   `--on-file-removed stop`, which stops and undefines it.
  * - DefineNetwork of an existing, running network reconciles it live (engine.update) and emits
- *   'updated', as editing its file does (issue 5).
+ *   'updated', as editing its file does.
+ * - Network.Update (virsh net-update) changes one section of the stored definition
+ *   (model/update-network.ts) and then goes the DefineNetwork way.
  * - AddHost/RemoveHost are live changes on a running network (the engine's extra hosts); on an inactive
  *   network they are a Conflict.
  */
@@ -41,6 +43,7 @@ import type { DaemonHooks, HookServiceView } from '../hooks/bus-adapter.js';
 import type { HookEvents } from '../hooks/context.js';
 import type { MigrateOps } from '../libvirt/migrate.js';
 import type { Network } from '../model/network.js';
+import { type UpdateCommand, type UpdateSection, updateNetwork } from '../model/update-network.js';
 import type { Logger } from '../util/log.js';
 import { withTimeout } from '../util/timeout.js';
 import { BusObjects, type CallContext, type InterfaceImpl } from './bus-objects.js';
@@ -652,29 +655,49 @@ export class VirtnetService {
 
   private define(xml: string): Promise<string> {
     checkDefineXml(xml);
+    return this.exclusive(() => this.storeDefinition(this.parse(xml)));
+  }
+
+  /**
+   * Network.Update: libvirt's virNetworkUpdate applied to the stored definition, which is then stored
+   * and (when active) applied live exactly as a DefineNetwork of the result.
+   */
+  private updateSection(name: string, args: unknown[]): Promise<unknown[]> {
+    const [section, command, parentIndex, xml] = args as [string, string, number, string];
+    checkDefineXml(xml);
     return this.exclusive(async () => {
-      const net = this.parse(xml);
-      this.checkConflicts(net);
-      const text = this.o.codec.format(net);
-      await this.o.store.write(net.name, text);
-      this.fileText.set(net.name, text);
-      const old = this.entries.get(net.name);
-      this.o.log.info(`defined network '${net.name}'`, { network: net.name });
-      if (!old) {
-        const e = this.addEntry(net, true, false);
-        this.networkEvent(net.name, e.path, 'defined');
-        return e.path;
+      const e = this.entry(name);
+      if (!e.persistent) {
+        throw new ConflictError(`network '${name}' has no config file (transient); define it first`);
       }
-      old.net = net;
-      old.persistent = true;
-      this.networkEvent(net.name, old.path, 'defined');
-      this.sync(net.name);
-      if (this.o.engine.isActive(net.name)) {
-        await this.o.engine.update(net);
-        this.networkEvent(net.name, old.path, 'updated');
-      }
-      return old.path;
+      const net = updateNetwork(e.net, section as UpdateSection, command as UpdateCommand, xml, parentIndex);
+      await this.storeDefinition(net);
+      return [];
     });
+  }
+
+  /** Store a definition and create or (live) update its network; runs inside exclusive(). */
+  private async storeDefinition(net: Network): Promise<string> {
+    this.checkConflicts(net);
+    const text = this.o.codec.format(net);
+    await this.o.store.write(net.name, text);
+    this.fileText.set(net.name, text);
+    const old = this.entries.get(net.name);
+    this.o.log.info(`defined network '${net.name}'`, { network: net.name });
+    if (!old) {
+      const e = this.addEntry(net, true, false);
+      this.networkEvent(net.name, e.path, 'defined');
+      return e.path;
+    }
+    old.net = net;
+    old.persistent = true;
+    this.networkEvent(net.name, old.path, 'defined');
+    this.sync(net.name);
+    if (this.o.engine.isActive(net.name)) {
+      await this.o.engine.update(net);
+      this.networkEvent(net.name, old.path, 'updated');
+    }
+    return old.path;
   }
 
   // ---------------------------------------------------------------- Network
@@ -789,6 +812,8 @@ export class VirtnetService {
           await this.o.engine.addHost(name, host); // logged by the engine
           return [];
         });
+      case 'Update':
+        return this.updateSection(name, args);
       case 'RemoveHost':
         return this.perNetwork(name, async () => {
           this.entry(name);

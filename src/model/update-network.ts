@@ -1,7 +1,8 @@
 /**
  * libvirt's virNetworkUpdate as a pure function: apply one add/delete/modify of a section to a
- * network and return the new network (the input is not changed). This is the operation virtnet uses
- * for live changes (e.g. `virsh net-update … add ip-dhcp-host`).
+ * network and return the new network (the input is not changed). virtnetd's Network.Update
+ * (`virtnetctl update`, virsh net-update's words) applies it to the stored definition and then stores
+ * and applies the result as a DefineNetwork (live when the network is active).
  *
  * Sections (libvirt's semantics, re-implemented):
  * - ip-dhcp-host: `<host mac|id|name|ip>` in the <ip> at `parentIndex` (-1: the first <ip> with DHCP,

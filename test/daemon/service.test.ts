@@ -340,6 +340,47 @@ describe.skipIf(skip)('virtnetd bus service (private system bus, fake engine)', 
     expect(engine.calls).toContain('removeHost my-net 52:54:00:00:00:01');
   });
 
+  it('Update is virsh net-update: stored, applied live on the active network, libvirt errors', async () => {
+    const before = engine.calls.filter((c) => c === 'update my-net').length;
+    const upd = (section: string, command: string, xml: string, parent = -1) =>
+      dsend(bus, NET_PATH, `${NETWORK_IFACE}.Update`, [
+        `string:${section}`,
+        `string:${command}`,
+        `int32:${parent}`,
+        `string:${xml}`,
+      ]);
+    const add = await upd(
+      'ip-dhcp-host',
+      'add-last',
+      "<host mac='52:54:00:00:00:09' name='db' ip='10.77.0.9'/>",
+    );
+    expect(add.ok, add.stderr).toBe(true);
+    expect(readFileSync(join(configDir, 'my-net.xml'), 'utf8')).toMatch(
+      /<host mac=['"]52:54:00:00:00:09['"] name=['"]db['"] ip=['"]10\.77\.0\.9['"]\s*\/>/,
+    );
+    expect(engine.calls.filter((c) => c === 'update my-net').length).toBe(before + 1);
+    await mon.waitFor(
+      (m) =>
+        m.member === 'NetworkEvent' &&
+        JSON.stringify((m.payload as { data: unknown[] }).data) ===
+          JSON.stringify(['my-net', NET_PATH, 'updated']),
+    );
+    const dup = await upd('ip-dhcp-host', 'add-last', "<host mac='52:54:00:00:00:09' ip='10.77.0.11'/>");
+    expect(dup.errorName).toBe('org.virtnet.network1.Error.Conflict');
+    const snap = treeHash(configDir);
+    const missing = await upd('dns-host', 'delete', "<host ip='10.77.0.99'><hostname>nope</hostname></host>");
+    expect(missing.errorName).toBe('org.virtnet.network1.Error.NotFound');
+    const badSection = await upd('bogus', 'add-last', '<host/>');
+    expect(badSection.errorName).toBe('org.virtnet.network1.Error.InvalidArgument');
+    expect(badSection.text).toMatch(/section.*bogus/);
+    const outside = await upd('ip-dhcp-host', 'add-last', "<host mac='52:54:00:00:00:0a' ip='192.168.9.9'/>");
+    expect(outside.errorName).toBe('org.virtnet.network1.Error.InvalidArgument');
+    expect(treeHash(configDir)).toBe(snap);
+    const del = await upd('ip-dhcp-host', 'delete', "<host mac='52:54:00:00:00:09'/>");
+    expect(del.ok, del.stderr).toBe(true);
+    expect(readFileSync(join(configDir, 'my-net.xml'), 'utf8')).not.toContain('52:54:00:00:00:09');
+  });
+
   it('bad calls are named errors; the service stays up and nothing on disk changes', async () => {
     const snap = treeHash(configDir);
     const big = 'x'.repeat(1024 * 1024);

@@ -19,6 +19,7 @@ import { planCommand } from './plan.js';
 import { startCommand } from './start.js';
 import { stopCommand } from './stop.js';
 import { undefineCommand } from './undefine.js';
+import { updateCommand } from './update.js';
 import { validateCommand } from './validate.js';
 
 export const commands: readonly Command[] = [
@@ -34,6 +35,7 @@ export const commands: readonly Command[] = [
   leasesCommand,
   hostAddCommand,
   hostRemoveCommand,
+  updateCommand,
   monitorCommand,
   doctorCommand,
   importLibvirtCommand,

@@ -161,6 +161,28 @@ describe.skipIf(skip)('virtnetctl bus commands', () => {
     r = await run(['host-remove', 'cli-net', '52:54:00:0a:0b:0c']);
     expect(r.code).toBe(0);
 
+    r = await run([
+      'update',
+      'cli-net',
+      'add',
+      'ip-dhcp-host',
+      "<host mac='52:54:00:0a:0b:0e' ip='10.79.0.41'/>",
+    ]);
+    expect(r, r.err).toMatchObject({ code: 0, out: 'Network cli-net updated (add ip-dhcp-host)\n' });
+    expect((await run(['dumpxml', 'cli-net'])).out).toMatch(
+      /<host mac=.52:54:00:0a:0b:0e. ip=.10\.79\.0\.41.\/>/,
+    );
+    r = await run(['update', 'cli-net', 'delete', 'ip-dhcp-host', 'h.xml'], {
+      'h.xml': "<host mac='52:54:00:0a:0b:0e'/>",
+    });
+    expect(r, r.err).toMatchObject({ code: 0 });
+    expect((await run(['dumpxml', 'cli-net'])).out).not.toContain('52:54:00:0a:0b:0e');
+    r = await run(['update', 'cli-net', 'replace', 'ip-dhcp-host', '<host/>']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(
+      /COMMAND must be one of add, add-last, add-first, delete, modify \(got 'replace'\)/,
+    );
+
     r = await run(['undefine', 'cli-net']);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/is active; stop it first/);
