@@ -17,7 +17,7 @@ import type { NetworkCodec } from '../config/network-codec.js';
 import { ConfigStore } from '../config/store.js';
 import { leaseFilePath } from '../engine/engine.js';
 import type { Engine } from '../engine/types.js';
-import { SpawnRunner } from '../exec/runner.js';
+import { createRunner } from '../exec/runner.js';
 import { FirewalldZones } from '../firewall/firewalld.js';
 import { createDaemonHooks } from '../hooks/bus-adapter.js';
 import { LibvirtMigrator } from '../libvirt/migrate.js';
@@ -97,7 +97,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   // Publishing into libvirt (--libvirt); it reads the service's networks, the service shows its status.
   let serviceRef: VirtnetService | undefined;
   const libvirtUri = opts.libvirt === 'none' ? undefined : opts.libvirt;
-  const runner = new SpawnRunner();
+  const runner = createRunner();
   const publisher = new LibvirtPublisher({
     virsh: libvirtUri ? new Virsh(runner, libvirtUri, opts.runDir) : undefined,
     stateFile: join(opts.stateDir, 'libvirt-published.json'),

@@ -16,7 +16,7 @@
 import { EventEmitter } from 'node:events';
 import { rm } from 'node:fs/promises';
 import { CommandError } from '../errors.js';
-import { type CommandRunner, ExecaRunner } from '../exec/runner.js';
+import { type CommandRunner, createRunner } from '../exec/runner.js';
 import { type DnsmasqArgvOptions, dnsmasqArgv } from '../plan/dnsmasq.js';
 import type { Logger } from '../util/log.js';
 import { isDnsmasqWithConf, type ProcessProbe, realProbe } from './proc.js';
@@ -135,7 +135,7 @@ export class DnsmasqSupervisor extends EventEmitter<DnsmasqSupervisorEvents> {
           leaseFile: requireLeaseFile(opts),
         });
     checkArgv(this.argvValue);
-    this.runner = opts.runner ?? new ExecaRunner();
+    this.runner = opts.runner ?? createRunner();
     this.probe = opts.probe ?? realProbe;
     this.backoff = { ...DEFAULT_BACKOFF, ...opts.backoff };
     this.pollMs = opts.pollMs ?? 100;

@@ -22,7 +22,7 @@ import { activeLeases, readLeaseFile } from '../dnsmasq/leases.js';
 import type { ProcessProbe } from '../dnsmasq/proc.js';
 import { DnsmasqSupervisor } from '../dnsmasq/supervisor.js';
 import { CommandError, ConflictError, NotFoundError } from '../errors.js';
-import { type CommandRunner, SpawnRunner } from '../exec/runner.js';
+import { type CommandRunner, createRunner } from '../exec/runner.js';
 import { type CompatChange, CompatLayer, type SaveCache } from '../firewall/compat.js';
 import { detectFirewall, type FirewallRequest, makeFirewall } from '../firewall/detect.js';
 import { diagnose, type Finding } from '../firewall/doctor.js';
@@ -269,7 +269,7 @@ export class LinuxEngine implements Engine {
 
   /** Detect the firewall backend, prepare the run directory. */
   static async create(opts: EngineOptions = {}): Promise<LinuxEngine> {
-    const runner = opts.runner ?? new SpawnRunner();
+    const runner = opts.runner ?? createRunner();
     const { firewall, choice } = await detectFirewall(runner, opts.firewall ?? 'auto');
     const e = new LinuxEngine(runner, firewall, choice, opts);
     await e.store.init();

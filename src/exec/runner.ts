@@ -2,10 +2,11 @@
  * Running host commands. Every command virtnet runs goes through a `CommandRunner`: argv arrays only,
  * never a shell, so no value from a network definition can become shell syntax.
  *
- * Two implementations:
- * - `ExecaRunner` runs the command for real (execa, `shell: false`).
- * - `DryRunRunner` records every call and answers from canned results (like libvirt's
- *   virCommandSetDryRun), for unit tests of the engine and drivers.
+ * Two implementations, both obtained through `createRunner`:
+ * - 'host' (`SpawnRunner`): runs the command for real (node:child_process, no shell). The daemon, the
+ *   engine, the dnsmasq supervisor and the hooks' in-process fallback all use this one.
+ * - 'dry-run' (`DryRunRunner`): records every call and answers from canned results (like libvirt's
+ *   virCommandSetDryRun), for `plan`-style previews and unit tests of the engine and drivers.
  *
  * Namespaces: a request may name a `netns`; the real runner then runs `ip netns exec NAME argv…`.
  * The engine itself never sets it: in tests the whole engine process is spawned inside the test's
@@ -45,57 +46,9 @@ export function effectiveArgv(req: RunRequest): string[] {
   return req.netns ? ['ip', 'netns', 'exec', req.netns, ...req.argv] : [...req.argv];
 }
 
-/** execa, loaded on first use: the daemon runs everything through SpawnRunner and saves its ~4 MB. */
-let execaModule: Promise<typeof import('execa')> | undefined;
-
-/** Runs commands for real, without a shell. */
-export class ExecaRunner implements CommandRunner {
-  async run(req: RunRequest): Promise<RunResult> {
-    const argv = effectiveArgv(req);
-    const [file, ...args] = argv as [string, ...string[]];
-    let r: {
-      exitCode?: number;
-      stdout?: unknown;
-      stderr?: unknown;
-      failed?: boolean;
-      message?: string;
-      signal?: string;
-      timedOut?: boolean;
-    };
-    try {
-      execaModule ??= import('execa');
-      const { execa } = await execaModule;
-      r = await execa(file, args, {
-        input: req.input ?? '',
-        reject: false,
-        shell: false,
-        stripFinalNewline: false,
-        timeout: req.timeoutMs ?? 30_000,
-        env: { LC_ALL: 'C' },
-        extendEnv: true,
-      });
-    } catch (e) {
-      throw new CommandError(req.step, argv, undefined, (e as Error).message);
-    }
-    const stdout = typeof r.stdout === 'string' ? r.stdout : '';
-    const stderr = typeof r.stderr === 'string' ? r.stderr : '';
-    // Not started at all (ENOENT, EACCES): a failure to run it, also with allowFail (as SpawnRunner).
-    if (r.exitCode === undefined && !r.signal && !r.timedOut)
-      throw new CommandError(req.step, argv, undefined, r.message ?? 'could not be started');
-    const exitCode = r.exitCode ?? -1;
-    if (exitCode !== 0 && !req.allowFail) {
-      // A command that could not be spawned (ENOENT) has no exit code: name the reason instead.
-      const why = stderr.trim() || (r.exitCode === undefined ? (r.message ?? '') : '');
-      throw new CommandError(req.step, argv, r.exitCode, why);
-    }
-    return { exitCode, stdout, stderr };
-  }
-}
-
 /**
- * The same contract on `node:child_process.spawn` directly (no shell). Measured here: with 20
- * commands in flight execa costs ~13 ms of event-loop time per command, plain spawn ~4 ms — the
- * engine starts many networks side by side, so it uses this one by default.
+ * Runs commands for real on `node:child_process.spawn` (no shell): a plain spawn costs the event loop
+ * the least per command, which matters when many networks start side by side.
  */
 export class SpawnRunner implements CommandRunner {
   run(req: RunRequest): Promise<RunResult> {
@@ -203,4 +156,18 @@ export class DryRunRunner implements CommandRunner {
   commandLines(): string[] {
     return this.calls.map((c) => effectiveArgv(c).join(' '));
   }
+}
+
+let host: SpawnRunner | undefined;
+
+/**
+ * The one way to get a runner: 'host' runs commands for real (one shared instance: it keeps no state),
+ * 'dry-run' a fresh recorder.
+ */
+export function createRunner(kind: 'dry-run'): DryRunRunner;
+export function createRunner(kind?: 'host'): CommandRunner;
+export function createRunner(kind: 'host' | 'dry-run' = 'host'): CommandRunner {
+  if (kind === 'dry-run') return new DryRunRunner();
+  host ??= new SpawnRunner();
+  return host;
 }

@@ -8,7 +8,7 @@
  */
 import type { Engine } from '../engine/types.js';
 import { ValidationError } from '../errors.js';
-import { type CommandRunner, SpawnRunner } from '../exec/runner.js';
+import { type CommandRunner, createRunner } from '../exec/runner.js';
 import { makeFirewall } from '../firewall/detect.js';
 import type { Network } from '../model/network.js';
 import type { Logger } from '../util/log.js';
@@ -58,9 +58,7 @@ export function createDaemonHooks(opts: DaemonHooksOptions): DaemonHooks {
   const forwarder =
     opts.forwarder ??
     new FirewallForwarder({
-      // node:child_process directly, as the engine: execa costs ~3x more event-loop time per command,
-      // and a domain's nft run shares the loop with the hook call that is being answered.
-      firewall: makeFirewall(opts.runner ?? new SpawnRunner(), {
+      firewall: makeFirewall(opts.runner ?? createRunner(), {
         backend: opts.engine.firewallBackend,
         reason: 'the engine’s backend',
       }),

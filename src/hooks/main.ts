@@ -123,7 +123,7 @@ export async function runHook(
     const [
       { LinuxEngine },
       { makeFirewall },
-      { ExecaRunner },
+      { createRunner },
       { FirewallForwarder },
       { createLogger, isLogLevel },
     ] = await Promise.all([
@@ -150,7 +150,7 @@ export async function runHook(
         networks: () => live,
         engine,
         forwarder: new FirewallForwarder({
-          firewall: makeFirewall(new ExecaRunner(), { backend: engine.firewallBackend, reason: 'engine' }),
+          firewall: makeFirewall(createRunner(), { backend: engine.firewallBackend, reason: 'engine' }),
           networks: () => live,
           log,
         }),

@@ -1,11 +1,19 @@
 import { describe, expect, it } from 'vitest';
 import { CommandError } from '../../src/errors.js';
-import { DryRunRunner, ExecaRunner, effectiveArgv, SpawnRunner } from '../../src/exec/runner.js';
+import { createRunner, DryRunRunner, effectiveArgv, SpawnRunner } from '../../src/exec/runner.js';
 
-describe.each([
-  ['ExecaRunner', new ExecaRunner()],
-  ['SpawnRunner', new SpawnRunner()],
-])('%s', (_name, r) => {
+describe('createRunner', () => {
+  it("'host' is one shared SpawnRunner; 'dry-run' a fresh recorder each time", () => {
+    const host = createRunner();
+    expect(host).toBeInstanceOf(SpawnRunner);
+    expect(createRunner('host')).toBe(host);
+    const dry = createRunner('dry-run');
+    expect(dry).toBeInstanceOf(DryRunRunner);
+    expect(createRunner('dry-run')).not.toBe(dry);
+  });
+});
+
+describe.each([['createRunner()', createRunner()]])('%s', (_name, r) => {
   it('runs argv without a shell and returns stdout', async () => {
     const res = await r.run({ step: 'echo', argv: ['echo', '$HOME;', '`id`'] });
     expect(res.exitCode).toBe(0);

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type CommandRunner, DryRunRunner, ExecaRunner, type RunRequest } from '../../src/exec/runner.js';
+import { type CommandRunner, createRunner, DryRunRunner, type RunRequest } from '../../src/exec/runner.js';
 import { chooseFirewall, makeFirewall } from '../../src/firewall/detect.js';
 import { ruleLines, splitRestoreLine } from '../../src/firewall/iptables.js';
 import { renderNftables } from '../../src/plan/firewall/nftables.js';
@@ -169,7 +169,7 @@ const skip = missingPrereqs(['ip', 'nft', 'iptables-restore', 'ip6tables-restore
 
 /** Runs every command inside one namespace. */
 class NsRunner implements CommandRunner {
-  private readonly inner = new ExecaRunner();
+  private readonly inner = createRunner();
   constructor(private readonly ns: string) {}
   run(req: RunRequest) {
     return this.inner.run({ ...req, netns: this.ns });
