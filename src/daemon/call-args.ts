@@ -7,13 +7,7 @@ import { ValidationError } from '../errors.js';
 import { hookKindOfXml } from '../hooks/args.js';
 import { canonicalIp, inSubnet, parseIp } from '../model/ip.js';
 import type { Network } from '../model/network.js';
-import {
-  normalizeMac,
-  singleLine,
-  validateHostname,
-  validateMac,
-  validateNetworkName,
-} from '../model/validators.js';
+import { normalizeMac, singleLine, validateHostname, validateMac } from '../model/validators.js';
 
 /** Largest network XML DefineNetwork accepts (libvirt networks are a few KiB). */
 export const MAX_DEFINE_XML = 256 * 1024;
@@ -26,11 +20,6 @@ export function checkDefineXml(xml: string): void {
     throw ValidationError.one('xml', xml, `network XML is ${bytes} bytes; the limit is ${MAX_DEFINE_XML}`);
   }
   if (xml.trim() === '') throw ValidationError.one('xml', xml, 'network XML is empty');
-}
-
-export function checkNetworkName(name: string): void {
-  const why = validateNetworkName(name);
-  if (why) throw ValidationError.one('name', name, why);
 }
 
 export interface HostArgs {
@@ -81,12 +70,6 @@ export function checkHostArgs(net: Network, mac: string, ip: string, hostname: s
   }
   if (problems.length) throw new ValidationError(problems);
   return { mac: normalizeMac(mac), ...(ipOut ? { ip: ipOut } : {}), ...(hostname ? { hostname } : {}) };
-}
-
-export function checkMac(mac: string): string {
-  const why = validateMac(mac);
-  if (why) throw ValidationError.one('mac', mac, why);
-  return normalizeMac(mac);
 }
 
 const HOOK_WORD = /^[a-z][a-z0-9-]{0,63}$/;

@@ -44,10 +44,11 @@ import type { HookEvents } from '../hooks/context.js';
 import type { MigrateOps } from '../libvirt/migrate.js';
 import type { Network } from '../model/network.js';
 import { type UpdateCommand, type UpdateSection, updateNetwork } from '../model/update-network.js';
+import { checkMac, checkNetworkName } from '../model/validators.js';
 import type { Logger } from '../util/log.js';
 import { withTimeout } from '../util/timeout.js';
 import { BusObjects, type CallContext, type InterfaceImpl } from './bus-objects.js';
-import { checkDefineXml, checkHookArgs, checkHostArgs, checkMac, checkNetworkName } from './call-args.js';
+import { checkDefineXml, checkHookArgs, checkHostArgs } from './call-args.js';
 
 export interface ServiceOptions {
   bus: MessageBus;

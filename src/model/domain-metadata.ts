@@ -32,18 +32,17 @@
  * Pure: no I/O. Everything returned has been validated; bad input raises ValidationError.
  */
 
-import type { Problem } from '../errors.js';
+import { type Problem, ValidationError } from '../errors.js';
 import { canonicalIp, isIpv4 } from './ip.js';
 import type { IpFamily } from './network.js';
 import {
+  checkMac,
+  checkNetworkName,
   hasControlChars,
-  normalizeMac,
   normalizeUuid,
   validateHostname,
   validateIfname,
   validateIp,
-  validateMac,
-  validateNetworkName,
   validatePort,
   validateUuid,
 } from './validators.js';
@@ -145,21 +144,9 @@ function via(reason: string | undefined): void {
   if (reason !== undefined) fail(reason);
 }
 
-/** Unicast MAC address; returns the lower-case form. */
-export function checkMac(v: string): string {
-  via(validateMac(v, { unicast: true }));
-  return normalizeMac(v);
-}
-
 /** Linux interface name (≤ 15 bytes, no '/', ':', '%', whitespace, not starting with '-'). */
 export function checkIfname(v: string): string {
   via(validateIfname(v));
-  return v;
-}
-
-/** virtnet network name (usable in file names and dnsmasq options). */
-export function checkNetworkName(v: string): string {
-  via(validateNetworkName(v));
   return v;
 }
 
@@ -224,6 +211,11 @@ export class Problems {
     } catch (e) {
       if (e instanceof CheckFailed) {
         this.add(path, value, e.message);
+        return undefined;
+      }
+      // The shared checks of validators.ts name one field; here the caller's path names it.
+      if (e instanceof ValidationError && e.problems.length === 1) {
+        this.add(path, value, e.problems[0]!.reason);
         return undefined;
       }
       throw e;

@@ -17,7 +17,6 @@ import {
   checkHostname,
   checkIfname,
   checkLooseName,
-  checkMac,
   checkToken,
   checkUuid,
   elems,
@@ -30,6 +29,7 @@ import {
   type VirtnetDomainSettings,
   type VirtnetInterfaceSettings,
 } from './domain-metadata.js';
+import { checkMac } from './validators.js';
 import { childElements, parseXmlDocument, type XmlElement } from './xml.js';
 
 export type {

@@ -27,7 +27,7 @@
  *   '#', '"' or '\' (dnsmasq interprets quotes and backslash escapes in its config files).
  */
 
-import type { Problem } from '../errors.js';
+import { type Problem, ValidationError } from '../errors.js';
 import { parseIp } from './ip.js';
 import type { IpFamily } from './network.js';
 
@@ -105,6 +105,23 @@ export function validateMac(value: string, opts: { unicast?: boolean } = {}): st
 /** Lowercase form of a valid MAC (libvirt formats MACs in lowercase). */
 export function normalizeMac(value: string): string {
   return value.toLowerCase();
+}
+
+/**
+ * A unicast MAC address (the only kind a guest NIC, a reservation or a host entry can have), in
+ * lower case; else a ValidationError naming `field` and the value.
+ */
+export function checkMac(value: string, field = 'mac'): string {
+  const why = validateMac(value, { unicast: true });
+  if (why) throw ValidationError.one(field, value, why);
+  return normalizeMac(value);
+}
+
+/** A virtnet network name (usable in file names and dnsmasq options); else a ValidationError. */
+export function checkNetworkName(value: string, field = 'name'): string {
+  const why = validateNetworkName(value);
+  if (why) throw ValidationError.one(field, value, why);
+  return value;
 }
 
 const UUID_RE = /^([0-9a-fA-F]{8})-?([0-9a-fA-F]{4})-?([0-9a-fA-F]{4})-?([0-9a-fA-F]{4})-?([0-9a-fA-F]{12})$/;

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { checkDefineXml, checkHookArgs, checkHostArgs, checkMac } from '../../src/daemon/call-args.js';
+import { checkDefineXml, checkHookArgs, checkHostArgs } from '../../src/daemon/call-args.js';
 import { ValidationError } from '../../src/errors.js';
 import { parseNetworkXml } from '../../src/model/parse-network.js';
+import { checkMac } from '../../src/model/validators.js';
 
 const net = parseNetworkXml(`<network><name>n</name><forward mode='nat'/>
   <ip address='192.168.50.1' prefix='24'/><ip family='ipv6' address='fd00:50::1' prefix='64'/></network>`).network;

@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { ValidationError } from '../../src/errors.js';
+import { Problems } from '../../src/model/domain-metadata.js';
 import {
+  checkMac,
+  checkNetworkName,
   dnsmasqSafe,
   hasControlChars,
   normalizeMac,
@@ -203,5 +207,44 @@ describe('dnsmasqSafe / singleLine / hasControlChars', () => {
     expect(singleLine('a\nb')).toContain('newline');
     expect(hasControlChars('a\tb')).toBe(true);
     expect(hasControlChars('a b')).toBe(false);
+  });
+});
+
+describe('checkMac / checkNetworkName (the one check each, for the bus, metadata and hook data)', () => {
+  it('checkMac: lower case out; a multicast or malformed MAC is a ValidationError naming field and value', () => {
+    expect(checkMac('52:54:00:AA:bb:01')).toBe('52:54:00:aa:bb:01');
+    const err = (() => {
+      try {
+        checkMac('01:00:5e:00:00:01', 'hookData/mac');
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(ValidationError);
+    expect((err as ValidationError).problems).toEqual([
+      {
+        path: 'hookData/mac',
+        value: '01:00:5e:00:00:01',
+        reason: 'expected a unicast MAC address, found a multicast one',
+      },
+    ]);
+    expect(() => checkMac('52:54:00:aa:bb')).toThrow(/mac: not a MAC address/);
+  });
+
+  it('checkNetworkName: returns the name; a bad one names the field', () => {
+    expect(checkNetworkName('lab-1')).toBe('lab-1');
+    expect(() => checkNetworkName('a/b')).toThrow(/name: network name must not contain '\/'/);
+  });
+
+  it('Problems.check records a shared check under the caller path', () => {
+    const p = new Problems();
+    expect(p.check('metadata/interface@mac', '03:00:00:00:00:01', checkMac)).toBeUndefined();
+    expect(p.list).toEqual([
+      {
+        path: 'metadata/interface@mac',
+        value: '03:00:00:00:00:01',
+        reason: 'expected a unicast MAC address, found a multicast one',
+      },
+    ]);
   });
 });
