@@ -165,6 +165,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   // A network's rules were lost and put back (a foreign flush): the domains' port forwards went
   // with them; re-apply what the hooks recorded (idempotent).
   engine.on('repaired', () => {
+    // Fire-and-forget from an event handler; both outcomes are logged.
     void hooks.reconcile(service.hookView()).then(
       (ps) => {
         for (const p of ps) log.warning(`hooks: could not re-apply port forwards after a repair: ${p}`);
@@ -229,7 +230,13 @@ export function installSignals(log: Logger): { attach(d: RunningDaemon): Promise
   let pending: string | undefined;
   const stop = (sig: string) => {
     if (daemon) {
-      void daemon.shutdown(sig).then(() => process.exit(0));
+      daemon.shutdown(sig).then(
+        () => process.exit(0),
+        (e: unknown) => {
+          log.error(`shutdown failed: ${(e as Error).message}`);
+          process.exit(1);
+        },
+      );
       return;
     }
     if (pending) return;

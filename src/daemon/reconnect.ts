@@ -49,7 +49,7 @@ export class ReconnectingBus extends EventEmitter {
     const lost = (why: string) => {
       if (bus !== this.current || this.closed) return;
       this.up = false;
-      void this.reconnect(why);
+      void this.reconnect(why); // from a bus event; retries until connected or closed, never rejects
     };
     bus.on('message', (m) => this.emit('message', m));
     bus.on('error', (e) => {

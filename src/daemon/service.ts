@@ -225,6 +225,7 @@ export class VirtnetService {
     );
     this.networkTails.set(name, tail);
     this.inFlight.add(tail);
+    // Bookkeeping once the call settled; `tail` never rejects (both outcomes handled above).
     void tail.then(() => {
       this.inFlight.delete(tail);
       if (this.networkTails.get(name) === tail) this.networkTails.delete(name);

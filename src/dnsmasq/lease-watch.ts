@@ -68,7 +68,7 @@ export class LeaseFileWatcher extends EventEmitter<LeaseFileWatcherEvents> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      void this.refresh();
+      void this.refresh(); // never rejects: a failed read is an 'error' event
     }, this.debounceMs);
   }
 }

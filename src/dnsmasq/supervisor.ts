@@ -372,6 +372,7 @@ export class DnsmasqSupervisor extends EventEmitter<DnsmasqSupervisorEvents> {
     this.failures += 1;
     const go = () => {
       this.restartTimer = undefined;
+      // From a timer; the body catches its own failures (restart-failed, then the next attempt).
       void this.serialize(async () => {
         if (this.stateValue !== 'restarting') return; // stopped or detached meanwhile
         const t0 = performance.now();

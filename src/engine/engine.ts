@@ -302,6 +302,7 @@ export class LinuxEngine implements Engine {
     const tail = next.catch(() => {});
     this.tails.set(key, tail);
     void tail.then(() => {
+      // `tail` never rejects (caught above); this only forgets it
       if (this.tails.get(key) === tail) this.tails.delete(key);
     });
     return next;

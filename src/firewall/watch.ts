@@ -47,6 +47,7 @@ export class RulesetWatcher {
     const every = this.o.legacyPollMs ?? 1000;
     let last: string | undefined;
     this.poll = setInterval(() => {
+      // From a timer; hasLegacy and the fingerprint catch their own read errors.
       void (async () => {
         if (!(await hasLegacy())) return;
         const now = this.o.legacyFingerprint

@@ -79,7 +79,7 @@ export class LockManager {
     ]);
     if (!waited) {
       // Let later waiters through once the previous holder is done; we give up.
-      void prev.then(releaseLocal);
+      void prev.then(releaseLocal); // tails never reject: each is a chain of release promises
       throw new LockTimeoutError(`timed out after ${this.timeoutMs} ms waiting for lock '${key}'`);
     }
     const cleanupLocal = () => {

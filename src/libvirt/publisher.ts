@@ -91,7 +91,14 @@ export class LibvirtPublisher {
 
   /** Evidence that libvirt runs (a hook call): retry now if the last attempt could not reach it. */
   libvirtSeen(): void {
-    if (this.started && this.pending) void this.sync();
+    if (this.started && this.pending) this.syncInBackground();
+  }
+
+  /** sync() where nobody awaits it (a timer, a hook's evidence): a failure is logged, never unhandled. */
+  private syncInBackground(): void {
+    this.sync().catch((e: unknown) =>
+      this.o.log.warning(`libvirt: publishing failed: ${(e as Error).message}`),
+    );
   }
 
   /** Bring libvirt in line with the networks now; coalesces calls made while a sync runs. */
@@ -127,7 +134,7 @@ export class LibvirtPublisher {
   private retryLater(): void {
     if (!this.started) return;
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.sync(), this.delay);
+    this.timer = setTimeout(() => this.syncInBackground(), this.delay);
     this.timer.unref();
     this.delay = Math.min(this.delay * 2, this.o.maxRetryMs ?? 60_000);
   }
