@@ -4,8 +4,8 @@
  * org.virtnet.network1 until SIGTERM/SIGINT (networks stay up). See `virtnetd --help`.
  *
  * The shebang caps V8's young generation (--max-semi-space-size=1, MiB): a resident daemon that
- * allocates little gains nothing from the 16 MiB default semi-spaces, and they cost ~50 MB of RSS with
- * 100 networks up (measured by test/bench/dbus.bench.ts: 131 MB default, 79 MB capped). --expose-gc
+ * allocates little gains nothing from the 16 MiB default semi-spaces, and they cost RSS (README,
+ * Numbers: test/bench/dbus.bench.ts with and without the cap). --expose-gc
  * lets the daemon collect once when it goes idle after a change (src/daemon/idle-gc.ts). Run it as
  * `node --max-semi-space-size=1 --expose-gc …/virtnetd.js` when not executing the file directly.
  */

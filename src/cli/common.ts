@@ -1,6 +1,6 @@
 /**
  * What the bus commands share — `--bus`, `--json`, table/JSON output and withClient() — without
- * loading the D-Bus library: bus-client.ts (dbus-next, which loads xml2js and xmlbuilder, ~50 ms) is
+ * loading the D-Bus library: bus-client.ts (dbus-next, which loads xml2js and xmlbuilder) is
  * imported by withClient() on first use, so `--help`, `--version` and the offline commands never pay
  * for it, and the bus commands never load the model and planner.
  */

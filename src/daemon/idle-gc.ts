@@ -4,7 +4,7 @@
  *
  * Why: a resident daemon that then sits idle never reaches V8's next collection threshold, so the
  * garbage of a burst (100 networks started: buffers of 300 commands, rendered configs, parsed XML)
- * stays in the heap for good — measured with 100 networks up: ~82 MB instead of ~72 MB. V8 only
+ * stays in the heap for good (the RSS difference is in the README's Numbers). V8 only
  * offers this with `--expose-gc` (virtnetd's shebang sets it); without it this does nothing.
  */
 export type GcFn = () => void;

@@ -79,7 +79,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
 
   await mkdir(opts.stateDir, { recursive: true, mode: 0o755 });
   const engine = await deps.createEngine(opts, log);
-  // firewalld zones for the bridges (issue 12), over this connection to the system bus.
+  // firewalld zones for the bridges, over this connection to the system bus.
   if (engine.useFirewallZones)
     await engine
       .useFirewallZones(new FirewalldZones(bus))
@@ -159,7 +159,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   });
 
   await service.start();
-  // Running domains' reservations and port forwards, as recorded by the hooks (issue 5).
+  // Running domains' reservations and port forwards, as recorded by the hooks.
   for (const p of await hooks.reconcile(service.hookView()))
     log.warning(`hooks: could not reconcile a running domain: ${p}`);
   // A network's rules were lost and put back (a foreign flush): the domains' port forwards went
@@ -173,7 +173,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
       (e) => log.warning(`hooks: re-applying port forwards after a repair failed: ${(e as Error).message}`),
     );
   });
-  // The config dir is watched (issue 5): a valid change is applied like Reload; an invalid file is
+  // The config dir is watched: a valid change is applied like Reload; an invalid file is
   // announced (NetworkEvent … 'invalid') and changes nothing.
   const watcher = await watchConfigDir({
     dir: opts.configDir,
@@ -223,7 +223,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
  * down (networks stay up) — a stop requested while starting is honoured once the start is complete,
  * never half-way — and SIGHUP reloads the config dir. They are never swapped: node drops a signal
  * that is pending on a listener when the listener is removed, so replacing the "while starting"
- * handlers after start lost a SIGTERM that arrived just then (the daemon kept running).
+ * handlers after start would lose a SIGTERM that arrives just then (the daemon would keep running).
  */
 export function installSignals(log: Logger): { attach(d: RunningDaemon): Promise<void> } {
   let daemon: RunningDaemon | undefined;

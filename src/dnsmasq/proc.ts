@@ -65,8 +65,8 @@ export function isDnsmasqWithConf(argv: readonly string[], confFile: string): bo
 
 /**
  * /proc/PID/stat through one reused buffer. The supervisors poll it ten times a second per dnsmasq;
- * readFileSync of a /proc file (size 0) allocates a 64 KiB buffer per read, which with 100 networks
- * was ~64 MB/s of garbage and a daemon whose RSS kept growing while idle.
+ * readFileSync of a /proc file (size 0) allocates a 64 KiB buffer per read: with many networks that
+ * is a steady stream of garbage and an idle daemon whose RSS keeps growing (README, Numbers).
  */
 const statBuffer = Buffer.allocUnsafe(4096);
 function readProcStat(pid: number): string {

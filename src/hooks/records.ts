@@ -88,8 +88,8 @@ export interface DomainRecordStore {
 
 /**
  * Records as files in one directory — under the run dir, a tmpfs: the small reads and writes use
- * synchronous calls (~20–70 µs each here; the asynchronous ones cost ~100 µs per thread-pool round
- * trip, four to six per file), which matters for list() with many domains.
+ * synchronous calls (cheaper than the asynchronous ones' four to six thread-pool round trips per
+ * file; README, Numbers), which matters for list() with many domains.
  */
 export class FileRecordStore implements DomainRecordStore {
   private made = false;

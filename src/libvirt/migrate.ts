@@ -1,5 +1,5 @@
 /**
- * Moving a libvirt network to virtnet and back, with running VMs kept (issue 11, item 3):
+ * Moving a libvirt network to virtnet and back, with running VMs kept:
  * `Manager.ImportLibvirt` / `virtnetctl import-libvirt NAME` and `RevertLibvirt` / `revert-libvirt`.
  *
  * Import: libvirt's inactive XML (unchanged) is checked against virtnet first; a journal is written

@@ -1,5 +1,5 @@
 /**
- * Keeps libvirt in line with virtnet's networks (issue 11, "publishing"): while a virtnet network is
+ * Keeps libvirt in line with virtnet's networks ("publishing"): while a virtnet network is
  * defined, libvirt has a network of the same name and UUID, `<forward mode='bridge'/>` on its bridge,
  * autostarted, and active exactly while virtnet's is — so `virsh net-list`, virt-manager and
  * `virt-install --network network=NAME` see it and `type='network'` interfaces land on virtnet's bridge.

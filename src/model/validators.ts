@@ -4,7 +4,7 @@
  * Every check is pure and returns `undefined` when the value is acceptable, or a short reason string
  * (no trailing period, no value quoted: `problem()` / `formatProblem()` add the path and the value).
  * The rules are libvirt's where libvirt has one, tightened where a value ends up in a config file, a
- * firewall rule or a command line (virtnet's validation is the security boundary, see issue 2):
+ * firewall rule or a command line (virtnet's validation is the security boundary):
  *
  * - network name: 1..64 characters; no '/' or '\' (libvirt: no '/'); must not start with '.' or '-'
  *   (file names, argv); no whitespace, no control characters (incl. DEL, U+0085, U+2028/2029); no ','

@@ -61,9 +61,9 @@ export async function writeFileAtomic(
   opts: AtomicWriteOptions = {},
 ): Promise<void> {
   if (opts.noSync && !opts.fs) {
-    // Not durable anyway (files under /run, a tmpfs): synchronous calls, ~80 µs for a small file on
-    // the lab machine against ~700 µs for the asynchronous path's six thread-pool round trips. The
-    // event loop is held only for that long; the guarantees are the same.
+    // Not durable anyway (files under /run, a tmpfs): synchronous calls cost a fraction of the
+    // asynchronous path's six thread-pool round trips (README, Numbers). The event loop is held only
+    // for that long; the guarantees are the same.
     writeFileAtomicSync(path, data, opts);
     return;
   }

@@ -40,8 +40,8 @@ export interface NftScripts {
   /**
    * The first try of an apply: `create table` for each of the network's tables (fails with "File
    * exists" when one is already there) plus their definitions, with no `delete table` in the
-   * transaction — a deletion costs the kernel an RCU grace period at commit (12–16 ms on the lab
-   * machine; the whole fresh transaction takes ~8 ms). On failure the driver runs `apply`, which
+   * transaction — a deletion costs the kernel an RCU grace period at commit, longer than the whole
+   * fresh transaction (README, Numbers). On failure the driver runs `apply`, which
    * replaces whatever is there. Absent in states written before it existed (then `apply` runs).
    */
   create?: string;

@@ -1,5 +1,5 @@
 /**
- * Per-domain inbound port forwards (issue 5), planned as data and rendered for both backends, each
+ * Per-domain inbound port forwards, planned as data and rendered for both backends, each
  * domain (on one network) in its OWN nft table / iptables chains, so starting or stopping a domain
  * toggles exactly its forwards in one transaction.
  *
@@ -208,8 +208,8 @@ export interface PortForwardNftScripts {
   /**
    * The same rules for a domain that has none installed: `create table` fails (the transaction as a
    * whole) when a table exists, and nothing is deleted — deleting a table with base chains makes the
-   * kernel wait for an RCU grace period (10–80 ms measured), so a first install this way is ~3x
-   * faster. Empty when there is nothing to install. Callers fall back to `apply` when it fails.
+   * kernel wait for an RCU grace period, so a first install this way is several times faster
+   * (README, Numbers). Empty when there is nothing to install. Callers fall back to `apply` when it fails.
    */
   create: string;
 }
