@@ -4,21 +4,14 @@
  * run the same handler (handler.ts) on it.
  */
 import type { Engine } from '../engine/types.js';
-import type { PortForward } from '../model/domain.js';
-import type { IpFamily, Network } from '../model/network.js';
+import type { Network } from '../model/network.js';
+import type { PortForwardTarget } from '../model/values.js';
 import type { Logger } from '../util/log.js';
 import type { LockManager } from './lock.js';
 import type { DomainRecordStore } from './records.js';
 
-/** One inbound forward, resolved to its DNAT target. */
-export interface ForwardRule {
-  proto: PortForward['proto'];
-  family: IpFamily;
-  hostPort: number;
-  guestPort: number;
-  hostAddress?: string;
-  /** The guest's fixed address (DNAT target). */
-  guestIp: string;
+/** One inbound forward, resolved to its DNAT target, and where it belongs. */
+export interface ForwardRule extends PortForwardTarget {
   /** virtnet or libvirt network the guest is on. */
   network: string;
   /** The network's bridge when known (forwarded traffic is accepted towards it). */

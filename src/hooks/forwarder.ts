@@ -60,14 +60,7 @@ export class FirewallForwarder implements PortForwarder {
           bridge,
           domain: f.domain,
           subnets,
-          forwards: rules.map((r) => ({
-            proto: r.proto,
-            family: r.family,
-            hostPort: r.hostPort,
-            guestPort: r.guestPort,
-            guestIp: r.guestIp,
-            ...(r.hostAddress ? { hostAddress: r.hostAddress } : {}),
-          })),
+          forwards: rules.map(({ network: _n, bridge: _b, ...target }) => target),
         }),
       );
     }

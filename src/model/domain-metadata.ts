@@ -46,17 +46,16 @@ import {
   validatePort,
   validateUuid,
 } from './validators.js';
+import type { L4Proto } from './values.js';
 import { childElements, isElement, textContent, type XmlElement } from './xml.js';
 
 export const VIRTNET_DOMAIN_NS = 'https://virtnet.org/xmlns/domain/1';
 /** Any virtnet domain namespace (other versions are recognised so they can be reported, not applied). */
 export const VIRTNET_DOMAIN_NS_PREFIX = 'https://virtnet.org/xmlns/domain/';
 
-export type ForwardProto = 'tcp' | 'udp';
-
 /** One inbound port forward: host:hostPort → guest:guestPort. */
 export interface PortForward {
-  proto: ForwardProto;
+  proto: L4Proto;
   hostPort: number;
   guestPort: number;
   /** Only traffic to this host address is forwarded (canonical form). */
@@ -354,7 +353,7 @@ function parseForward(
   unknownChildren(fe, fpath, undefined, problems);
 
   const protoRaw = attr(fe, 'proto');
-  let proto: ForwardProto | undefined;
+  let proto: L4Proto | undefined;
   if (protoRaw === 'tcp' || protoRaw === 'udp') proto = protoRaw;
   else problems.add(`${fpath}@proto`, protoRaw, "proto must be 'tcp' or 'udp'");
 

@@ -33,7 +33,6 @@ import { checkMac } from './validators.js';
 import { childElements, parseXmlDocument, type XmlElement } from './xml.js';
 
 export type {
-  ForwardProto,
   InterfaceMatch,
   PortForward,
   VirtnetDomainSettings,

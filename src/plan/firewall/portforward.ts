@@ -21,7 +21,7 @@
 import { type Problem, ValidationError } from '../../errors.js';
 import { canonicalIp, cidr, parseIp } from '../../model/ip.js';
 import type { IpFamily } from '../../model/network.js';
-import type { L4Proto } from './rules.js';
+import type { L4Proto, PortForwardTarget } from '../../model/values.js';
 import {
   assertChain,
   assertCidr,
@@ -33,21 +33,11 @@ import {
   unsafeIfname,
 } from './safe.js';
 
-export interface PortForward {
-  proto: L4Proto;
-  hostPort: number;
-  guestIp: string;
-  guestPort: number;
-  family: IpFamily;
-  /** Only connections to this host address (default: any local address of the host). */
-  hostAddress?: string;
-}
-
 export interface PortForwardInput {
   network: string;
   bridge: string;
   domain: string;
-  forwards: PortForward[];
+  forwards: PortForwardTarget[];
   /** The network's subnets (CIDR or address/prefix): hairpin masquerade for guests using a forward. */
   subnets?: string[];
 }
@@ -104,7 +94,7 @@ export function planPortForwards(input: PortForwardInput): PortForwardRuleSet {
   const bridgeWhy = unsafeIfname(input.bridge);
   if (bridgeWhy) add('bridge', input.bridge, bridgeWhy);
 
-  const normalized: (PortForward & { guestIp: string })[] = [];
+  const normalized: PortForwardTarget[] = [];
   const seen = new Set<string>();
   input.forwards.forEach((f, i) => {
     const p = `forwards[${i}]`;

@@ -32,10 +32,11 @@
 import { ValidationError } from '../../errors.js';
 import { canonicalIp, cidr, parseIp } from '../../model/ip.js';
 import type { ForwardMode, IpFamily, Network, PortRange } from '../../model/network.js';
+import type { L4Proto } from '../../model/values.js';
 import { unsafeIfname } from './safe.js';
 
 export type FwFamily = IpFamily;
-export type L4Proto = 'tcp' | 'udp';
+export type { L4Proto };
 
 /** libvirt's chains, by role (iptables LIBVIRT_INP … / nft guest_output …). */
 export type FwChain =
