@@ -121,7 +121,7 @@ if (process.argv[4] === 'prepare' && stdin.includes('FAIL')) { process.stderr.wr
     const PORT = `<hookData>\n  <network>\n    <name>net1</name>\n    <uuid>2ef76e20-c538-4542-ad71-f3aad8870e49</uuid>\n  </network>\n  <networkport>\n    <uuid>b093c970-3df5-4dcc-b9cb-a76e75d848cf</uuid>\n    <owner>\n      <name>vm1</name>\n      <uuid>${UUID}</uuid>\n    </owner>\n    <mac address='52:54:00:aa:bb:01'/>\n  </networkport>\n</hookData>\n`;
     let runDir: string;
     // Written by the real record store, in the shape the handler writes and reads.
-    const setRecord = async (phase: 'prepared' | 'started' | undefined) => {
+    const setRecord = async (phase: 'prepared' | 'started' | undefined, forwardsApplied = false) => {
       const store = new FileRecordStore(hookPaths(runDir).records);
       if (phase === undefined) await store.delete(UUID);
       else
@@ -132,6 +132,7 @@ if (process.argv[4] === 'prepare' && stdin.includes('FAIL')) { process.stderr.wr
           phase,
           ports: [],
           updatedAt: new Date().toISOString(),
+          ...(forwardsApplied ? { forwardsApplied } : {}),
         });
     };
     /** Whether the call reached the handler (the stand-in main.js records what it got). */
@@ -177,6 +178,14 @@ if (process.argv[4] === 'prepare' && stdin.includes('FAIL')) { process.stderr.wr
       for (const op of ['start', 'stopped', 'release', 'reconnect'])
         expect(handedOver(qemu, 'vm1', op, DOM), op).toBe(true);
       expect(handedOver(network, 'net1', 'port-created', PORT)).toBe(true);
+    });
+
+    it('with port forwards, started goes on (it waits for them); port-created/-deleted of a prepared one still end', async () => {
+      await setRecord('started', true);
+      expect(handedOver(qemu, 'vm1', 'started', DOM)).toBe(true);
+      await setRecord('prepared', true);
+      expect(handedOver(network, 'net1', 'port-deleted', PORT)).toBe(false);
+      expect(handedOver(qemu, 'vm1', 'release', DOM)).toBe(true);
     });
 
     it('nothing is decided without the daemon’s daemon.busname in the run dir, or without a UUID', async () => {
