@@ -213,6 +213,7 @@ function buildRows(s: Map<string, Sample>, withLibvirt: boolean): Row[] {
   for (const n of SCALE_NS)
     add(sc, `scale.down.per.${n}`, undefined, n === 10 ? undefined : 'scale.down.per.10', 'N = 10');
   for (const n of SCALE_NS) add(sc, `scale.rss.${n}`, n === 1000 ? le(150) : undefined);
+  for (const n of SCALE_NS) add(sc, `scale.list.${n}`);
 
   const rp = 'ruleset repair: nft flush ruleset under a running NAT network (20 flushes per backend)';
   add(rp, 'repair.nftables', le(1000));

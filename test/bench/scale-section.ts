@@ -31,7 +31,7 @@ import {
 } from '../helpers/dbus.js';
 import type { Netns } from '../helpers/netns.js';
 import type { PrivateBus } from '../helpers/private-bus.js';
-import { inotifyFree, type Sample, sleep } from './lib.js';
+import { inotifyFree, mustRun, percentile, type Sample, sleep, timeRun } from './lib.js';
 
 export const SCALE_NS = [10, 100, 1000];
 
@@ -143,6 +143,21 @@ export async function scaleSection(o: ScaleSectionOptions, out: Sample[]): Promi
       // Settled: the daemon collects garbage once idle for 1 s after a change (idle-gc.ts).
       await sleep(2500);
       const rss = rssMb(daemon.pid);
+      // What every Start and Stop pays once (the compatibility layer reads the whole ruleset, which
+      // holds every network's table): one `nft -j list ruleset` in the netns, and its size.
+      const inNs = ['ip', 'netns', 'exec', o.ns.name];
+      const listMs: number[] = [];
+      for (let k = 0; k < 5; k++) listMs.push(await timeRun([...inNs, 'nft', '-j', 'list', 'ruleset']));
+      const listKb = (await mustRun([...inNs, 'nft', '-j', 'list', 'ruleset'])).length / 1024;
+      o.log(
+        `scale: with ${n} up, nft -j list ruleset: ${percentile(listMs, 50).toFixed(1)} ms, ${listKb.toFixed(0)} KiB`,
+      );
+      out.push({
+        key: `scale.list.${n}`,
+        what: `one \`nft -j list ruleset\` with ${n} up (${listKb.toFixed(0)} KiB)`,
+        unit: 'ms',
+        xs: listMs,
+      });
       o.log(`scale: ${n} up in ${(up / 1000).toFixed(2)} s; RSS ${rss.toFixed(1)} MB; Stop`);
       const t1 = performance.now();
       await pool(n, o.inFlight, (i) => call(net(i), NETWORK_IFACE, 'Stop'));
