@@ -34,27 +34,29 @@ import { subnetsOverlap } from '../model/ip.js';
 import type { Network } from '../model/network.js';
 import { spanHostNetwork } from '../model/span.js';
 import type { FirewallBackend, HostEntry, Lease } from '../model/values.js';
-import {
-  needsDnsmasq,
-  renderAddnhosts,
-  renderDnsmasqConf,
-  renderHostsfile,
-  withLiveHost,
-} from '../plan/dnsmasq.js';
+import { diffPlans } from '../plan/diff.js';
+import { cachedHostsfile, forgetHost, type HostsCache, hostsCacheOf } from '../plan/dnsmasq/hosts-cache.js';
+import { renderAddnhosts, withLiveHost } from '../plan/dnsmasq.js';
 import { compatRuleSet } from '../plan/firewall/compat.js';
-import { renderIptables } from '../plan/firewall/iptables.js';
-import { renderNftables } from '../plan/firewall/nftables.js';
-import { planFirewall } from '../plan/firewall/rules.js';
 import type { FirewallScripts } from '../plan/firewall/scripts.js';
 import {
+  defaultPlanPaths,
+  firewallOf,
+  type HostFacts,
+  type NetworkPlan,
+  planDnsmasqArgv,
+  planNetwork,
+  plansMacTap,
+} from '../plan/index.js';
+import {
   createsBridge,
+  describeLinkOp,
+  ipArgv,
   type LinkOp,
   macTapName,
   type NicState,
-  planBridgeSysctls,
   planEnslave,
   planLinksDown,
-  planLinksUp,
   planRelease,
   planSysctls,
   renderIpBatch,
@@ -125,88 +127,6 @@ interface Active {
   compat?: Set<string>;
 }
 
-/**
- * The hostsfile split the way the planner builds it — [XML hosts v4][live v4][XML hosts v6][live v6] —
- * with the XML part rendered once per definition and each live line rendered once, so adding one
- * reservation costs the same with 1 or 10,000 present.
- */
-export interface HostsCache {
-  v4: string;
-  v6: string;
-  /** Rendered line of each live entry, by the entry's JSON. */
-  lines: Map<string, string>;
-}
-
-const NO_IPS: Network = {
-  name: 'live',
-  uuid: '',
-  forward: { mode: 'none', interfaces: [] },
-  bridge: {},
-  ips: [],
-  routes: [],
-  dnsmasqOptions: [],
-  ignored: [],
-};
-
-export function hostsCacheOf(net: Network): HostsCache {
-  const only = (family: 'ipv4' | 'ipv6'): Network => ({
-    ...net,
-    ips: net.ips.map((ip) =>
-      ip.family === family || !ip.dhcp ? ip : { ...ip, dhcp: { ...ip.dhcp, hosts: [] } },
-    ),
-  });
-  return { v4: renderHostsfile(only('ipv4')), v6: renderHostsfile(only('ipv6')), lines: new Map() };
-}
-
-/** The hostsfile for `net` + `extra`, from the cache (same bytes as renderHostsfile(net, extra)). */
-export function cachedHostsfile(cache: HostsCache, extra: HostEntry[]): string {
-  const v4: string[] = [];
-  const v6: string[] = [];
-  for (const h of extra) {
-    if (!h.mac) continue;
-    const key = JSON.stringify(h);
-    let line = cache.lines.get(key);
-    if (line === undefined) {
-      line = renderHostsfile(NO_IPS, [h]);
-      cache.lines.set(key, line);
-    }
-    (h.ip?.includes(':') ? v6 : v4).push(line);
-  }
-  return cache.v4 + v4.join('') + cache.v6 + v6.join('');
-}
-
-/** One log line for a change made by a link operation (the `ip -batch` line it came from). */
-export function describeLinkOp(op: LinkOp): string {
-  switch (op.kind) {
-    case 'bridge-add':
-      return `bridge ${op.name} created`;
-    case 'tap-add':
-      return `tap ${op.name} created`;
-    case 'link-del':
-      return `link ${op.name} removed`;
-    case 'addr-add':
-      return `address ${op.address}/${op.prefix} added to ${op.dev}`;
-    case 'addr-del':
-      return `address ${op.address}/${op.prefix} removed from ${op.dev}`;
-    case 'route-add':
-      return `route ${op.dest}${op.via ? ` via ${op.via}` : ''} added on ${op.dev ?? '?'}`;
-    case 'route-del':
-      return `route ${op.dest}${op.via ? ` via ${op.via}` : ''} removed from ${op.dev ?? '?'}`;
-    case 'link-set': {
-      const parts: string[] = [];
-      if (op.mtu !== undefined) parts.push(`mtu ${op.mtu}`);
-      if (op.address) parts.push(`address ${op.address}`);
-      if (op.master === null) parts.push('nomaster');
-      else if (op.master) parts.push(`master ${op.master}`);
-      if (op.up) parts.push('up');
-      if (op.down) parts.push('down');
-      return `link ${op.name} set ${parts.join(' ')}`;
-    }
-    default:
-      return `link change ${JSON.stringify(op)}`;
-  }
-}
-
 /** Where a compat change is, for the log: `iptables-nft ipv4`, or `foreign nftables chains ipv4`. */
 function compatWhere(c: CompatChange): string {
   return `${c.variant === 'native' ? 'foreign nftables chains' : `iptables-${c.variant}`} ${c.family}`;
@@ -222,14 +142,6 @@ function stepError(step: string, e: unknown): Error {
   const err = new Error(`${step}: ${errText(e)}`);
   (err as Error & { cause?: unknown }).cause = e;
   return err;
-}
-
-export function renderFirewallScripts(net: Network, backend: FirewallBackend): FirewallScripts | undefined {
-  const rs = planFirewall(net);
-  if (rs.rules.length === 0) return undefined;
-  return backend === 'nftables'
-    ? { backend, nft: renderNftables(rs) }
-    : { backend, iptables: renderIptables(rs) };
 }
 
 export class LinuxEngine implements Engine {
@@ -321,16 +233,27 @@ export class LinuxEngine implements Engine {
 
   // --- paths -------------------------------------------------------------------------------------
 
+  /** The dnsmasq files of a network (conf, hostsfile, addn-hosts, pid, leases). */
   private files(name: string) {
-    const base = join(this.dnsmasqDir, name);
-    // (leaseFilePath below names the same file for the libvirt import's lease carry-over)
+    // (leaseFilePath below names the same lease file for the libvirt import's lease carry-over)
+    return defaultPlanPaths(this.dnsmasqDir, name);
+  }
+
+  /** What this engine knows of the host that changes a network's plan. */
+  private facts(name: string, macTap: boolean, extraHosts: readonly HostEntry[] = []): HostFacts {
     return {
-      conf: `${base}.conf`,
-      hostsfile: `${base}.hostsfile`,
-      addnhosts: `${base}.addnhosts`,
-      pid: `${base}.pid`,
-      leases: leaseFilePath(this.runDir, name),
+      firewall: this.firewall.backend,
+      paths: this.files(name),
+      macTap,
+      ...(this.opts.dnsmasqDbus ? { dnsmasqDbus: true } : {}),
+      ...(this.opts.dnsmasqUser ? { dnsmasqUser: this.opts.dnsmasqUser } : {}),
+      extraHosts,
     };
+  }
+
+  /** The plan of a network as this engine runs it (`macTap` as recorded for a running one). */
+  planOf(net: Network, macTap: boolean, extraHosts: readonly HostEntry[] = []): NetworkPlan {
+    return planNetwork(net, this.facts(net.name, macTap, extraHosts));
   }
 
   private firewallFor(backend: FirewallBackend): Firewall {
@@ -483,17 +406,15 @@ export class LinuxEngine implements Engine {
 
   // --- dnsmasq -----------------------------------------------------------------------------------
 
-  private makeSupervisor(state: NetworkState): DnsmasqSupervisor {
+  /** dnsmasq's supervisor with the plan's command line (`argv`; planned from the state when absent). */
+  private makeSupervisor(state: NetworkState, argv?: readonly string[]): DnsmasqSupervisor {
     const f = this.files(state.network.name);
     const s = new DnsmasqSupervisor({
       name: state.network.name,
       confFile: f.conf,
       pidFile: f.pid,
       leaseFile: f.leases,
-      argvOptions: {
-        ...(this.opts.dnsmasqDbus ? { dbusName: `uk.org.thekelleys.dnsmasq.${state.bridge}` } : {}),
-        ...(this.opts.dnsmasqUser ? { user: this.opts.dnsmasqUser } : {}),
-      },
+      argv: argv ?? planDnsmasqArgv(state.network, this.facts(state.network.name, state.macTap)),
       runner: this.runner,
       ...(this.opts.supervisor?.pollMs ? { pollMs: this.opts.supervisor.pollMs } : {}),
       ...(this.opts.supervisor?.backoff ? { backoff: this.opts.supervisor.backoff } : {}),
@@ -516,38 +437,25 @@ export class LinuxEngine implements Engine {
     await w.start();
   }
 
+  /** The plan's dnsmasq files written atomically (the config only when `conf`). */
   private async writeDnsmasqFiles(
-    net: Network,
-    extra: HostEntry[],
-    what: { conf?: boolean; addnhosts?: boolean; cache?: HostsCache } = {},
+    name: string,
+    texts: { conf?: string | null; hostsfile: string; addnhosts?: string },
   ): Promise<void> {
-    const f = this.files(net.name);
+    const f = this.files(name);
     const o = { noSync: true } as const;
     const writes: Promise<void>[] = [];
-    if (what.conf) {
-      writes.push(
-        writeFileAtomic(
-          f.conf,
-          renderDnsmasqConf(net, { hostsfile: f.hostsfile, addnhosts: f.addnhosts }),
-          o,
-        ),
-      );
-    }
-    const hosts = what.cache ? cachedHostsfile(what.cache, extra) : renderHostsfile(net, extra);
-    writes.push(writeFileAtomic(f.hostsfile, hosts, o));
-    if (what.addnhosts !== false) writes.push(writeFileAtomic(f.addnhosts, renderAddnhosts(net, extra), o));
+    if (texts.conf) writes.push(writeFileAtomic(f.conf, texts.conf, o));
+    writes.push(writeFileAtomic(f.hostsfile, texts.hostsfile, o));
+    if (texts.addnhosts !== undefined) writes.push(writeFileAtomic(f.addnhosts, texts.addnhosts, o));
     await Promise.all(writes);
   }
 
-  /** Do the hostsfile / addn-hosts on disk differ from what the recorded state renders? */
-  private async hostFilesStale(state: NetworkState): Promise<boolean> {
-    const f = this.files(state.network.name);
+  /** Do the hostsfile / addn-hosts on disk differ from the plan of the recorded state? */
+  private async hostFilesStale(plan: NetworkPlan): Promise<boolean> {
     const read = (p: string) => readFile(p, 'utf8').catch(() => undefined);
-    const [hosts, addn] = await Promise.all([read(f.hostsfile), read(f.addnhosts)]);
-    return (
-      hosts !== renderHostsfile(state.network, state.extraHosts) ||
-      addn !== renderAddnhosts(state.network, state.extraHosts)
-    );
+    const [hosts, addn] = await Promise.all([read(plan.paths.hostsfile), read(plan.paths.addnhosts)]);
+    return hosts !== plan.hostsfile || addn !== plan.addnhosts;
   }
 
   private async removeDnsmasqFiles(name: string): Promise<void> {
@@ -599,8 +507,10 @@ export class LinuxEngine implements Engine {
     }
     const net = span ? spanHostNetwork(defined, span.role) : defined;
     const br = net.bridge.name!;
-    const macTap = Boolean(this.opts.macTap) && net.forward.mode !== 'bridge';
-    const scripts = renderFirewallScripts(net, this.firewall.backend);
+    const macTap = plansMacTap(net, this.facts(net.name, Boolean(this.opts.macTap)));
+    // Everything below applies this plan (what `virtnetctl plan` prints for the network).
+    const plan = this.planOf(net, macTap, extraHosts);
+    const scripts = firewallOf(plan);
     const state: NetworkState = {
       version: 1,
       network: net,
@@ -609,7 +519,7 @@ export class LinuxEngine implements Engine {
       macTap,
       firewall: scripts ? this.firewall.backend : 'none',
       ...(scripts ? { firewallScripts: scripts } : {}),
-      dnsmasq: needsDnsmasq(net),
+      dnsmasq: plan.dnsmasqConf !== null,
       ports: [...ports],
       extraHosts: [...extraHosts],
       startedAt: new Date().toISOString(),
@@ -657,10 +567,9 @@ export class LinuxEngine implements Engine {
         });
         chains.push(links);
       } else if (net.forward.mode !== 'bridge') {
-        const plan = planLinksUp(net, { macTap });
         undos.push({ step: `links: delete bridge ${br}`, run: () => this.deleteBridge(net, macTap) });
         links = named(`links: create bridge ${br}`, async () => {
-          await this.batch(`links: create bridge ${br}`, plan.ops);
+          await this.batch(`links: create bridge ${br}`, plan.links.ops);
           this.note(net.name, `bridge ${br} created`, {
             addresses: net.ips.map((ip) => `${ip.address}/${ip.prefix}`),
             ...(net.routes.length ? { routes: net.routes.map((r) => `${r.address}/${r.prefix}`) } : {}),
@@ -668,7 +577,7 @@ export class LinuxEngine implements Engine {
           });
         });
         chains.push(
-          links.then(() => this.writeSysctls(net.name, `sysctls of bridge ${br}`, plan.bridgeSysctls)),
+          links.then(() => this.writeSysctls(net.name, `sysctls of bridge ${br}`, plan.links.bridgeSysctls)),
         );
         if (span) {
           const sp = span;
@@ -691,7 +600,7 @@ export class LinuxEngine implements Engine {
           );
         }
       }
-      const host = planSysctls(net);
+      const host = plan.links.sysctls;
       if (scripts || host.length) {
         const fw = this.firewall;
         let applied = false;
@@ -721,19 +630,22 @@ export class LinuxEngine implements Engine {
       }
       if (state.dnsmasq) {
         entry.hosts = hostsCacheOf(net);
-        const cache = entry.hosts;
         undos.push({ step: 'dnsmasq: remove files', run: () => this.removeDnsmasqFiles(net.name) });
         chains.push(
           (async () => {
             await named('dnsmasq: write config', () =>
-              this.writeDnsmasqFiles(net, state.extraHosts, { conf: true, cache }),
+              this.writeDnsmasqFiles(net.name, {
+                conf: plan.dnsmasqConf,
+                hostsfile: plan.hostsfile,
+                addnhosts: plan.addnhosts,
+              }),
             );
             // dnsmasq once its interface is up (it answers as soon as start() resolves). A failed
             // links chain reports itself (it comes first in `chains`).
             await links;
             if (failedChain) return; // the failed chain reports; nothing to start then take back
             await named('dnsmasq: start', async () => {
-              const sup = this.makeSupervisor(state);
+              const sup = this.makeSupervisor(state, plan.dnsmasqArgv ?? undefined);
               entry.supervisor = sup;
               undos.push({ step: 'dnsmasq: stop', run: () => sup.stop() });
               await sup.start();
@@ -773,7 +685,7 @@ export class LinuxEngine implements Engine {
         step = `ports: attach ${p}`;
         const r = await this.runner.run({
           step,
-          argv: ['ip', 'link', 'set', 'dev', p, 'master', br, 'up'],
+          argv: ipArgv({ kind: 'link-set', name: p, master: br, up: true }),
           allowFail: true,
         });
         if (r.exitCode === 0) this.note(net.name, `port ${p} attached to ${br}`);
@@ -1058,7 +970,7 @@ export class LinuxEngine implements Engine {
           await attempt(`ports: detach ${p}`, async () => {
             const r = await this.runner.run({
               step: `ports: detach ${p}`,
-              argv: ['ip', 'link', 'set', 'dev', p, 'nomaster'],
+              argv: ipArgv({ kind: 'link-set', name: p, master: null }),
               allowFail: true,
             });
             if (r.exitCode === 0) this.note(name, `port ${p} detached from ${state.bridge}`);
@@ -1124,20 +1036,25 @@ export class LinuxEngine implements Engine {
             await this.store.save(state);
           }
         }
-        const host = planSysctls(state.network);
+        const plan = this.planOf(state.network, state.macTap, state.extraHosts);
+        const host = plan.links.sysctls;
         if (host.length) this.noteSysctls(name, await this.sysctls.claim(name, host));
         if (state.dnsmasq) {
-          const sup = this.makeSupervisor(state);
+          const sup = this.makeSupervisor(state, plan.dnsmasqArgv ?? undefined);
           entry.supervisor = sup;
           if (!(await sup.adopt())) {
             this.log?.warning(`network ${name}: dnsmasq not running; starting it`);
-            await this.writeDnsmasqFiles(state.network, state.extraHosts, { conf: true });
+            await this.writeDnsmasqFiles(name, {
+              conf: plan.dnsmasqConf,
+              hostsfile: plan.hostsfile,
+              addnhosts: plan.addnhosts,
+            });
             await sup.start();
-          } else if (await this.hostFilesStale(state)) {
+          } else if (await this.hostFilesStale(plan)) {
             // A host change was interrupted between writing the files and recording the state: the
             // recorded reservations are the truth (only those were acknowledged).
             this.log?.warning(`network ${name}: host files differ from the recorded reservations; rewritten`);
-            await this.writeDnsmasqFiles(state.network, state.extraHosts);
+            await this.writeDnsmasqFiles(name, { hostsfile: plan.hostsfile, addnhosts: plan.addnhosts });
             await sup.reload();
           }
           await this.watchLeases(name, entry);
@@ -1215,7 +1132,7 @@ export class LinuxEngine implements Engine {
       if (!gone) throw new NotFoundError(`network ${name}: no live host ${mac}`);
       const before = entry.state.extraHosts;
       entry.state.extraHosts = entry.state.extraHosts.filter((h) => h !== gone);
-      entry.hosts?.lines.delete(JSON.stringify(gone));
+      if (entry.hosts) forgetHost(entry.hosts, gone);
       await this.hostsChangedOrUndo(entry, gone, before);
       this.note(name, `host ${mac.toLowerCase()} removed`);
     });
@@ -1233,7 +1150,11 @@ export class LinuxEngine implements Engine {
       entry.state.extraHosts = before;
       if (entry.state.dnsmasq && entry.supervisor) {
         const sup = entry.supervisor;
-        await this.writeDnsmasqFiles(entry.state.network, before)
+        const plan = this.planOf(entry.state.network, entry.state.macTap, before);
+        await this.writeDnsmasqFiles(entry.state.network.name, {
+          hostsfile: plan.hostsfile,
+          addnhosts: plan.addnhosts,
+        })
           .then(() => sup.reload())
           .catch(() => {});
       }
@@ -1245,10 +1166,11 @@ export class LinuxEngine implements Engine {
   private async hostsChanged(entry: Active, changed: HostEntry): Promise<void> {
     const st = entry.state;
     if (st.dnsmasq && entry.supervisor) {
+      // The incremental path of the plan's hostsfile: only the changed line is rendered.
       entry.hosts ??= hostsCacheOf(st.network);
-      await this.writeDnsmasqFiles(st.network, st.extraHosts, {
-        cache: entry.hosts,
-        addnhosts: !changed.mac,
+      await this.writeDnsmasqFiles(st.network.name, {
+        hostsfile: cachedHostsfile(entry.hosts, st.extraHosts),
+        ...(changed.mac ? {} : { addnhosts: renderAddnhosts(st.network, st.extraHosts) }),
       });
       await entry.supervisor.reload();
     }
@@ -1268,7 +1190,7 @@ export class LinuxEngine implements Engine {
       const st = entry.state;
       await this.runner.run({
         step: `ports: attach ${ifname} to ${st.bridge}`,
-        argv: ['ip', 'link', 'set', 'dev', ifname, 'master', st.bridge, 'up'],
+        argv: ipArgv({ kind: 'link-set', name: ifname, master: st.bridge, up: true }),
       });
       this.note(name, `port ${ifname} attached to ${st.bridge}`, meta.domain ? { domain: meta.domain } : {});
       if (!st.ports.includes(ifname)) st.ports.push(ifname);
@@ -1284,7 +1206,7 @@ export class LinuxEngine implements Engine {
       if ((await this.probe.masterOf(ifname)) === st.bridge) {
         await this.runner.run({
           step: `ports: detach ${ifname} from ${st.bridge}`,
-          argv: ['ip', 'link', 'set', 'dev', ifname, 'nomaster'],
+          argv: ipArgv({ kind: 'link-set', name: ifname, master: null }),
         });
         this.note(
           name,
@@ -1304,23 +1226,19 @@ export class LinuxEngine implements Engine {
     return this.locked(net.name, () => this.doUpdate(net));
   }
 
+  /** The plan of a running network: the firewall for the backend its rules were installed with. */
+  private runningPlan(st: NetworkState): NetworkPlan {
+    const facts = this.facts(st.network.name, st.macTap, st.extraHosts);
+    return planNetwork(st.network, { ...facts, firewall: st.firewallScripts?.backend ?? facts.firewall });
+  }
+
+  /** A live update: the steps diffPlans finds between the running plan and the new one, applied in order. */
   private async doUpdate(net: Network): Promise<void> {
     const entry = this.need(net.name);
     const st = entry.state;
-    const old = st.network;
-    const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
-    // The bridge itself changes (name, MAC, host bridge vs ours): nothing can be kept — restart, ports
-    // re-attached. Between nat/route/open/isolated the bridge stays; rules, sysctls, dnsmasq follow.
-    if (
-      (old.forward.mode !== net.forward.mode &&
-        (old.forward.mode === 'bridge' || net.forward.mode === 'bridge')) ||
-      old.bridge.name !== net.bridge.name ||
-      old.bridge.enslave !== net.bridge.enslave ||
-      old.mac !== net.mac ||
-      // A spanning network's host part depends on the role: it is started again as a whole.
-      old.span !== undefined ||
-      net.span !== undefined
-    ) {
+    const plan = this.planOf(net, st.macTap, st.extraHosts);
+    const steps = diffPlans({ network: st.network, plan: this.runningPlan(st) }, { network: net, plan });
+    if (steps[0]?.kind === 'restart') {
       const { extraHosts, ports } = st;
       await this.doStop(net.name);
       await this.doStart(net, extraHosts, ports);
@@ -1328,79 +1246,82 @@ export class LinuxEngine implements Engine {
       return;
     }
     const br = st.bridge;
-    if (st.createdBridge && !st.enslaved) {
-      const ops: LinkOp[] = [];
-      if (old.mtu !== net.mtu && net.mtu) ops.push({ kind: 'link-set', name: br, mtu: net.mtu });
-      const upOld = planLinksUp(old).ops;
-      const upNew = planLinksUp(net).ops;
-      const key = (o: LinkOp) => JSON.stringify(o);
-      const oldAddrs = upOld.filter((o) => o.kind === 'addr-add');
-      const newAddrs = upNew.filter((o) => o.kind === 'addr-add');
-      const oldRoutes = upOld.filter((o) => o.kind === 'route-add');
-      const newRoutes = upNew.filter((o) => o.kind === 'route-add');
-      for (const o of oldRoutes)
-        if (!newRoutes.some((n) => key(n) === key(o)) && o.kind === 'route-add')
-          ops.push({ ...o, kind: 'route-del' });
-      for (const o of oldAddrs)
-        if (!newAddrs.some((n) => key(n) === key(o)) && o.kind === 'addr-add')
-          ops.push({ ...o, kind: 'addr-del' });
-      for (const n of newAddrs) if (!oldAddrs.some((o) => key(n) === key(o))) ops.push(n);
-      for (const n of newRoutes) if (!oldRoutes.some((o) => key(n) === key(o))) ops.push(n);
-      if (old.bridge.stp !== net.bridge.stp || old.bridge.delay !== net.bridge.delay) {
-        const add = upNew.find((o) => o.kind === 'bridge-add');
-        if (add?.kind === 'bridge-add') {
-          await this.runner.run({
-            step: `links: update STP of ${br}`,
-            argv: [
-              'ip',
-              'link',
-              'set',
-              'dev',
-              br,
-              'type',
-              'bridge',
-              'stp_state',
-              add.stp ? '1' : '0',
-              'forward_delay',
-              String(add.forwardDelay),
-            ],
-          });
-          this.note(
-            net.name,
-            `bridge ${br} STP ${add.stp ? 'on' : 'off'}, forward delay ${add.forwardDelay} cs`,
-          );
-        }
-      }
-      await this.batch(`links: update ${br}`, ops);
-      for (const op of ops) this.note(net.name, describeLinkOp(op));
-      await this.writeSysctls(net.name, `sysctls of bridge ${br}`, planBridgeSysctls(net), true);
-    }
-    // Host sysctls: claim what the new definition needs, release what only the old one did.
-    for (const c of await this.sysctls.replace(net.name, planSysctls(net))) {
-      const restored = !planSysctls(net).some((x) => x.key === c.key);
-      this.noteSysctls(net.name, [c], restored);
-    }
-    // Firewall: only when the rendered rules differ; one transaction (old out, new in).
-    const scripts = renderFirewallScripts(net, this.firewall.backend);
-    if (!same(scripts, st.firewallScripts)) {
-      // nftables: the planner's apply script replaces the network's tables in one transaction (old
-      // rules out, new in, atomically). iptables: old chains out, then the new ones in.
-      const atomicSwap = scripts?.backend === 'nftables' && st.firewallScripts?.backend === 'nftables';
-      if (st.firewallScripts && !atomicSwap) {
-        const fw = entry.firewall ?? this.firewallFor(st.firewallScripts.backend);
-        await this.removeRules(net.name, fw, st.firewallScripts);
-      }
-      if (scripts) {
-        await this.firewall.apply(net.name, scripts);
-        this.note(net.name, `firewall rules ${atomicSwap ? 'replaced' : 'applied'} (${scripts.backend})`);
-        entry.firewall = this.firewall;
-        st.firewallScripts = scripts;
-        st.firewall = scripts.backend;
-      } else {
-        delete st.firewallScripts;
-        st.firewall = 'none';
+    for (const step of steps) {
+      switch (step.kind) {
+        case 'links':
+          await this.batch(`links: update ${br}`, step.ops);
+          for (const op of step.ops) this.note(net.name, describeLinkOp(op));
+          break;
+        case 'bridge-sysctls':
+          await this.writeSysctls(net.name, `sysctls of bridge ${br}`, step.sysctls, true);
+          break;
+        case 'host-sysctls':
+          // Claim what the new definition needs, release what only the old one did.
+          for (const c of await this.sysctls.replace(net.name, step.sysctls)) {
+            const restored = !step.sysctls.some((x) => x.key === c.key);
+            this.noteSysctls(net.name, [c], restored);
+          }
+          break;
+        case 'firewall':
+          if (step.remove) {
+            const fw = entry.firewall ?? this.firewallFor(step.remove.backend);
+            await this.removeRules(net.name, fw, step.remove);
+          }
+          if (step.apply) {
+            await this.firewall.apply(net.name, step.apply);
+            this.note(
+              net.name,
+              `firewall rules ${step.atomic ? 'replaced' : 'applied'} (${step.apply.backend})`,
+            );
+            entry.firewall = this.firewall;
+            st.firewallScripts = step.apply;
+            st.firewall = step.apply.backend;
+          } else {
+            delete st.firewallScripts;
+            st.firewall = 'none';
+          }
+          break;
+        default:
+          break; // dnsmasq steps: below, once the coexistence parts follow the new definition
       }
     }
+    await this.followCoexistence(net, entry);
+    st.network = net;
+    st.dnsmasq = plan.dnsmasqConf !== null;
+    entry.hosts = st.dnsmasq ? hostsCacheOf(net) : undefined;
+    for (const step of steps) {
+      switch (step.kind) {
+        case 'dnsmasq-stop':
+          entry.leaseWatch?.stop();
+          delete entry.leaseWatch;
+          await entry.supervisor?.stop();
+          delete entry.supervisor;
+          await this.removeDnsmasqFiles(net.name);
+          break;
+        case 'dnsmasq-start':
+        case 'dnsmasq-restart':
+          await this.writeDnsmasqFiles(net.name, step);
+          if (entry.supervisor) entry.supervisor.setArgv(step.argv);
+          else entry.supervisor = this.makeSupervisor(st, step.argv);
+          if (step.kind === 'dnsmasq-restart') await entry.supervisor.restart();
+          else await entry.supervisor.start();
+          await this.watchLeases(net.name, entry);
+          break;
+        case 'dnsmasq-reload':
+          await this.writeDnsmasqFiles(net.name, step);
+          await entry.supervisor?.reload();
+          break;
+        default:
+          break;
+      }
+    }
+    await this.store.save(st);
+    this.emit('updated', { name: net.name });
+  }
+
+  /** firewalld's zone and the compatibility layer follow a changed definition (subnets, bridge, mode). */
+  private async followCoexistence(net: Network, entry: Active): Promise<void> {
+    const st = entry.state;
     if (this.zones) {
       const b = await this.zones.bind(net, st.zone);
       if (b) {
@@ -1411,7 +1332,6 @@ export class LinuxEngine implements Engine {
         delete st.zone;
       }
     }
-    // The compatibility layer follows the new definition (subnets, bridge, mode).
     if (this.compat) {
       const crs = compatRuleSet(net);
       if (crs) this.noteCompat(net.name, entry, await this.compat.ensure(crs));
@@ -1420,39 +1340,6 @@ export class LinuxEngine implements Engine {
         entry.compat.clear();
       }
     }
-    // dnsmasq: restart on config change, SIGHUP when only the host files changed.
-    const wasNeeded = st.dnsmasq;
-    const needed = needsDnsmasq(net);
-    const f = this.files(net.name);
-    const confOld = wasNeeded
-      ? renderDnsmasqConf(old, { hostsfile: f.hostsfile, addnhosts: f.addnhosts })
-      : '';
-    const confNew = needed ? renderDnsmasqConf(net, { hostsfile: f.hostsfile, addnhosts: f.addnhosts }) : '';
-    st.network = net;
-    st.dnsmasq = needed;
-    entry.hosts = needed ? hostsCacheOf(net) : undefined;
-    if (wasNeeded && !needed) {
-      entry.leaseWatch?.stop();
-      delete entry.leaseWatch;
-      await entry.supervisor?.stop();
-      delete entry.supervisor;
-      await this.removeDnsmasqFiles(net.name);
-    } else if (needed) {
-      const hostsOld = renderHostsfile(old, st.extraHosts) + renderAddnhosts(old, st.extraHosts);
-      const hostsNew = renderHostsfile(net, st.extraHosts) + renderAddnhosts(net, st.extraHosts);
-      if (!wasNeeded || confOld !== confNew) {
-        await this.writeDnsmasqFiles(net, st.extraHosts, { conf: true });
-        entry.supervisor ??= this.makeSupervisor(st);
-        if (wasNeeded) await entry.supervisor.restart();
-        else await entry.supervisor.start();
-        await this.watchLeases(net.name, entry);
-      } else if (hostsOld !== hostsNew) {
-        await this.writeDnsmasqFiles(net, st.extraHosts);
-        await entry.supervisor?.reload();
-      }
-    }
-    await this.store.save(st);
-    this.emit('updated', { name: net.name });
   }
 
   // --- queries -----------------------------------------------------------------------------------
