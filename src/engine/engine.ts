@@ -65,6 +65,7 @@ import {
 import { renderFdbBatch, type SpanPlan, spanPortName } from '../plan/span.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import type { Logger } from '../util/log.js';
+import { Revert } from '../util/revert.js';
 import { type HostProbe, LinuxHostProbe } from './host.js';
 import {
   applySpan,
@@ -114,8 +115,6 @@ export interface EngineOptions {
    */
   coexist?: boolean;
 }
-
-type Undo = { step: string; run: () => Promise<void> };
 
 interface Active {
   state: NetworkState;
@@ -525,11 +524,11 @@ export class LinuxEngine implements Engine {
       startedAt: new Date().toISOString(),
       ...(span ? { span: spanStateOf(defined, span) } : {}),
     };
-    const undos: Undo[] = [];
+    const revert = new Revert();
     const entry: Active = { state };
     let step = 'state: record start';
     try {
-      undos.push({ step: 'state: remove', run: () => this.store.remove(net.name) });
+      revert.add('state: remove', () => this.store.remove(net.name));
       await this.store.save({ ...state, phase: 'starting' }).catch((e) => {
         throw stepError(step, e);
       });
@@ -554,7 +553,7 @@ export class LinuxEngine implements Engine {
         links = named(`links: enslave ${nicName} to ${br}`, async () => {
           const nic = await this.probe.nicState(nicName);
           state.enslaved = nic;
-          undos.push({ step: `links: release ${nic.name}`, run: () => this.releaseNic(net, nic) });
+          revert.add(`links: release ${nic.name}`, () => this.releaseNic(net, nic));
           await this.batch(`links: enslave ${nicName} to ${br}`, planEnslave(net, nic));
           this.note(
             net.name,
@@ -567,7 +566,7 @@ export class LinuxEngine implements Engine {
         });
         chains.push(links);
       } else if (net.forward.mode !== 'bridge') {
-        undos.push({ step: `links: delete bridge ${br}`, run: () => this.deleteBridge(net, macTap) });
+        revert.add(`links: delete bridge ${br}`, () => this.deleteBridge(net, macTap));
         links = named(`links: create bridge ${br}`, async () => {
           await this.batch(`links: create bridge ${br}`, plan.links.ops);
           this.note(net.name, `bridge ${br} created`, {
@@ -581,10 +580,7 @@ export class LinuxEngine implements Engine {
         );
         if (span) {
           const sp = span;
-          undos.push({
-            step: `span: delete port ${sp.port}`,
-            run: () => this.deleteSpanPort(net.name, sp.port),
-          });
+          revert.add(`span: delete port ${sp.port}`, () => this.deleteSpanPort(net.name, sp.port));
           chains.push(
             links.then(() =>
               named(`span: VXLAN port ${sp.port}`, async () => {
@@ -607,12 +603,11 @@ export class LinuxEngine implements Engine {
         if (scripts) {
           entry.firewall = fw;
           // Also after a failed apply (iptables applies per family), but only logged when it had applied.
-          undos.push({
-            step: 'firewall: remove',
-            run: () => (applied ? this.removeRules(net.name, fw, scripts) : fw.remove(net.name, scripts)),
-          });
+          revert.add('firewall: remove', () =>
+            applied ? this.removeRules(net.name, fw, scripts) : fw.remove(net.name, scripts),
+          );
         }
-        if (host.length) undos.push({ step: 'sysctls: restore', run: () => this.releaseSysctls(net.name) });
+        if (host.length) revert.add('sysctls: restore', () => this.releaseSysctls(net.name));
         chains.push(
           (async () => {
             if (scripts)
@@ -630,7 +625,7 @@ export class LinuxEngine implements Engine {
       }
       if (state.dnsmasq) {
         entry.hosts = hostsCacheOf(net);
-        undos.push({ step: 'dnsmasq: remove files', run: () => this.removeDnsmasqFiles(net.name) });
+        revert.add('dnsmasq: remove files', () => this.removeDnsmasqFiles(net.name));
         chains.push(
           (async () => {
             await named('dnsmasq: write config', () =>
@@ -647,9 +642,9 @@ export class LinuxEngine implements Engine {
             await named('dnsmasq: start', async () => {
               const sup = this.makeSupervisor(state, plan.dnsmasqArgv ?? undefined);
               entry.supervisor = sup;
-              undos.push({ step: 'dnsmasq: stop', run: () => sup.stop() });
+              revert.add('dnsmasq: stop', () => sup.stop());
               await sup.start();
-              undos.push({ step: 'leases: stop watching', run: async () => entry.leaseWatch?.stop() });
+              revert.add('leases: stop watching', async () => entry.leaseWatch?.stop());
               await this.watchLeases(net.name, entry);
             });
           })(),
@@ -667,7 +662,7 @@ export class LinuxEngine implements Engine {
       if (this.compat && crs) {
         const compat = this.compat;
         step = 'firewall: compatibility rules';
-        undos.push({ step: 'firewall: remove compatibility rules', run: () => this.removeCompat(net.name) });
+        revert.add('firewall: remove compatibility rules', () => this.removeCompat(net.name));
         this.noteCompat(net.name, entry, await compat.ensure(crs));
       }
       if (this.zones) {
@@ -676,7 +671,7 @@ export class LinuxEngine implements Engine {
         const b = await zones.bind(net);
         if (b) {
           state.zone = b;
-          undos.push({ step: 'firewalld: unbind zone', run: () => zones.unbind(b) });
+          revert.add('firewalld: unbind zone', () => zones.unbind(b));
           this.noteZone(net.name, b);
         }
       }
@@ -696,15 +691,11 @@ export class LinuxEngine implements Engine {
         throw stepError(step, e);
       });
     } catch (e) {
-      for (const u of undos.reverse()) {
-        try {
-          await u.run();
-        } catch (ue) {
-          this.log?.error(`network ${net.name}: rollback step '${u.step}' failed: ${errText(ue)}`);
-        }
-      }
+      for (const f of await revert.fail())
+        this.log?.error(`network ${net.name}: rollback step '${f.step}' failed: ${errText(f.error)}`);
       throw stepError(step, e);
     }
+    revert.success();
     this.active.set(net.name, entry);
     this.note(net.name, `network ${net.name} started`, { bridge: br, firewall: state.firewall });
     this.emit('started', { name: net.name });
