@@ -15,12 +15,10 @@
  * /proc/sys, /sys/class/net and /proc/net are read directly.
  */
 import { EventEmitter } from 'node:events';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LeaseFileWatcher } from '../dnsmasq/lease-watch.js';
 import { activeLeases, readLeaseFile } from '../dnsmasq/leases.js';
 import type { ProcessProbe } from '../dnsmasq/proc.js';
-import { DnsmasqSupervisor } from '../dnsmasq/supervisor.js';
 import { CommandError, ConflictError, NotFoundError } from '../errors.js';
 import { type CommandRunner, SpawnRunner } from '../exec/runner.js';
 import { type CompatChange, CompatLayer, type SaveCache } from '../firewall/compat.js';
@@ -35,8 +33,8 @@ import type { Network } from '../model/network.js';
 import { spanHostNetwork } from '../model/span.js';
 import type { FirewallBackend, HostEntry, Lease } from '../model/values.js';
 import { diffPlans } from '../plan/diff.js';
-import { cachedHostsfile, forgetHost, type HostsCache, hostsCacheOf } from '../plan/dnsmasq/hosts-cache.js';
-import { renderAddnhosts, withLiveHost } from '../plan/dnsmasq.js';
+import { forgetHost, hostsCacheOf } from '../plan/dnsmasq/hosts-cache.js';
+import { withLiveHost } from '../plan/dnsmasq.js';
 import { compatRuleSet } from '../plan/firewall/compat.js';
 import type { FirewallScripts } from '../plan/firewall/scripts.js';
 import {
@@ -63,7 +61,6 @@ import {
   type Sysctl,
 } from '../plan/links.js';
 import { renderFdbBatch, type SpanPlan, spanPortName } from '../plan/span.js';
-import { writeFileAtomic } from '../util/atomic-write.js';
 import type { Logger } from '../util/log.js';
 import { Revert } from '../util/revert.js';
 import { type HostProbe, LinuxHostProbe } from './host.js';
@@ -81,6 +78,7 @@ import {
 import { type NetworkState, StateStore } from './state.js';
 import { procSysctlIo, type SysctlChange, type SysctlIo, SysctlManager } from './sysctl.js';
 import type { ActiveNetworkInfo, Engine, EngineEvents } from './types.js';
+import { type DnsmasqSlot, DnsmasqUnit, isDnsmasqStep } from './units/dnsmasq.js';
 
 export interface EngineOptions {
   /** Run directory (state, dnsmasq files). Default /run/virtnet. */
@@ -116,12 +114,8 @@ export interface EngineOptions {
   coexist?: boolean;
 }
 
-interface Active {
-  state: NetworkState;
-  supervisor?: DnsmasqSupervisor;
+interface Active extends DnsmasqSlot {
   firewall?: Firewall;
-  hosts?: HostsCache;
-  leaseWatch?: LeaseFileWatcher;
   /** Where the compatibility layer is (`variant/family/parent`), to tell a repair from an addition. */
   compat?: Set<string>;
 }
@@ -152,6 +146,7 @@ export class LinuxEngine implements Engine {
   private readonly sysctls: SysctlManager;
   private readonly probe: HostProbe;
   private readonly log: Logger | undefined;
+  private readonly dnsmasq: DnsmasqUnit;
   /**
    * Locks: one operation at a time per network (key = name); admissions (conflict checks of a start,
    * adoption) one at a time under '*'. Order is always '*' before a name, never the reverse.
@@ -176,6 +171,15 @@ export class LinuxEngine implements Engine {
     this.sysctls = new SysctlManager(opts.sysctl ?? procSysctlIo(), join(this.runDir, 'sysctls.json'));
     this.probe = opts.probe ?? new LinuxHostProbe(runner);
     this.log = opts.logger;
+    this.dnsmasq = new DnsmasqUnit({
+      runner,
+      files: (name) => this.files(name),
+      argvOf: (st) => planDnsmasqArgv(st.network, this.facts(st.network.name, st.macTap)),
+      ...(opts.supervisor ? { supervisor: opts.supervisor } : {}),
+      ...(opts.dnsmasqProbe ? { probe: opts.dnsmasqProbe } : {}),
+      ...(opts.logger ? { logger: opts.logger } : {}),
+      onLease: (e) => this.emit('lease-changed', e),
+    });
   }
 
   /** Detect the firewall backend, prepare the run directory. */
@@ -405,63 +409,6 @@ export class LinuxEngine implements Engine {
 
   // --- dnsmasq -----------------------------------------------------------------------------------
 
-  /** dnsmasq's supervisor with the plan's command line (`argv`; planned from the state when absent). */
-  private makeSupervisor(state: NetworkState, argv?: readonly string[]): DnsmasqSupervisor {
-    const f = this.files(state.network.name);
-    const s = new DnsmasqSupervisor({
-      name: state.network.name,
-      confFile: f.conf,
-      pidFile: f.pid,
-      leaseFile: f.leases,
-      argv: argv ?? planDnsmasqArgv(state.network, this.facts(state.network.name, state.macTap)),
-      runner: this.runner,
-      ...(this.opts.supervisor?.pollMs ? { pollMs: this.opts.supervisor.pollMs } : {}),
-      ...(this.opts.supervisor?.backoff ? { backoff: this.opts.supervisor.backoff } : {}),
-      ...(this.opts.dnsmasqProbe ? { probe: this.opts.dnsmasqProbe } : {}),
-      ...(this.log ? { logger: this.log } : {}),
-    });
-    s.on('restart-failed', (e) =>
-      this.log?.warning(`dnsmasq of ${e.name} failed to restart: ${e.error.message}`),
-    );
-    return s;
-  }
-
-  /** Lease changes from dnsmasq's lease file become 'lease-changed' events. */
-  private async watchLeases(name: string, entry: Active): Promise<void> {
-    if (entry.leaseWatch) return;
-    const w = new LeaseFileWatcher(this.files(name).leases);
-    entry.leaseWatch = w;
-    w.on('lease-changed', (c) => this.emit('lease-changed', { name, ...c }));
-    w.on('error', (e) => this.log?.warning(`network ${name}: lease file: ${e.message}`));
-    await w.start();
-  }
-
-  /** The plan's dnsmasq files written atomically (the config only when `conf`). */
-  private async writeDnsmasqFiles(
-    name: string,
-    texts: { conf?: string | null; hostsfile: string; addnhosts?: string },
-  ): Promise<void> {
-    const f = this.files(name);
-    const o = { noSync: true } as const;
-    const writes: Promise<void>[] = [];
-    if (texts.conf) writes.push(writeFileAtomic(f.conf, texts.conf, o));
-    writes.push(writeFileAtomic(f.hostsfile, texts.hostsfile, o));
-    if (texts.addnhosts !== undefined) writes.push(writeFileAtomic(f.addnhosts, texts.addnhosts, o));
-    await Promise.all(writes);
-  }
-
-  /** Do the hostsfile / addn-hosts on disk differ from the plan of the recorded state? */
-  private async hostFilesStale(plan: NetworkPlan): Promise<boolean> {
-    const read = (p: string) => readFile(p, 'utf8').catch(() => undefined);
-    const [hosts, addn] = await Promise.all([read(plan.paths.hostsfile), read(plan.paths.addnhosts)]);
-    return hosts !== plan.hostsfile || addn !== plan.addnhosts;
-  }
-
-  private async removeDnsmasqFiles(name: string): Promise<void> {
-    const f = this.files(name);
-    await Promise.all([f.conf, f.hostsfile, f.addnhosts, f.pid].map((p) => rm(p, { force: true })));
-  }
-
   // --- start -------------------------------------------------------------------------------------
 
   async start(net: Network): Promise<ActiveNetworkInfo> {
@@ -624,29 +571,14 @@ export class LinuxEngine implements Engine {
         );
       }
       if (state.dnsmasq) {
-        entry.hosts = hostsCacheOf(net);
-        revert.add('dnsmasq: remove files', () => this.removeDnsmasqFiles(net.name));
         chains.push(
           (async () => {
-            await named('dnsmasq: write config', () =>
-              this.writeDnsmasqFiles(net.name, {
-                conf: plan.dnsmasqConf,
-                hostsfile: plan.hostsfile,
-                addnhosts: plan.addnhosts,
-              }),
-            );
+            await named('dnsmasq: write config', () => this.dnsmasq.writeUp(entry, plan, revert));
             // dnsmasq once its interface is up (it answers as soon as start() resolves). A failed
             // links chain reports itself (it comes first in `chains`).
             await links;
             if (failedChain) return; // the failed chain reports; nothing to start then take back
-            await named('dnsmasq: start', async () => {
-              const sup = this.makeSupervisor(state, plan.dnsmasqArgv ?? undefined);
-              entry.supervisor = sup;
-              revert.add('dnsmasq: stop', () => sup.stop());
-              await sup.start();
-              revert.add('leases: stop watching', async () => entry.leaseWatch?.stop());
-              await this.watchLeases(net.name, entry);
-            });
+            await named('dnsmasq: start', () => this.dnsmasq.startUp(entry, plan, revert));
           })(),
         );
       }
@@ -901,13 +833,7 @@ export class LinuxEngine implements Engine {
       }
     };
     // Three independent chains, side by side: dnsmasq; rules then host sysctls; links.
-    entry.leaseWatch?.stop();
-    const dnsmasqChain = async () => {
-      if (!state.dnsmasq) return;
-      const sup = entry.supervisor ?? this.makeSupervisor(state);
-      await attempt('dnsmasq: stop', () => sup.stop());
-      await attempt('dnsmasq: remove files', () => this.removeDnsmasqFiles(name));
-    };
+    const dnsmasqChain = () => this.dnsmasq.down(entry, attempt);
     const firewallChain = async () => {
       if (state.firewallScripts) {
         const fw = entry.firewall ?? this.firewallFor(state.firewallScripts.backend);
@@ -1030,26 +956,7 @@ export class LinuxEngine implements Engine {
         const plan = this.planOf(state.network, state.macTap, state.extraHosts);
         const host = plan.links.sysctls;
         if (host.length) this.noteSysctls(name, await this.sysctls.claim(name, host));
-        if (state.dnsmasq) {
-          const sup = this.makeSupervisor(state, plan.dnsmasqArgv ?? undefined);
-          entry.supervisor = sup;
-          if (!(await sup.adopt())) {
-            this.log?.warning(`network ${name}: dnsmasq not running; starting it`);
-            await this.writeDnsmasqFiles(name, {
-              conf: plan.dnsmasqConf,
-              hostsfile: plan.hostsfile,
-              addnhosts: plan.addnhosts,
-            });
-            await sup.start();
-          } else if (await this.hostFilesStale(plan)) {
-            // A host change was interrupted between writing the files and recording the state: the
-            // recorded reservations are the truth (only those were acknowledged).
-            this.log?.warning(`network ${name}: host files differ from the recorded reservations; rewritten`);
-            await this.writeDnsmasqFiles(name, { hostsfile: plan.hostsfile, addnhosts: plan.addnhosts });
-            await sup.reload();
-          }
-          await this.watchLeases(name, entry);
-        }
+        if (state.dnsmasq) await this.dnsmasq.adopt(entry, plan);
         this.active.set(name, entry);
         this.note(name, `network ${name} adopted`);
       } catch (e) {
@@ -1139,16 +1046,8 @@ export class LinuxEngine implements Engine {
       await this.hostsChanged(entry, changed);
     } catch (e) {
       entry.state.extraHosts = before;
-      if (entry.state.dnsmasq && entry.supervisor) {
-        const sup = entry.supervisor;
-        const plan = this.planOf(entry.state.network, entry.state.macTap, before);
-        await this.writeDnsmasqFiles(entry.state.network.name, {
-          hostsfile: plan.hostsfile,
-          addnhosts: plan.addnhosts,
-        })
-          .then(() => sup.reload())
-          .catch(() => {});
-      }
+      if (entry.state.dnsmasq && entry.supervisor)
+        await this.dnsmasq.restoreHosts(entry, this.planOf(entry.state.network, entry.state.macTap, before));
       throw e;
     }
   }
@@ -1156,15 +1055,7 @@ export class LinuxEngine implements Engine {
   /** Hostsfile (and addn-hosts when a DNS-only entry changed) rewritten atomically + SIGHUP. No firewall change. */
   private async hostsChanged(entry: Active, changed: HostEntry): Promise<void> {
     const st = entry.state;
-    if (st.dnsmasq && entry.supervisor) {
-      // The incremental path of the plan's hostsfile: only the changed line is rendered.
-      entry.hosts ??= hostsCacheOf(st.network);
-      await this.writeDnsmasqFiles(st.network.name, {
-        hostsfile: cachedHostsfile(entry.hosts, st.extraHosts),
-        ...(changed.mac ? {} : { addnhosts: renderAddnhosts(st.network, st.extraHosts) }),
-      });
-      await entry.supervisor.reload();
-    }
+    await this.dnsmasq.hostsChanged(entry, changed);
     await this.store.saveLive(st);
     this.emit('updated', { name: st.network.name });
   }
@@ -1281,30 +1172,7 @@ export class LinuxEngine implements Engine {
     st.dnsmasq = plan.dnsmasqConf !== null;
     entry.hosts = st.dnsmasq ? hostsCacheOf(net) : undefined;
     for (const step of steps) {
-      switch (step.kind) {
-        case 'dnsmasq-stop':
-          entry.leaseWatch?.stop();
-          delete entry.leaseWatch;
-          await entry.supervisor?.stop();
-          delete entry.supervisor;
-          await this.removeDnsmasqFiles(net.name);
-          break;
-        case 'dnsmasq-start':
-        case 'dnsmasq-restart':
-          await this.writeDnsmasqFiles(net.name, step);
-          if (entry.supervisor) entry.supervisor.setArgv(step.argv);
-          else entry.supervisor = this.makeSupervisor(st, step.argv);
-          if (step.kind === 'dnsmasq-restart') await entry.supervisor.restart();
-          else await entry.supervisor.start();
-          await this.watchLeases(net.name, entry);
-          break;
-        case 'dnsmasq-reload':
-          await this.writeDnsmasqFiles(net.name, step);
-          await entry.supervisor?.reload();
-          break;
-        default:
-          break;
-      }
+      if (isDnsmasqStep(step)) await this.dnsmasq.update(entry, step);
     }
     await this.store.save(st);
     this.emit('updated', { name: net.name });
