@@ -58,7 +58,6 @@ import {
   planRelease,
   planSysctls,
   renderIpBatch,
-  type Sysctl,
 } from '../plan/links.js';
 import { renderFdbBatch, type SpanPlan, spanPortName } from '../plan/span.js';
 import type { Logger } from '../util/log.js';
@@ -76,9 +75,11 @@ import {
   spanStateOf,
 } from './span.js';
 import { type NetworkState, StateStore } from './state.js';
-import { procSysctlIo, type SysctlChange, type SysctlIo, SysctlManager } from './sysctl.js';
+import { procSysctlIo, type SysctlIo, SysctlManager } from './sysctl.js';
 import type { ActiveNetworkInfo, Engine, EngineEvents } from './types.js';
+import { type Change, errText, stepError } from './units/change.js';
 import { type DnsmasqSlot, DnsmasqUnit, isDnsmasqStep } from './units/dnsmasq.js';
+import { SysctlsUnit } from './units/sysctls.js';
 
 export interface EngineOptions {
   /** Run directory (state, dnsmasq files). Default /run/virtnet. */
@@ -125,25 +126,14 @@ function compatWhere(c: CompatChange): string {
   return `${c.variant === 'native' ? 'foreign nftables chains' : `iptables-${c.variant}`} ${c.family}`;
 }
 
-function errText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
-/** Wrap a non-command failure so it names its step. */
-function stepError(step: string, e: unknown): Error {
-  if (e instanceof CommandError || e instanceof ConflictError || e instanceof NotFoundError) return e;
-  const err = new Error(`${step}: ${errText(e)}`);
-  (err as Error & { cause?: unknown }).cause = e;
-  return err;
-}
-
 export class LinuxEngine implements Engine {
   private readonly events = new EventEmitter();
   private readonly active = new Map<string, Active>();
   private readonly runDir: string;
   private readonly dnsmasqDir: string;
   private readonly store: StateStore;
-  private readonly sysctls: SysctlManager;
+  private readonly sysctlIo: SysctlIo;
+  private readonly sysctlUnit: SysctlsUnit;
   private readonly probe: HostProbe;
   private readonly log: Logger | undefined;
   private readonly dnsmasq: DnsmasqUnit;
@@ -168,7 +158,11 @@ export class LinuxEngine implements Engine {
     this.runDir = opts.runDir ?? '/run/virtnet';
     this.dnsmasqDir = join(this.runDir, 'dnsmasq');
     this.store = new StateStore(this.runDir);
-    this.sysctls = new SysctlManager(opts.sysctl ?? procSysctlIo(), join(this.runDir, 'sysctls.json'));
+    this.sysctlIo = opts.sysctl ?? procSysctlIo();
+    this.sysctlUnit = new SysctlsUnit(
+      new SysctlManager(this.sysctlIo, join(this.runDir, 'sysctls.json')),
+      this.sysctlIo,
+    );
     this.probe = opts.probe ?? new LinuxHostProbe(runner);
     this.log = opts.logger;
     this.dnsmasq = new DnsmasqUnit({
@@ -276,28 +270,13 @@ export class LinuxEngine implements Engine {
     this.log?.info(message, { network, ...meta });
   }
 
-  private noteSysctls(network: string, changes: readonly SysctlChange[], restored = false): void {
-    for (const c of changes)
-      this.note(network, `sysctl ${c.key} ${restored ? 'restored to' : 'set to'} ${c.value} (was ${c.was})`);
-  }
-
-  /** Bridge sysctls. `onlyChanged`: read first and write (and log) only what differs. */
-  private async writeSysctls(
-    network: string,
-    step: string,
-    settings: readonly Sysctl[],
-    onlyChanged = false,
-  ): Promise<void> {
-    const io = this.opts.sysctl ?? procSysctlIo();
-    for (const s of settings) {
-      try {
-        const was = onlyChanged ? await io.read(s.key).catch(() => undefined) : undefined;
-        if (onlyChanged && was === s.value) continue;
-        await io.write(s.key, s.value);
-        this.note(network, `sysctl ${s.key} set to ${s.value}${was !== undefined ? ` (was ${was})` : ''}`);
-      } catch (e) {
-        throw stepError(`${step}: ${s.key}=${s.value}`, e);
-      }
+  /** Run a unit's step and log the changes it reports (also those made before it failed). */
+  private async reported(network: string, fn: (changes: Change[]) => Promise<void>): Promise<void> {
+    const changes: Change[] = [];
+    try {
+      await fn(changes);
+    } finally {
+      for (const c of changes) this.note(network, c.message, c.meta ?? {});
     }
   }
 
@@ -374,7 +353,7 @@ export class LinuxEngine implements Engine {
     // ignore RAs on interfaces with accept_ra=1, so a default route learned from RAs would expire.
     // Refuse unless those interfaces have accept_ra=2.
     if (planSysctls(net).some((x) => x.key === 'net.ipv6.conf.all.forwarding')) {
-      const io = this.opts.sysctl ?? procSysctlIo();
+      const io = this.sysctlIo;
       const forwarding = await io.read('net.ipv6.conf.all.forwarding').catch(() => '0');
       if (forwarding !== '1') {
         for (const dev of await this.probe.raDefaultRouteDevs()) {
@@ -523,7 +502,11 @@ export class LinuxEngine implements Engine {
           });
         });
         chains.push(
-          links.then(() => this.writeSysctls(net.name, `sysctls of bridge ${br}`, plan.links.bridgeSysctls)),
+          links.then(() =>
+            this.reported(net.name, (c) =>
+              this.sysctlUnit.bridge(`sysctls of bridge ${br}`, plan.links.bridgeSysctls, c),
+            ),
+          ),
         );
         if (span) {
           const sp = span;
@@ -565,7 +548,7 @@ export class LinuxEngine implements Engine {
               });
             if (host.length)
               await named('sysctls', async () =>
-                this.noteSysctls(net.name, await this.sysctls.claim(net.name, host)),
+                this.reported(net.name, (c) => this.sysctlUnit.up(net.name, host, c)),
               );
           })(),
         );
@@ -660,7 +643,7 @@ export class LinuxEngine implements Engine {
   }
 
   private async releaseSysctls(name: string): Promise<void> {
-    this.noteSysctls(name, await this.sysctls.release(name), true);
+    await this.reported(name, (c) => this.sysctlUnit.down(name, c));
   }
 
   /** Put a NIC back as it was, whatever half-state the enslave left (each line on its own). */
@@ -955,7 +938,7 @@ export class LinuxEngine implements Engine {
         }
         const plan = this.planOf(state.network, state.macTap, state.extraHosts);
         const host = plan.links.sysctls;
-        if (host.length) this.noteSysctls(name, await this.sysctls.claim(name, host));
+        if (host.length) await this.reported(name, (c) => this.sysctlUnit.up(name, host, c));
         if (state.dnsmasq) await this.dnsmasq.adopt(entry, plan);
         this.active.set(name, entry);
         this.note(name, `network ${name} adopted`);
@@ -1135,14 +1118,13 @@ export class LinuxEngine implements Engine {
           for (const op of step.ops) this.note(net.name, describeLinkOp(op));
           break;
         case 'bridge-sysctls':
-          await this.writeSysctls(net.name, `sysctls of bridge ${br}`, step.sysctls, true);
+          await this.reported(net.name, (c) =>
+            this.sysctlUnit.bridge(`sysctls of bridge ${br}`, step.sysctls, c, true),
+          );
           break;
         case 'host-sysctls':
           // Claim what the new definition needs, release what only the old one did.
-          for (const c of await this.sysctls.replace(net.name, step.sysctls)) {
-            const restored = !step.sysctls.some((x) => x.key === c.key);
-            this.noteSysctls(net.name, [c], restored);
-          }
+          await this.reported(net.name, (c) => this.sysctlUnit.update(net.name, step.sysctls, c));
           break;
         case 'firewall':
           if (step.remove) {
