@@ -19,7 +19,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { activeLeases, readLeaseFile } from '../dnsmasq/leases.js';
 import type { ProcessProbe } from '../dnsmasq/proc.js';
-import { CommandError, ConflictError, NotFoundError } from '../errors.js';
+import { ConflictError, NotFoundError } from '../errors.js';
 import { type CommandRunner, SpawnRunner } from '../exec/runner.js';
 import { type CompatChange, CompatLayer, type SaveCache } from '../firewall/compat.js';
 import { detectFirewall, type FirewallRequest, makeFirewall } from '../firewall/detect.js';
@@ -46,19 +46,7 @@ import {
   planNetwork,
   plansMacTap,
 } from '../plan/index.js';
-import {
-  createsBridge,
-  describeLinkOp,
-  ipArgv,
-  type LinkOp,
-  macTapName,
-  type NicState,
-  planEnslave,
-  planLinksDown,
-  planRelease,
-  planSysctls,
-  renderIpBatch,
-} from '../plan/links.js';
+import { createsBridge, type NicState, planSysctls } from '../plan/links.js';
 import { renderFdbBatch, type SpanPlan, spanPortName } from '../plan/span.js';
 import type { Logger } from '../util/log.js';
 import { Revert } from '../util/revert.js';
@@ -79,6 +67,8 @@ import { procSysctlIo, type SysctlIo, SysctlManager } from './sysctl.js';
 import type { ActiveNetworkInfo, Engine, EngineEvents } from './types.js';
 import { type Change, errText, stepError } from './units/change.js';
 import { type DnsmasqSlot, DnsmasqUnit, isDnsmasqStep } from './units/dnsmasq.js';
+import { LinksUnit } from './units/links.js';
+import { PortsUnit } from './units/ports.js';
 import { SysctlsUnit } from './units/sysctls.js';
 
 export interface EngineOptions {
@@ -134,6 +124,8 @@ export class LinuxEngine implements Engine {
   private readonly store: StateStore;
   private readonly sysctlIo: SysctlIo;
   private readonly sysctlUnit: SysctlsUnit;
+  private readonly linksUnit: LinksUnit;
+  private readonly portsUnit: PortsUnit;
   private readonly probe: HostProbe;
   private readonly log: Logger | undefined;
   private readonly dnsmasq: DnsmasqUnit;
@@ -164,6 +156,8 @@ export class LinuxEngine implements Engine {
       this.sysctlIo,
     );
     this.probe = opts.probe ?? new LinuxHostProbe(runner);
+    this.linksUnit = new LinksUnit(runner, this.probe, opts.logger);
+    this.portsUnit = new PortsUnit(runner);
     this.log = opts.logger;
     this.dnsmasq = new DnsmasqUnit({
       runner,
@@ -257,11 +251,6 @@ export class LinuxEngine implements Engine {
     return backend === this.firewall.backend
       ? this.firewall
       : makeFirewall(this.runner, { backend, reason: 'recorded in the state of an adopted network' });
-  }
-
-  private async batch(step: string, ops: readonly LinkOp[]): Promise<void> {
-    if (ops.length === 0) return;
-    await this.runner.run({ step, argv: ['ip', '-batch', '-'], input: renderIpBatch(ops) });
   }
 
   // --- the log: every change to the host once, at info, tagged with the network ------------------
@@ -480,27 +469,14 @@ export class LinuxEngine implements Engine {
           const nic = await this.probe.nicState(nicName);
           state.enslaved = nic;
           revert.add(`links: release ${nic.name}`, () => this.releaseNic(net, nic));
-          await this.batch(`links: enslave ${nicName} to ${br}`, planEnslave(net, nic));
-          this.note(
-            net.name,
-            `bridge ${br} created with ${nicName} enslaved; ${nicName}'s addresses and routes moved to ${br}`,
-            {
-              addresses: nic.addrs.map((a) => `${a.address}/${a.prefix}`),
-              routes: nic.routes.map((r) => r.dest),
-            },
-          );
+          await this.reported(net.name, (c) => this.linksUnit.enslave(net, nic, c));
         });
         chains.push(links);
       } else if (net.forward.mode !== 'bridge') {
         revert.add(`links: delete bridge ${br}`, () => this.deleteBridge(net, macTap));
-        links = named(`links: create bridge ${br}`, async () => {
-          await this.batch(`links: create bridge ${br}`, plan.links.ops);
-          this.note(net.name, `bridge ${br} created`, {
-            addresses: net.ips.map((ip) => `${ip.address}/${ip.prefix}`),
-            ...(net.routes.length ? { routes: net.routes.map((r) => `${r.address}/${r.prefix}`) } : {}),
-            ...(macTap ? { tap: macTapName(br) } : {}),
-          });
-        });
+        links = named(`links: create bridge ${br}`, () =>
+          this.reported(net.name, (c) => this.linksUnit.create(net, plan.links.ops, macTap, c)),
+        );
         chains.push(
           links.then(() =>
             this.reported(net.name, (c) =>
@@ -593,12 +569,9 @@ export class LinuxEngine implements Engine {
       // Ports that were attached before (update with restart).
       for (const p of state.ports) {
         step = `ports: attach ${p}`;
-        const r = await this.runner.run({
-          step,
-          argv: ipArgv({ kind: 'link-set', name: p, master: br, up: true }),
-          allowFail: true,
-        });
-        if (r.exitCode === 0) this.note(net.name, `port ${p} attached to ${br}`);
+        await this.reported(net.name, (c) =>
+          this.portsUnit.attach(br, p, c, { tolerant: true, step }).then(() => {}),
+        );
       }
       step = 'state: record';
       state.phase = 'active';
@@ -624,17 +597,7 @@ export class LinuxEngine implements Engine {
   }
 
   private async deleteBridge(net: Network, macTap: boolean): Promise<void> {
-    const br = net.bridge.name!;
-    const ops: LinkOp[] = [];
-    if (macTap && (await this.probe.linkExists(macTapName(br))))
-      ops.push({ kind: 'link-del', name: macTapName(br) });
-    if (await this.probe.linkExists(br)) ops.push({ kind: 'link-del', name: br });
-    await this.batch(`links: delete bridge ${br}`, ops);
-    for (const op of ops)
-      this.note(
-        net.name,
-        op.kind === 'link-del' && op.name === br ? `bridge ${br} removed` : describeLinkOp(op),
-      );
+    await this.reported(net.name, (c) => this.linksUnit.deleteBridge(net, macTap, c));
   }
 
   private async removeRules(name: string, fw: Firewall, scripts: FirewallScripts): Promise<void> {
@@ -646,21 +609,8 @@ export class LinuxEngine implements Engine {
     await this.reported(name, (c) => this.sysctlUnit.down(name, c));
   }
 
-  /** Put a NIC back as it was, whatever half-state the enslave left (each line on its own). */
   private async releaseNic(net: Network, nic: NicState): Promise<void> {
-    const ops = planRelease(net, nic);
-    const r = await this.runner.run({
-      step: `links: release ${nic.name}`,
-      argv: ['ip', '-force', '-batch', '-'],
-      input: renderIpBatch(ops),
-      allowFail: true,
-    });
-    if (r.exitCode !== 0)
-      this.log?.warning(`links: release ${nic.name}: ${r.stderr.trim()}`, { network: net.name });
-    this.note(
-      net.name,
-      `${nic.name} released from ${net.bridge.name}, bridge removed; addresses and routes moved back to ${nic.name}`,
-    );
+    await this.reported(net.name, (c) => this.linksUnit.release(net, nic, c));
   }
 
   // --- living with other firewalls ---------------------------------------------------------------
@@ -843,38 +793,18 @@ export class LinuxEngine implements Engine {
         const nic = state.enslaved;
         await attempt(`links: release ${nic.name}`, () => this.releaseNic(net, nic));
       } else if (state.createdBridge) {
-        const ops: LinkOp[] = planLinksDown(net, { macTap: state.macTap });
-        await attempt(`links: delete bridge ${state.bridge}`, async () => {
-          const r = await this.runner.run({
-            step: `links: delete bridge ${state.bridge}`,
-            argv: ['ip', '-batch', '-'],
-            input: renderIpBatch(ops),
-            allowFail: true,
-          });
-          if (r.exitCode !== 0 && (await this.probe.linkExists(state.bridge))) {
-            throw new CommandError(
-              `links: delete bridge ${state.bridge}`,
-              ['ip', '-batch', '-'],
-              r.exitCode,
-              r.stderr,
-            );
-          }
-          this.note(
-            name,
-            `bridge ${state.bridge} removed`,
-            state.macTap ? { tap: macTapName(state.bridge) } : {},
-          );
-        });
+        await attempt(`links: delete bridge ${state.bridge}`, () =>
+          this.reported(name, (c) => this.linksUnit.down(state, c)),
+        );
       } else {
         for (const p of state.ports) {
-          await attempt(`ports: detach ${p}`, async () => {
-            const r = await this.runner.run({
-              step: `ports: detach ${p}`,
-              argv: ipArgv({ kind: 'link-set', name: p, master: null }),
-              allowFail: true,
-            });
-            if (r.exitCode === 0) this.note(name, `port ${p} detached from ${state.bridge}`);
-          });
+          await attempt(`ports: detach ${p}`, () =>
+            this.reported(name, (c) =>
+              this.portsUnit
+                .detach(state.bridge, p, c, { tolerant: true, step: `ports: detach ${p}` })
+                .then(() => {}),
+            ),
+          );
         }
       }
     };
@@ -1053,11 +983,11 @@ export class LinuxEngine implements Engine {
     return this.locked(name, async () => {
       const entry = this.need(name);
       const st = entry.state;
-      await this.runner.run({
-        step: `ports: attach ${ifname} to ${st.bridge}`,
-        argv: ipArgv({ kind: 'link-set', name: ifname, master: st.bridge, up: true }),
-      });
-      this.note(name, `port ${ifname} attached to ${st.bridge}`, meta.domain ? { domain: meta.domain } : {});
+      await this.reported(name, (c) =>
+        this.portsUnit
+          .attach(st.bridge, ifname, c, meta.domain ? { meta: { domain: meta.domain } } : {})
+          .then(() => {}),
+      );
       if (!st.ports.includes(ifname)) st.ports.push(ifname);
       await this.store.saveLive(st);
       this.emit('port-attached', { name, ifname, mac: meta.mac ?? '', domain: meta.domain ?? '' });
@@ -1069,14 +999,10 @@ export class LinuxEngine implements Engine {
       const entry = this.need(name);
       const st = entry.state;
       if ((await this.probe.masterOf(ifname)) === st.bridge) {
-        await this.runner.run({
-          step: `ports: detach ${ifname} from ${st.bridge}`,
-          argv: ipArgv({ kind: 'link-set', name: ifname, master: null }),
-        });
-        this.note(
-          name,
-          `port ${ifname} detached from ${st.bridge}`,
-          meta.domain ? { domain: meta.domain } : {},
+        await this.reported(name, (c) =>
+          this.portsUnit
+            .detach(st.bridge, ifname, c, meta.domain ? { meta: { domain: meta.domain } } : {})
+            .then(() => {}),
         );
       }
       st.ports = st.ports.filter((p) => p !== ifname);
@@ -1114,8 +1040,7 @@ export class LinuxEngine implements Engine {
     for (const step of steps) {
       switch (step.kind) {
         case 'links':
-          await this.batch(`links: update ${br}`, step.ops);
-          for (const op of step.ops) this.note(net.name, describeLinkOp(op));
+          await this.reported(net.name, (c) => this.linksUnit.update(br, step.ops, c));
           break;
         case 'bridge-sysctls':
           await this.reported(net.name, (c) =>
