@@ -28,7 +28,6 @@ import { gatherDoctorFacts } from '../firewall/doctor-host.js';
 import type { ZoneBinding, ZoneManager } from '../firewall/firewalld.js';
 import type { Firewall, FirewallChoice } from '../firewall/types.js';
 import { RulesetWatcher } from '../firewall/watch.js';
-import { subnetsOverlap } from '../model/ip.js';
 import type { Network } from '../model/network.js';
 import { spanHostNetwork } from '../model/span.js';
 import type { FirewallBackend, HostEntry, Lease } from '../model/values.js';
@@ -46,10 +45,11 @@ import {
   planNetwork,
   plansMacTap,
 } from '../plan/index.js';
-import { createsBridge, type NicState, planSysctls } from '../plan/links.js';
-import { renderFdbBatch, type SpanPlan, spanPortName } from '../plan/span.js';
+import { createsBridge, type NicState } from '../plan/links.js';
+import { renderFdbBatch, type SpanPlan } from '../plan/span.js';
 import type { Logger } from '../util/log.js';
 import { Revert } from '../util/revert.js';
+import { checkEngineConflicts, checkHostConflicts, type RunningNetwork } from './conflicts.js';
 import { type HostProbe, LinuxHostProbe } from './host.js';
 import {
   applySpan,
@@ -277,105 +277,21 @@ export class LinuxEngine implements Engine {
     await this.checkHostConflicts(net);
   }
 
-  /** Against the networks this engine runs or is starting: in memory, no await (admission is atomic). */
-  private checkEngineConflicts(net: Network): void {
-    const br = net.bridge.name;
-    if (!br) throw new ConflictError(`network ${net.name}: no bridge name`);
-    // Active networks and those admitted but still starting (started side by side).
-    const others = [
+  /** Active networks and those admitted but still starting (started side by side). */
+  private running(): RunningNetwork[] {
+    return [
       ...[...this.active.values()].map((a) => ({ bridge: a.state.bridge, network: a.state.network })),
       ...[...this.reserved.values()].map((n) => ({ bridge: n.bridge.name, network: n })),
-    ].filter((o) => o.network.name !== net.name);
-    for (const o of others) {
-      if (net.span && o.network.span?.vni === net.span.vni) {
-        throw new ConflictError(
-          `network ${net.name}: VXLAN VNI ${net.span.vni} is already used by network ${o.network.name}`,
-        );
-      }
-      if (o.bridge === br) {
-        throw new ConflictError(
-          `network ${net.name}: bridge ${br} is already used by network ${o.network.name}`,
-        );
-      }
-      for (const ip of net.ips) {
-        for (const oip of o.network.ips) {
-          if (ip.family === oip.family && subnetsOverlap(ip.address, ip.prefix, oip.address, oip.prefix)) {
-            throw new ConflictError(
-              `network ${net.name}: subnet ${ip.address}/${ip.prefix} overlaps network ${o.network.name} (${oip.address}/${oip.prefix})`,
-            );
-          }
-        }
-      }
-    }
+    ];
   }
 
-  /** Against the host (links, routes): read-only, so it runs outside the admission lock. */
-  private async checkHostConflicts(net: Network): Promise<void> {
-    const br = net.bridge.name;
-    if (!br) throw new ConflictError(`network ${net.name}: no bridge name`);
-    if (createsBridge(net)) {
-      if (await this.probe.linkExists(br)) {
-        throw new ConflictError(`network ${net.name}: an interface named ${br} already exists`);
-      }
-    } else if (!(await this.probe.isBridge(br))) {
-      throw new NotFoundError(`network ${net.name}: host bridge ${br} does not exist (forward mode bridge)`);
-    }
-    if (net.span && (await this.probe.linkExists(spanPortName(net.span.vni)))) {
-      throw new ConflictError(
-        `network ${net.name}: an interface named ${spanPortName(net.span.vni)} (the span's VXLAN port) already exists`,
-      );
-    }
-    const enslave = net.forward.mode === 'bridge' ? net.bridge.enslave : undefined;
-    if (enslave) {
-      if (!(await this.probe.linkExists(enslave))) {
-        throw new NotFoundError(`network ${net.name}: interface ${enslave} to enslave does not exist`);
-      }
-      const master = await this.probe.masterOf(enslave);
-      if (master) throw new ConflictError(`network ${net.name}: ${enslave} is already a port of ${master}`);
-    }
-    for (const dev of [net.forward.dev, ...net.forward.interfaces]) {
-      if (dev && !(await this.probe.linkExists(dev))) {
-        throw new NotFoundError(`network ${net.name}: forward dev ${dev} does not exist`);
-      }
-    }
-    // Like libvirt (virNetDevIPCheckIPv6Forwarding): switching IPv6 forwarding on makes the kernel
-    // ignore RAs on interfaces with accept_ra=1, so a default route learned from RAs would expire.
-    // Refuse unless those interfaces have accept_ra=2.
-    if (planSysctls(net).some((x) => x.key === 'net.ipv6.conf.all.forwarding')) {
-      const io = this.sysctlIo;
-      const forwarding = await io.read('net.ipv6.conf.all.forwarding').catch(() => '0');
-      if (forwarding !== '1') {
-        for (const dev of await this.probe.raDefaultRouteDevs()) {
-          const ra = await io.read(`net.ipv6.conf.${dev}.accept_ra`).catch(() => '');
-          if (ra !== '2') {
-            throw new ConflictError(
-              `network ${net.name}: enabling IPv6 forwarding would drop ${dev}'s default route learned from router advertisements; set net.ipv6.conf.${dev}.accept_ra=2 first`,
-            );
-          }
-        }
-      }
-    }
-    if (net.ips.length > 0) {
-      const routes = await this.probe.routes();
-      for (const ip of net.ips) {
-        for (const r of routes) {
-          if (r.family !== ip.family || r.prefix === 0 || r.dev === 'lo') continue;
-          if (
-            r.family === 'ipv6' &&
-            (r.prefix === 128 || r.dest.startsWith('fe80:') || r.dest.startsWith('ff00:'))
-          )
-            continue;
-          if (subnetsOverlap(ip.address, ip.prefix, r.dest, r.prefix)) {
-            throw new ConflictError(
-              `network ${net.name}: subnet ${ip.address}/${ip.prefix} overlaps the route to ${r.dest}/${r.prefix} on ${r.dev}`,
-            );
-          }
-        }
-      }
-    }
+  private checkEngineConflicts(net: Network): void {
+    checkEngineConflicts(net, this.running());
   }
 
-  // --- dnsmasq -----------------------------------------------------------------------------------
+  private checkHostConflicts(net: Network): Promise<void> {
+    return checkHostConflicts(net, this.probe, this.sysctlIo);
+  }
 
   // --- start -------------------------------------------------------------------------------------
 
