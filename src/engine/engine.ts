@@ -67,6 +67,7 @@ import { procSysctlIo, type SysctlIo, SysctlManager } from './sysctl.js';
 import type { ActiveNetworkInfo, Engine, EngineEvents } from './types.js';
 import { type Change, errText, stepError } from './units/change.js';
 import { type DnsmasqSlot, DnsmasqUnit, isDnsmasqStep } from './units/dnsmasq.js';
+import { FirewallUnit } from './units/firewall.js';
 import { LinksUnit } from './units/links.js';
 import { PortsUnit } from './units/ports.js';
 import { SysctlsUnit } from './units/sysctls.js';
@@ -126,6 +127,7 @@ export class LinuxEngine implements Engine {
   private readonly sysctlUnit: SysctlsUnit;
   private readonly linksUnit: LinksUnit;
   private readonly portsUnit: PortsUnit;
+  private readonly firewallUnit: FirewallUnit;
   private readonly probe: HostProbe;
   private readonly log: Logger | undefined;
   private readonly dnsmasq: DnsmasqUnit;
@@ -158,6 +160,7 @@ export class LinuxEngine implements Engine {
     this.probe = opts.probe ?? new LinuxHostProbe(runner);
     this.linksUnit = new LinksUnit(runner, this.probe, opts.logger);
     this.portsUnit = new PortsUnit(runner);
+    this.firewallUnit = new FirewallUnit(opts.logger);
     this.log = opts.logger;
     this.dnsmasq = new DnsmasqUnit({
       runner,
@@ -421,22 +424,20 @@ export class LinuxEngine implements Engine {
       const host = plan.links.sysctls;
       if (scripts || host.length) {
         const fw = this.firewall;
+        if (scripts) entry.firewall = fw;
         let applied = false;
-        if (scripts) {
-          entry.firewall = fw;
-          // Also after a failed apply (iptables applies per family), but only logged when it had applied.
+        // Also after a failed apply (iptables applies per family), but only logged when it had applied.
+        if (scripts)
           revert.add('firewall: remove', () =>
             applied ? this.removeRules(net.name, fw, scripts) : fw.remove(net.name, scripts),
           );
-        }
         if (host.length) revert.add('sysctls: restore', () => this.releaseSysctls(net.name));
         chains.push(
           (async () => {
             if (scripts)
               await named(`firewall (${scripts.backend})`, async () => {
-                await fw.apply(net.name, scripts);
+                await this.reported(net.name, (c) => this.firewallUnit.up(net.name, fw, scripts, c));
                 applied = true;
-                this.note(net.name, `firewall rules applied (${scripts.backend})`);
               });
             if (host.length)
               await named('sysctls', async () =>
@@ -517,8 +518,7 @@ export class LinuxEngine implements Engine {
   }
 
   private async removeRules(name: string, fw: Firewall, scripts: FirewallScripts): Promise<void> {
-    await fw.remove(name, scripts);
-    this.note(name, `firewall rules removed (${scripts.backend})`);
+    await this.reported(name, (c) => this.firewallUnit.down(name, fw, scripts, c));
   }
 
   private async releaseSysctls(name: string): Promise<void> {
@@ -763,11 +763,7 @@ export class LinuxEngine implements Engine {
         if (state.firewallScripts) {
           const fw = this.firewallFor(state.firewallScripts.backend);
           entry.firewall = fw;
-          // nftables: re-applied in one transaction (a rule missing inside a table is repaired too);
-          // iptables: every rule checked with -C, re-applied only when something is missing.
-          const found = await fw.repair(name, state.firewallScripts);
-          if (found !== 'present')
-            this.log?.warning(`network ${name}: firewall rules were ${found}; repaired`);
+          await this.firewallUnit.adopt(name, fw, state.firewallScripts);
         }
         if (state.span) await this.repairSpan(state);
         const crs = this.compat ? compatRuleSet(state.network) : undefined;
@@ -968,16 +964,18 @@ export class LinuxEngine implements Engine {
           await this.reported(net.name, (c) => this.sysctlUnit.update(net.name, step.sysctls, c));
           break;
         case 'firewall':
-          if (step.remove) {
-            const fw = entry.firewall ?? this.firewallFor(step.remove.backend);
-            await this.removeRules(net.name, fw, step.remove);
-          }
-          if (step.apply) {
-            await this.firewall.apply(net.name, step.apply);
-            this.note(
+          await this.reported(net.name, (c) =>
+            this.firewallUnit.update(
               net.name,
-              `firewall rules ${step.atomic ? 'replaced' : 'applied'} (${step.apply.backend})`,
-            );
+              step,
+              {
+                old: entry.firewall ?? this.firewallFor(step.remove?.backend ?? this.firewall.backend),
+                next: this.firewall,
+              },
+              c,
+            ),
+          );
+          if (step.apply) {
             entry.firewall = this.firewall;
             st.firewallScripts = step.apply;
             st.firewall = step.apply.backend;
