@@ -19,6 +19,7 @@ import { CommandError } from '../errors.js';
 import { type CommandRunner, createRunner } from '../exec/runner.js';
 import { type DnsmasqArgvOptions, dnsmasqArgv } from '../plan/dnsmasq.js';
 import type { Logger } from '../util/log.js';
+import { type InotifyGuard, sharedInotifyGuard } from './inotify.js';
 import { isDnsmasqWithConf, type ProcessProbe, realProbe } from './proc.js';
 
 export interface BackoffOptions {
@@ -71,6 +72,8 @@ export interface DnsmasqSupervisorOptions {
   /** How long stop() waits after SIGTERM before SIGKILL (default 2 s). */
   stopTimeoutMs?: number;
   logger?: Logger;
+  /** Headroom check for dnsmasq's inotify instance before each start (default: the process-wide guard). */
+  inotify?: Pick<InotifyGuard, 'check'>;
 }
 
 export type SupervisorState =
@@ -104,6 +107,7 @@ export class DnsmasqSupervisor extends EventEmitter<DnsmasqSupervisorEvents> {
   private argvValue: string[];
   private readonly runner: CommandRunner;
   private readonly probe: ProcessProbe;
+  private readonly inotify: Pick<InotifyGuard, 'check'>;
   private readonly backoff: BackoffOptions;
   private readonly pollMs: number;
   private readonly startTimeoutMs: number;
@@ -137,6 +141,7 @@ export class DnsmasqSupervisor extends EventEmitter<DnsmasqSupervisorEvents> {
     checkArgv(this.argvValue);
     this.runner = opts.runner ?? createRunner();
     this.probe = opts.probe ?? realProbe;
+    this.inotify = opts.inotify ?? sharedInotifyGuard;
     this.backoff = { ...DEFAULT_BACKOFF, ...opts.backoff };
     this.pollMs = opts.pollMs ?? 100;
     this.startTimeoutMs = opts.startTimeoutMs ?? 5000;
@@ -307,6 +312,7 @@ export class DnsmasqSupervisor extends EventEmitter<DnsmasqSupervisorEvents> {
   /** Run the start command (dnsmasq daemonizes) and read the pid file. */
   private async spawnDaemon(): Promise<number> {
     const step = `dnsmasq: start ${this.name}`;
+    await this.inotify.check(this.name);
     await rm(this.pidFile, { force: true });
     const req = {
       step,

@@ -15,13 +15,11 @@
  * /proc/sys, /sys/class/net and /proc/net are read directly.
  */
 import { EventEmitter } from 'node:events';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LeaseFileWatcher } from '../dnsmasq/lease-watch.js';
 import { activeLeases, readLeaseFile } from '../dnsmasq/leases.js';
 import type { ProcessProbe } from '../dnsmasq/proc.js';
-import { DnsmasqSupervisor } from '../dnsmasq/supervisor.js';
-import { CommandError, ConflictError, NotFoundError } from '../errors.js';
+import { ConflictError, NotFoundError } from '../errors.js';
 import { type CommandRunner, createRunner } from '../exec/runner.js';
 import { type CompatChange, CompatLayer, type SaveCache } from '../firewall/compat.js';
 import { detectFirewall, type FirewallRequest, makeFirewall } from '../firewall/detect.js';
@@ -30,39 +28,28 @@ import { gatherDoctorFacts } from '../firewall/doctor-host.js';
 import type { ZoneBinding, ZoneManager } from '../firewall/firewalld.js';
 import type { Firewall, FirewallChoice } from '../firewall/types.js';
 import { RulesetWatcher } from '../firewall/watch.js';
-import { subnetsOverlap } from '../model/ip.js';
 import type { Network } from '../model/network.js';
 import { spanHostNetwork } from '../model/span.js';
 import type { FirewallBackend, HostEntry, Lease } from '../model/values.js';
-import {
-  needsDnsmasq,
-  renderAddnhosts,
-  renderDnsmasqConf,
-  renderHostsfile,
-  withLiveHost,
-} from '../plan/dnsmasq.js';
+import { diffPlans } from '../plan/diff.js';
+import { forgetHost, hostsCacheOf } from '../plan/dnsmasq/hosts-cache.js';
+import { withLiveHost } from '../plan/dnsmasq.js';
 import { compatRuleSet } from '../plan/firewall/compat.js';
-import { renderIptables } from '../plan/firewall/iptables.js';
-import { renderNftables } from '../plan/firewall/nftables.js';
-import { planFirewall } from '../plan/firewall/rules.js';
 import type { FirewallScripts } from '../plan/firewall/scripts.js';
 import {
-  createsBridge,
-  type LinkOp,
-  macTapName,
-  type NicState,
-  planBridgeSysctls,
-  planEnslave,
-  planLinksDown,
-  planLinksUp,
-  planRelease,
-  planSysctls,
-  renderIpBatch,
-  type Sysctl,
-} from '../plan/links.js';
-import { renderFdbBatch, type SpanPlan, spanPortName } from '../plan/span.js';
-import { writeFileAtomic } from '../util/atomic-write.js';
+  defaultPlanPaths,
+  firewallOf,
+  type HostFacts,
+  type NetworkPlan,
+  planDnsmasqArgv,
+  planNetwork,
+  plansMacTap,
+} from '../plan/index.js';
+import { createsBridge, type NicState } from '../plan/links.js';
+import { renderFdbBatch, type SpanPlan } from '../plan/span.js';
 import type { Logger } from '../util/log.js';
+import { Revert } from '../util/revert.js';
+import { checkEngineConflicts, checkHostConflicts, type RunningNetwork } from './conflicts.js';
 import { type HostProbe, LinuxHostProbe } from './host.js';
 import {
   applySpan,
@@ -76,8 +63,14 @@ import {
   spanStateOf,
 } from './span.js';
 import { type NetworkState, StateStore } from './state.js';
-import { procSysctlIo, type SysctlChange, type SysctlIo, SysctlManager } from './sysctl.js';
+import { procSysctlIo, type SysctlIo, SysctlManager } from './sysctl.js';
 import type { ActiveNetworkInfo, Engine, EngineEvents } from './types.js';
+import { type Change, errText, stepError } from './units/change.js';
+import { type DnsmasqSlot, DnsmasqUnit, isDnsmasqStep } from './units/dnsmasq.js';
+import { FirewallUnit } from './units/firewall.js';
+import { LinksUnit } from './units/links.js';
+import { PortsUnit } from './units/ports.js';
+import { SysctlsUnit } from './units/sysctls.js';
 
 export interface EngineOptions {
   /** Run directory (state, dnsmasq files). Default /run/virtnet. */
@@ -113,123 +106,15 @@ export interface EngineOptions {
   coexist?: boolean;
 }
 
-type Undo = { step: string; run: () => Promise<void> };
-
-interface Active {
-  state: NetworkState;
-  supervisor?: DnsmasqSupervisor;
+interface Active extends DnsmasqSlot {
   firewall?: Firewall;
-  hosts?: HostsCache;
-  leaseWatch?: LeaseFileWatcher;
   /** Where the compatibility layer is (`variant/family/parent`), to tell a repair from an addition. */
   compat?: Set<string>;
-}
-
-/**
- * The hostsfile split the way the planner builds it — [XML hosts v4][live v4][XML hosts v6][live v6] —
- * with the XML part rendered once per definition and each live line rendered once, so adding one
- * reservation costs the same with 1 or 10,000 present.
- */
-export interface HostsCache {
-  v4: string;
-  v6: string;
-  /** Rendered line of each live entry, by the entry's JSON. */
-  lines: Map<string, string>;
-}
-
-const NO_IPS: Network = {
-  name: 'live',
-  uuid: '',
-  forward: { mode: 'none', interfaces: [] },
-  bridge: {},
-  ips: [],
-  routes: [],
-  dnsmasqOptions: [],
-  ignored: [],
-};
-
-export function hostsCacheOf(net: Network): HostsCache {
-  const only = (family: 'ipv4' | 'ipv6'): Network => ({
-    ...net,
-    ips: net.ips.map((ip) =>
-      ip.family === family || !ip.dhcp ? ip : { ...ip, dhcp: { ...ip.dhcp, hosts: [] } },
-    ),
-  });
-  return { v4: renderHostsfile(only('ipv4')), v6: renderHostsfile(only('ipv6')), lines: new Map() };
-}
-
-/** The hostsfile for `net` + `extra`, from the cache (same bytes as renderHostsfile(net, extra)). */
-export function cachedHostsfile(cache: HostsCache, extra: HostEntry[]): string {
-  const v4: string[] = [];
-  const v6: string[] = [];
-  for (const h of extra) {
-    if (!h.mac) continue;
-    const key = JSON.stringify(h);
-    let line = cache.lines.get(key);
-    if (line === undefined) {
-      line = renderHostsfile(NO_IPS, [h]);
-      cache.lines.set(key, line);
-    }
-    (h.ip?.includes(':') ? v6 : v4).push(line);
-  }
-  return cache.v4 + v4.join('') + cache.v6 + v6.join('');
-}
-
-/** One log line for a change made by a link operation (the `ip -batch` line it came from). */
-export function describeLinkOp(op: LinkOp): string {
-  switch (op.kind) {
-    case 'bridge-add':
-      return `bridge ${op.name} created`;
-    case 'tap-add':
-      return `tap ${op.name} created`;
-    case 'link-del':
-      return `link ${op.name} removed`;
-    case 'addr-add':
-      return `address ${op.address}/${op.prefix} added to ${op.dev}`;
-    case 'addr-del':
-      return `address ${op.address}/${op.prefix} removed from ${op.dev}`;
-    case 'route-add':
-      return `route ${op.dest}${op.via ? ` via ${op.via}` : ''} added on ${op.dev ?? '?'}`;
-    case 'route-del':
-      return `route ${op.dest}${op.via ? ` via ${op.via}` : ''} removed from ${op.dev ?? '?'}`;
-    case 'link-set': {
-      const parts: string[] = [];
-      if (op.mtu !== undefined) parts.push(`mtu ${op.mtu}`);
-      if (op.address) parts.push(`address ${op.address}`);
-      if (op.master === null) parts.push('nomaster');
-      else if (op.master) parts.push(`master ${op.master}`);
-      if (op.up) parts.push('up');
-      if (op.down) parts.push('down');
-      return `link ${op.name} set ${parts.join(' ')}`;
-    }
-    default:
-      return `link change ${JSON.stringify(op)}`;
-  }
 }
 
 /** Where a compat change is, for the log: `iptables-nft ipv4`, or `foreign nftables chains ipv4`. */
 function compatWhere(c: CompatChange): string {
   return `${c.variant === 'native' ? 'foreign nftables chains' : `iptables-${c.variant}`} ${c.family}`;
-}
-
-function errText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
-/** Wrap a non-command failure so it names its step. */
-function stepError(step: string, e: unknown): Error {
-  if (e instanceof CommandError || e instanceof ConflictError || e instanceof NotFoundError) return e;
-  const err = new Error(`${step}: ${errText(e)}`);
-  (err as Error & { cause?: unknown }).cause = e;
-  return err;
-}
-
-export function renderFirewallScripts(net: Network, backend: FirewallBackend): FirewallScripts | undefined {
-  const rs = planFirewall(net);
-  if (rs.rules.length === 0) return undefined;
-  return backend === 'nftables'
-    ? { backend, nft: renderNftables(rs) }
-    : { backend, iptables: renderIptables(rs) };
 }
 
 export class LinuxEngine implements Engine {
@@ -238,9 +123,14 @@ export class LinuxEngine implements Engine {
   private readonly runDir: string;
   private readonly dnsmasqDir: string;
   private readonly store: StateStore;
-  private readonly sysctls: SysctlManager;
+  private readonly sysctlIo: SysctlIo;
+  private readonly sysctlUnit: SysctlsUnit;
+  private readonly linksUnit: LinksUnit;
+  private readonly portsUnit: PortsUnit;
+  private readonly firewallUnit: FirewallUnit;
   private readonly probe: HostProbe;
   private readonly log: Logger | undefined;
+  private readonly dnsmasq: DnsmasqUnit;
   /**
    * Locks: one operation at a time per network (key = name); admissions (conflict checks of a start,
    * adoption) one at a time under '*'. Order is always '*' before a name, never the reverse.
@@ -262,9 +152,25 @@ export class LinuxEngine implements Engine {
     this.runDir = opts.runDir ?? '/run/virtnet';
     this.dnsmasqDir = join(this.runDir, 'dnsmasq');
     this.store = new StateStore(this.runDir);
-    this.sysctls = new SysctlManager(opts.sysctl ?? procSysctlIo(), join(this.runDir, 'sysctls.json'));
+    this.sysctlIo = opts.sysctl ?? procSysctlIo();
+    this.sysctlUnit = new SysctlsUnit(
+      new SysctlManager(this.sysctlIo, join(this.runDir, 'sysctls.json')),
+      this.sysctlIo,
+    );
     this.probe = opts.probe ?? new LinuxHostProbe(runner);
+    this.linksUnit = new LinksUnit(runner, this.probe, opts.logger);
+    this.portsUnit = new PortsUnit(runner);
+    this.firewallUnit = new FirewallUnit(opts.logger);
     this.log = opts.logger;
+    this.dnsmasq = new DnsmasqUnit({
+      runner,
+      files: (name) => this.files(name),
+      argvOf: (st) => planDnsmasqArgv(st.network, this.facts(st.network.name, st.macTap)),
+      ...(opts.supervisor ? { supervisor: opts.supervisor } : {}),
+      ...(opts.dnsmasqProbe ? { probe: opts.dnsmasqProbe } : {}),
+      ...(opts.logger ? { logger: opts.logger } : {}),
+      onLease: (e) => this.emit('lease-changed', e),
+    });
   }
 
   /** Detect the firewall backend, prepare the run directory. */
@@ -322,16 +228,27 @@ export class LinuxEngine implements Engine {
 
   // --- paths -------------------------------------------------------------------------------------
 
+  /** The dnsmasq files of a network (conf, hostsfile, addn-hosts, pid, leases). */
   private files(name: string) {
-    const base = join(this.dnsmasqDir, name);
-    // (leaseFilePath below names the same file for the libvirt import's lease carry-over)
+    // (leaseFilePath below names the same lease file for the libvirt import's lease carry-over)
+    return defaultPlanPaths(this.dnsmasqDir, name);
+  }
+
+  /** What this engine knows of the host that changes a network's plan. */
+  private facts(name: string, macTap: boolean, extraHosts: readonly HostEntry[] = []): HostFacts {
     return {
-      conf: `${base}.conf`,
-      hostsfile: `${base}.hostsfile`,
-      addnhosts: `${base}.addnhosts`,
-      pid: `${base}.pid`,
-      leases: leaseFilePath(this.runDir, name),
+      firewall: this.firewall.backend,
+      paths: this.files(name),
+      macTap,
+      ...(this.opts.dnsmasqDbus ? { dnsmasqDbus: true } : {}),
+      ...(this.opts.dnsmasqUser ? { dnsmasqUser: this.opts.dnsmasqUser } : {}),
+      extraHosts,
     };
+  }
+
+  /** The plan of a network as this engine runs it (`macTap` as recorded for a running one). */
+  planOf(net: Network, macTap: boolean, extraHosts: readonly HostEntry[] = []): NetworkPlan {
+    return planNetwork(net, this.facts(net.name, macTap, extraHosts));
   }
 
   private firewallFor(backend: FirewallBackend): Firewall {
@@ -340,39 +257,19 @@ export class LinuxEngine implements Engine {
       : makeFirewall(this.runner, { backend, reason: 'recorded in the state of an adopted network' });
   }
 
-  private async batch(step: string, ops: readonly LinkOp[]): Promise<void> {
-    if (ops.length === 0) return;
-    await this.runner.run({ step, argv: ['ip', '-batch', '-'], input: renderIpBatch(ops) });
-  }
-
   // --- the log: every change to the host once, at info, tagged with the network ------------------
 
   private note(network: string, message: string, meta: Record<string, unknown> = {}): void {
     this.log?.info(message, { network, ...meta });
   }
 
-  private noteSysctls(network: string, changes: readonly SysctlChange[], restored = false): void {
-    for (const c of changes)
-      this.note(network, `sysctl ${c.key} ${restored ? 'restored to' : 'set to'} ${c.value} (was ${c.was})`);
-  }
-
-  /** Bridge sysctls. `onlyChanged`: read first and write (and log) only what differs. */
-  private async writeSysctls(
-    network: string,
-    step: string,
-    settings: readonly Sysctl[],
-    onlyChanged = false,
-  ): Promise<void> {
-    const io = this.opts.sysctl ?? procSysctlIo();
-    for (const s of settings) {
-      try {
-        const was = onlyChanged ? await io.read(s.key).catch(() => undefined) : undefined;
-        if (onlyChanged && was === s.value) continue;
-        await io.write(s.key, s.value);
-        this.note(network, `sysctl ${s.key} set to ${s.value}${was !== undefined ? ` (was ${was})` : ''}`);
-      } catch (e) {
-        throw stepError(`${step}: ${s.key}=${s.value}`, e);
-      }
+  /** Run a unit's step and log the changes it reports (also those made before it failed). */
+  private async reported(network: string, fn: (changes: Change[]) => Promise<void>): Promise<void> {
+    const changes: Change[] = [];
+    try {
+      await fn(changes);
+    } finally {
+      for (const c of changes) this.note(network, c.message, c.meta ?? {});
     }
   }
 
@@ -384,176 +281,20 @@ export class LinuxEngine implements Engine {
     await this.checkHostConflicts(net);
   }
 
-  /** Against the networks this engine runs or is starting: in memory, no await (admission is atomic). */
-  private checkEngineConflicts(net: Network): void {
-    const br = net.bridge.name;
-    if (!br) throw new ConflictError(`network ${net.name}: no bridge name`);
-    // Active networks and those admitted but still starting (started side by side).
-    const others = [
+  /** Active networks and those admitted but still starting (started side by side). */
+  private running(): RunningNetwork[] {
+    return [
       ...[...this.active.values()].map((a) => ({ bridge: a.state.bridge, network: a.state.network })),
       ...[...this.reserved.values()].map((n) => ({ bridge: n.bridge.name, network: n })),
-    ].filter((o) => o.network.name !== net.name);
-    for (const o of others) {
-      if (net.span && o.network.span?.vni === net.span.vni) {
-        throw new ConflictError(
-          `network ${net.name}: VXLAN VNI ${net.span.vni} is already used by network ${o.network.name}`,
-        );
-      }
-      if (o.bridge === br) {
-        throw new ConflictError(
-          `network ${net.name}: bridge ${br} is already used by network ${o.network.name}`,
-        );
-      }
-      for (const ip of net.ips) {
-        for (const oip of o.network.ips) {
-          if (ip.family === oip.family && subnetsOverlap(ip.address, ip.prefix, oip.address, oip.prefix)) {
-            throw new ConflictError(
-              `network ${net.name}: subnet ${ip.address}/${ip.prefix} overlaps network ${o.network.name} (${oip.address}/${oip.prefix})`,
-            );
-          }
-        }
-      }
-    }
+    ];
   }
 
-  /** Against the host (links, routes): read-only, so it runs outside the admission lock. */
-  private async checkHostConflicts(net: Network): Promise<void> {
-    const br = net.bridge.name;
-    if (!br) throw new ConflictError(`network ${net.name}: no bridge name`);
-    if (createsBridge(net)) {
-      if (await this.probe.linkExists(br)) {
-        throw new ConflictError(`network ${net.name}: an interface named ${br} already exists`);
-      }
-    } else if (!(await this.probe.isBridge(br))) {
-      throw new NotFoundError(`network ${net.name}: host bridge ${br} does not exist (forward mode bridge)`);
-    }
-    if (net.span && (await this.probe.linkExists(spanPortName(net.span.vni)))) {
-      throw new ConflictError(
-        `network ${net.name}: an interface named ${spanPortName(net.span.vni)} (the span's VXLAN port) already exists`,
-      );
-    }
-    const enslave = net.forward.mode === 'bridge' ? net.bridge.enslave : undefined;
-    if (enslave) {
-      if (!(await this.probe.linkExists(enslave))) {
-        throw new NotFoundError(`network ${net.name}: interface ${enslave} to enslave does not exist`);
-      }
-      const master = await this.probe.masterOf(enslave);
-      if (master) throw new ConflictError(`network ${net.name}: ${enslave} is already a port of ${master}`);
-    }
-    for (const dev of [net.forward.dev, ...net.forward.interfaces]) {
-      if (dev && !(await this.probe.linkExists(dev))) {
-        throw new NotFoundError(`network ${net.name}: forward dev ${dev} does not exist`);
-      }
-    }
-    // Like libvirt (virNetDevIPCheckIPv6Forwarding): switching IPv6 forwarding on makes the kernel
-    // ignore RAs on interfaces with accept_ra=1, so a default route learned from RAs would expire.
-    // Refuse unless those interfaces have accept_ra=2.
-    if (planSysctls(net).some((x) => x.key === 'net.ipv6.conf.all.forwarding')) {
-      const io = this.opts.sysctl ?? procSysctlIo();
-      const forwarding = await io.read('net.ipv6.conf.all.forwarding').catch(() => '0');
-      if (forwarding !== '1') {
-        for (const dev of await this.probe.raDefaultRouteDevs()) {
-          const ra = await io.read(`net.ipv6.conf.${dev}.accept_ra`).catch(() => '');
-          if (ra !== '2') {
-            throw new ConflictError(
-              `network ${net.name}: enabling IPv6 forwarding would drop ${dev}'s default route learned from router advertisements; set net.ipv6.conf.${dev}.accept_ra=2 first`,
-            );
-          }
-        }
-      }
-    }
-    if (net.ips.length > 0) {
-      const routes = await this.probe.routes();
-      for (const ip of net.ips) {
-        for (const r of routes) {
-          if (r.family !== ip.family || r.prefix === 0 || r.dev === 'lo') continue;
-          if (
-            r.family === 'ipv6' &&
-            (r.prefix === 128 || r.dest.startsWith('fe80:') || r.dest.startsWith('ff00:'))
-          )
-            continue;
-          if (subnetsOverlap(ip.address, ip.prefix, r.dest, r.prefix)) {
-            throw new ConflictError(
-              `network ${net.name}: subnet ${ip.address}/${ip.prefix} overlaps the route to ${r.dest}/${r.prefix} on ${r.dev}`,
-            );
-          }
-        }
-      }
-    }
+  private checkEngineConflicts(net: Network): void {
+    checkEngineConflicts(net, this.running());
   }
 
-  // --- dnsmasq -----------------------------------------------------------------------------------
-
-  private makeSupervisor(state: NetworkState): DnsmasqSupervisor {
-    const f = this.files(state.network.name);
-    const s = new DnsmasqSupervisor({
-      name: state.network.name,
-      confFile: f.conf,
-      pidFile: f.pid,
-      leaseFile: f.leases,
-      argvOptions: {
-        ...(this.opts.dnsmasqDbus ? { dbusName: `uk.org.thekelleys.dnsmasq.${state.bridge}` } : {}),
-        ...(this.opts.dnsmasqUser ? { user: this.opts.dnsmasqUser } : {}),
-      },
-      runner: this.runner,
-      ...(this.opts.supervisor?.pollMs ? { pollMs: this.opts.supervisor.pollMs } : {}),
-      ...(this.opts.supervisor?.backoff ? { backoff: this.opts.supervisor.backoff } : {}),
-      ...(this.opts.dnsmasqProbe ? { probe: this.opts.dnsmasqProbe } : {}),
-      ...(this.log ? { logger: this.log } : {}),
-    });
-    s.on('restart-failed', (e) =>
-      this.log?.warning(`dnsmasq of ${e.name} failed to restart: ${e.error.message}`),
-    );
-    return s;
-  }
-
-  /** Lease changes from dnsmasq's lease file become 'lease-changed' events. */
-  private async watchLeases(name: string, entry: Active): Promise<void> {
-    if (entry.leaseWatch) return;
-    const w = new LeaseFileWatcher(this.files(name).leases);
-    entry.leaseWatch = w;
-    w.on('lease-changed', (c) => this.emit('lease-changed', { name, ...c }));
-    w.on('error', (e) => this.log?.warning(`network ${name}: lease file: ${e.message}`));
-    await w.start();
-  }
-
-  private async writeDnsmasqFiles(
-    net: Network,
-    extra: HostEntry[],
-    what: { conf?: boolean; addnhosts?: boolean; cache?: HostsCache } = {},
-  ): Promise<void> {
-    const f = this.files(net.name);
-    const o = { noSync: true } as const;
-    const writes: Promise<void>[] = [];
-    if (what.conf) {
-      writes.push(
-        writeFileAtomic(
-          f.conf,
-          renderDnsmasqConf(net, { hostsfile: f.hostsfile, addnhosts: f.addnhosts }),
-          o,
-        ),
-      );
-    }
-    const hosts = what.cache ? cachedHostsfile(what.cache, extra) : renderHostsfile(net, extra);
-    writes.push(writeFileAtomic(f.hostsfile, hosts, o));
-    if (what.addnhosts !== false) writes.push(writeFileAtomic(f.addnhosts, renderAddnhosts(net, extra), o));
-    await Promise.all(writes);
-  }
-
-  /** Do the hostsfile / addn-hosts on disk differ from what the recorded state renders? */
-  private async hostFilesStale(state: NetworkState): Promise<boolean> {
-    const f = this.files(state.network.name);
-    const read = (p: string) => readFile(p, 'utf8').catch(() => undefined);
-    const [hosts, addn] = await Promise.all([read(f.hostsfile), read(f.addnhosts)]);
-    return (
-      hosts !== renderHostsfile(state.network, state.extraHosts) ||
-      addn !== renderAddnhosts(state.network, state.extraHosts)
-    );
-  }
-
-  private async removeDnsmasqFiles(name: string): Promise<void> {
-    const f = this.files(name);
-    await Promise.all([f.conf, f.hostsfile, f.addnhosts, f.pid].map((p) => rm(p, { force: true })));
+  private checkHostConflicts(net: Network): Promise<void> {
+    return checkHostConflicts(net, this.probe, this.sysctlIo);
   }
 
   // --- start -------------------------------------------------------------------------------------
@@ -600,8 +341,10 @@ export class LinuxEngine implements Engine {
     }
     const net = span ? spanHostNetwork(defined, span.role) : defined;
     const br = net.bridge.name!;
-    const macTap = Boolean(this.opts.macTap) && net.forward.mode !== 'bridge';
-    const scripts = renderFirewallScripts(net, this.firewall.backend);
+    const macTap = plansMacTap(net, this.facts(net.name, Boolean(this.opts.macTap)));
+    // Everything below applies this plan (what `virtnetctl plan` prints for the network).
+    const plan = this.planOf(net, macTap, extraHosts);
+    const scripts = firewallOf(plan);
     const state: NetworkState = {
       version: 1,
       network: net,
@@ -610,17 +353,17 @@ export class LinuxEngine implements Engine {
       macTap,
       firewall: scripts ? this.firewall.backend : 'none',
       ...(scripts ? { firewallScripts: scripts } : {}),
-      dnsmasq: needsDnsmasq(net),
+      dnsmasq: plan.dnsmasqConf !== null,
       ports: [...ports],
       extraHosts: [...extraHosts],
       startedAt: new Date().toISOString(),
       ...(span ? { span: spanStateOf(defined, span) } : {}),
     };
-    const undos: Undo[] = [];
+    const revert = new Revert();
     const entry: Active = { state };
     let step = 'state: record start';
     try {
-      undos.push({ step: 'state: remove', run: () => this.store.remove(net.name) });
+      revert.add('state: remove', () => this.store.remove(net.name));
       await this.store.save({ ...state, phase: 'starting' }).catch((e) => {
         throw stepError(step, e);
       });
@@ -645,38 +388,25 @@ export class LinuxEngine implements Engine {
         links = named(`links: enslave ${nicName} to ${br}`, async () => {
           const nic = await this.probe.nicState(nicName);
           state.enslaved = nic;
-          undos.push({ step: `links: release ${nic.name}`, run: () => this.releaseNic(net, nic) });
-          await this.batch(`links: enslave ${nicName} to ${br}`, planEnslave(net, nic));
-          this.note(
-            net.name,
-            `bridge ${br} created with ${nicName} enslaved; ${nicName}'s addresses and routes moved to ${br}`,
-            {
-              addresses: nic.addrs.map((a) => `${a.address}/${a.prefix}`),
-              routes: nic.routes.map((r) => r.dest),
-            },
-          );
+          revert.add(`links: release ${nic.name}`, () => this.releaseNic(net, nic));
+          await this.reported(net.name, (c) => this.linksUnit.enslave(net, nic, c));
         });
         chains.push(links);
       } else if (net.forward.mode !== 'bridge') {
-        const plan = planLinksUp(net, { macTap });
-        undos.push({ step: `links: delete bridge ${br}`, run: () => this.deleteBridge(net, macTap) });
-        links = named(`links: create bridge ${br}`, async () => {
-          await this.batch(`links: create bridge ${br}`, plan.ops);
-          this.note(net.name, `bridge ${br} created`, {
-            addresses: net.ips.map((ip) => `${ip.address}/${ip.prefix}`),
-            ...(net.routes.length ? { routes: net.routes.map((r) => `${r.address}/${r.prefix}`) } : {}),
-            ...(macTap ? { tap: macTapName(br) } : {}),
-          });
-        });
+        revert.add(`links: delete bridge ${br}`, () => this.deleteBridge(net, macTap));
+        links = named(`links: create bridge ${br}`, () =>
+          this.reported(net.name, (c) => this.linksUnit.create(net, plan.links.ops, macTap, c)),
+        );
         chains.push(
-          links.then(() => this.writeSysctls(net.name, `sysctls of bridge ${br}`, plan.bridgeSysctls)),
+          links.then(() =>
+            this.reported(net.name, (c) =>
+              this.sysctlUnit.bridge(`sysctls of bridge ${br}`, plan.links.bridgeSysctls, c),
+            ),
+          ),
         );
         if (span) {
           const sp = span;
-          undos.push({
-            step: `span: delete port ${sp.port}`,
-            run: () => this.deleteSpanPort(net.name, sp.port),
-          });
+          revert.add(`span: delete port ${sp.port}`, () => this.deleteSpanPort(net.name, sp.port));
           chains.push(
             links.then(() =>
               named(`span: VXLAN port ${sp.port}`, async () => {
@@ -692,55 +422,40 @@ export class LinuxEngine implements Engine {
           );
         }
       }
-      const host = planSysctls(net);
+      const host = plan.links.sysctls;
       if (scripts || host.length) {
         const fw = this.firewall;
+        if (scripts) entry.firewall = fw;
         let applied = false;
-        if (scripts) {
-          entry.firewall = fw;
-          // Also after a failed apply (iptables applies per family), but only logged when it had applied.
-          undos.push({
-            step: 'firewall: remove',
-            run: () => (applied ? this.removeRules(net.name, fw, scripts) : fw.remove(net.name, scripts)),
-          });
-        }
-        if (host.length) undos.push({ step: 'sysctls: restore', run: () => this.releaseSysctls(net.name) });
+        // Also after a failed apply (iptables applies per family), but only logged when it had applied.
+        if (scripts)
+          revert.add('firewall: remove', () =>
+            applied ? this.removeRules(net.name, fw, scripts) : fw.remove(net.name, scripts),
+          );
+        if (host.length) revert.add('sysctls: restore', () => this.releaseSysctls(net.name));
         chains.push(
           (async () => {
             if (scripts)
               await named(`firewall (${scripts.backend})`, async () => {
-                await fw.apply(net.name, scripts);
+                await this.reported(net.name, (c) => this.firewallUnit.up(net.name, fw, scripts, c));
                 applied = true;
-                this.note(net.name, `firewall rules applied (${scripts.backend})`);
               });
             if (host.length)
               await named('sysctls', async () =>
-                this.noteSysctls(net.name, await this.sysctls.claim(net.name, host)),
+                this.reported(net.name, (c) => this.sysctlUnit.up(net.name, host, c)),
               );
           })(),
         );
       }
       if (state.dnsmasq) {
-        entry.hosts = hostsCacheOf(net);
-        const cache = entry.hosts;
-        undos.push({ step: 'dnsmasq: remove files', run: () => this.removeDnsmasqFiles(net.name) });
         chains.push(
           (async () => {
-            await named('dnsmasq: write config', () =>
-              this.writeDnsmasqFiles(net, state.extraHosts, { conf: true, cache }),
-            );
+            await named('dnsmasq: write config', () => this.dnsmasq.writeUp(entry, plan, revert));
             // dnsmasq once its interface is up (it answers as soon as start() resolves). A failed
             // links chain reports itself (it comes first in `chains`).
             await links;
             if (failedChain) return; // the failed chain reports; nothing to start then take back
-            await named('dnsmasq: start', async () => {
-              const sup = this.makeSupervisor(state);
-              entry.supervisor = sup;
-              undos.push({ step: 'dnsmasq: stop', run: () => sup.stop() });
-              await sup.start();
-              undos.push({ step: 'leases: stop watching', run: async () => entry.leaseWatch?.stop() });
-              await this.watchLeases(net.name, entry);
-            });
+            await named('dnsmasq: start', () => this.dnsmasq.startUp(entry, plan, revert));
           })(),
         );
       }
@@ -756,7 +471,7 @@ export class LinuxEngine implements Engine {
       if (this.compat && crs) {
         const compat = this.compat;
         step = 'firewall: compatibility rules';
-        undos.push({ step: 'firewall: remove compatibility rules', run: () => this.removeCompat(net.name) });
+        revert.add('firewall: remove compatibility rules', () => this.removeCompat(net.name));
         this.noteCompat(net.name, entry, await compat.ensure(crs));
       }
       if (this.zones) {
@@ -765,19 +480,16 @@ export class LinuxEngine implements Engine {
         const b = await zones.bind(net);
         if (b) {
           state.zone = b;
-          undos.push({ step: 'firewalld: unbind zone', run: () => zones.unbind(b) });
+          revert.add('firewalld: unbind zone', () => zones.unbind(b));
           this.noteZone(net.name, b);
         }
       }
       // Ports that were attached before (update with restart).
       for (const p of state.ports) {
         step = `ports: attach ${p}`;
-        const r = await this.runner.run({
-          step,
-          argv: ['ip', 'link', 'set', 'dev', p, 'master', br, 'up'],
-          allowFail: true,
-        });
-        if (r.exitCode === 0) this.note(net.name, `port ${p} attached to ${br}`);
+        await this.reported(net.name, (c) =>
+          this.portsUnit.attach(br, p, c, { tolerant: true, step }).then(() => {}),
+        );
       }
       step = 'state: record';
       state.phase = 'active';
@@ -785,15 +497,11 @@ export class LinuxEngine implements Engine {
         throw stepError(step, e);
       });
     } catch (e) {
-      for (const u of undos.reverse()) {
-        try {
-          await u.run();
-        } catch (ue) {
-          this.log?.error(`network ${net.name}: rollback step '${u.step}' failed: ${errText(ue)}`);
-        }
-      }
+      for (const f of await revert.fail())
+        this.log?.error(`network ${net.name}: rollback step '${f.step}' failed: ${errText(f.error)}`);
       throw stepError(step, e);
     }
+    revert.success();
     this.active.set(net.name, entry);
     this.note(net.name, `network ${net.name} started`, { bridge: br, firewall: state.firewall });
     this.emit('started', { name: net.name });
@@ -807,43 +515,19 @@ export class LinuxEngine implements Engine {
   }
 
   private async deleteBridge(net: Network, macTap: boolean): Promise<void> {
-    const br = net.bridge.name!;
-    const ops: LinkOp[] = [];
-    if (macTap && (await this.probe.linkExists(macTapName(br))))
-      ops.push({ kind: 'link-del', name: macTapName(br) });
-    if (await this.probe.linkExists(br)) ops.push({ kind: 'link-del', name: br });
-    await this.batch(`links: delete bridge ${br}`, ops);
-    for (const op of ops)
-      this.note(
-        net.name,
-        op.kind === 'link-del' && op.name === br ? `bridge ${br} removed` : describeLinkOp(op),
-      );
+    await this.reported(net.name, (c) => this.linksUnit.deleteBridge(net, macTap, c));
   }
 
   private async removeRules(name: string, fw: Firewall, scripts: FirewallScripts): Promise<void> {
-    await fw.remove(name, scripts);
-    this.note(name, `firewall rules removed (${scripts.backend})`);
+    await this.reported(name, (c) => this.firewallUnit.down(name, fw, scripts, c));
   }
 
   private async releaseSysctls(name: string): Promise<void> {
-    this.noteSysctls(name, await this.sysctls.release(name), true);
+    await this.reported(name, (c) => this.sysctlUnit.down(name, c));
   }
 
-  /** Put a NIC back as it was, whatever half-state the enslave left (each line on its own). */
   private async releaseNic(net: Network, nic: NicState): Promise<void> {
-    const ops = planRelease(net, nic);
-    const r = await this.runner.run({
-      step: `links: release ${nic.name}`,
-      argv: ['ip', '-force', '-batch', '-'],
-      input: renderIpBatch(ops),
-      allowFail: true,
-    });
-    if (r.exitCode !== 0)
-      this.log?.warning(`links: release ${nic.name}: ${r.stderr.trim()}`, { network: net.name });
-    this.note(
-      net.name,
-      `${nic.name} released from ${net.bridge.name}, bridge removed; addresses and routes moved back to ${nic.name}`,
-    );
+    await this.reported(net.name, (c) => this.linksUnit.release(net, nic, c));
   }
 
   // --- living with other firewalls ---------------------------------------------------------------
@@ -999,13 +683,7 @@ export class LinuxEngine implements Engine {
       }
     };
     // Three independent chains, side by side: dnsmasq; rules then host sysctls; links.
-    entry.leaseWatch?.stop();
-    const dnsmasqChain = async () => {
-      if (!state.dnsmasq) return;
-      const sup = entry.supervisor ?? this.makeSupervisor(state);
-      await attempt('dnsmasq: stop', () => sup.stop());
-      await attempt('dnsmasq: remove files', () => this.removeDnsmasqFiles(name));
-    };
+    const dnsmasqChain = () => this.dnsmasq.down(entry, attempt);
     const firewallChain = async () => {
       if (state.firewallScripts) {
         const fw = entry.firewall ?? this.firewallFor(state.firewallScripts.backend);
@@ -1032,38 +710,18 @@ export class LinuxEngine implements Engine {
         const nic = state.enslaved;
         await attempt(`links: release ${nic.name}`, () => this.releaseNic(net, nic));
       } else if (state.createdBridge) {
-        const ops: LinkOp[] = planLinksDown(net, { macTap: state.macTap });
-        await attempt(`links: delete bridge ${state.bridge}`, async () => {
-          const r = await this.runner.run({
-            step: `links: delete bridge ${state.bridge}`,
-            argv: ['ip', '-batch', '-'],
-            input: renderIpBatch(ops),
-            allowFail: true,
-          });
-          if (r.exitCode !== 0 && (await this.probe.linkExists(state.bridge))) {
-            throw new CommandError(
-              `links: delete bridge ${state.bridge}`,
-              ['ip', '-batch', '-'],
-              r.exitCode,
-              r.stderr,
-            );
-          }
-          this.note(
-            name,
-            `bridge ${state.bridge} removed`,
-            state.macTap ? { tap: macTapName(state.bridge) } : {},
-          );
-        });
+        await attempt(`links: delete bridge ${state.bridge}`, () =>
+          this.reported(name, (c) => this.linksUnit.down(state, c)),
+        );
       } else {
         for (const p of state.ports) {
-          await attempt(`ports: detach ${p}`, async () => {
-            const r = await this.runner.run({
-              step: `ports: detach ${p}`,
-              argv: ['ip', 'link', 'set', 'dev', p, 'nomaster'],
-              allowFail: true,
-            });
-            if (r.exitCode === 0) this.note(name, `port ${p} detached from ${state.bridge}`);
-          });
+          await attempt(`ports: detach ${p}`, () =>
+            this.reported(name, (c) =>
+              this.portsUnit
+                .detach(state.bridge, p, c, { tolerant: true, step: `ports: detach ${p}` })
+                .then(() => {}),
+            ),
+          );
         }
       }
     };
@@ -1106,11 +764,7 @@ export class LinuxEngine implements Engine {
         if (state.firewallScripts) {
           const fw = this.firewallFor(state.firewallScripts.backend);
           entry.firewall = fw;
-          // nftables: re-applied in one transaction (a rule missing inside a table is repaired too);
-          // iptables: every rule checked with -C, re-applied only when something is missing.
-          const found = await fw.repair(name, state.firewallScripts);
-          if (found !== 'present')
-            this.log?.warning(`network ${name}: firewall rules were ${found}; repaired`);
+          await this.firewallUnit.adopt(name, fw, state.firewallScripts);
         }
         if (state.span) await this.repairSpan(state);
         const crs = this.compat ? compatRuleSet(state.network) : undefined;
@@ -1125,24 +779,10 @@ export class LinuxEngine implements Engine {
             await this.store.save(state);
           }
         }
-        const host = planSysctls(state.network);
-        if (host.length) this.noteSysctls(name, await this.sysctls.claim(name, host));
-        if (state.dnsmasq) {
-          const sup = this.makeSupervisor(state);
-          entry.supervisor = sup;
-          if (!(await sup.adopt())) {
-            this.log?.warning(`network ${name}: dnsmasq not running; starting it`);
-            await this.writeDnsmasqFiles(state.network, state.extraHosts, { conf: true });
-            await sup.start();
-          } else if (await this.hostFilesStale(state)) {
-            // A host change was interrupted between writing the files and recording the state: the
-            // recorded reservations are the truth (only those were acknowledged).
-            this.log?.warning(`network ${name}: host files differ from the recorded reservations; rewritten`);
-            await this.writeDnsmasqFiles(state.network, state.extraHosts);
-            await sup.reload();
-          }
-          await this.watchLeases(name, entry);
-        }
+        const plan = this.planOf(state.network, state.macTap, state.extraHosts);
+        const host = plan.links.sysctls;
+        if (host.length) await this.reported(name, (c) => this.sysctlUnit.up(name, host, c));
+        if (state.dnsmasq) await this.dnsmasq.adopt(entry, plan);
         this.active.set(name, entry);
         this.note(name, `network ${name} adopted`);
       } catch (e) {
@@ -1216,7 +856,7 @@ export class LinuxEngine implements Engine {
       if (!gone) throw new NotFoundError(`network ${name}: no live host ${mac}`);
       const before = entry.state.extraHosts;
       entry.state.extraHosts = entry.state.extraHosts.filter((h) => h !== gone);
-      entry.hosts?.lines.delete(JSON.stringify(gone));
+      if (entry.hosts) forgetHost(entry.hosts, gone);
       await this.hostsChangedOrUndo(entry, gone, before);
       this.note(name, `host ${mac.toLowerCase()} removed`);
     });
@@ -1232,12 +872,8 @@ export class LinuxEngine implements Engine {
       await this.hostsChanged(entry, changed);
     } catch (e) {
       entry.state.extraHosts = before;
-      if (entry.state.dnsmasq && entry.supervisor) {
-        const sup = entry.supervisor;
-        await this.writeDnsmasqFiles(entry.state.network, before)
-          .then(() => sup.reload())
-          .catch(() => {});
-      }
+      if (entry.state.dnsmasq && entry.supervisor)
+        await this.dnsmasq.restoreHosts(entry, this.planOf(entry.state.network, entry.state.macTap, before));
       throw e;
     }
   }
@@ -1245,14 +881,7 @@ export class LinuxEngine implements Engine {
   /** Hostsfile (and addn-hosts when a DNS-only entry changed) rewritten atomically + SIGHUP. No firewall change. */
   private async hostsChanged(entry: Active, changed: HostEntry): Promise<void> {
     const st = entry.state;
-    if (st.dnsmasq && entry.supervisor) {
-      entry.hosts ??= hostsCacheOf(st.network);
-      await this.writeDnsmasqFiles(st.network, st.extraHosts, {
-        cache: entry.hosts,
-        addnhosts: !changed.mac,
-      });
-      await entry.supervisor.reload();
-    }
+    await this.dnsmasq.hostsChanged(entry, changed);
     await this.store.saveLive(st);
     this.emit('updated', { name: st.network.name });
   }
@@ -1267,11 +896,11 @@ export class LinuxEngine implements Engine {
     return this.locked(name, async () => {
       const entry = this.need(name);
       const st = entry.state;
-      await this.runner.run({
-        step: `ports: attach ${ifname} to ${st.bridge}`,
-        argv: ['ip', 'link', 'set', 'dev', ifname, 'master', st.bridge, 'up'],
-      });
-      this.note(name, `port ${ifname} attached to ${st.bridge}`, meta.domain ? { domain: meta.domain } : {});
+      await this.reported(name, (c) =>
+        this.portsUnit
+          .attach(st.bridge, ifname, c, meta.domain ? { meta: { domain: meta.domain } } : {})
+          .then(() => {}),
+      );
       if (!st.ports.includes(ifname)) st.ports.push(ifname);
       await this.store.saveLive(st);
       this.emit('port-attached', { name, ifname, mac: meta.mac ?? '', domain: meta.domain ?? '' });
@@ -1283,14 +912,10 @@ export class LinuxEngine implements Engine {
       const entry = this.need(name);
       const st = entry.state;
       if ((await this.probe.masterOf(ifname)) === st.bridge) {
-        await this.runner.run({
-          step: `ports: detach ${ifname} from ${st.bridge}`,
-          argv: ['ip', 'link', 'set', 'dev', ifname, 'nomaster'],
-        });
-        this.note(
-          name,
-          `port ${ifname} detached from ${st.bridge}`,
-          meta.domain ? { domain: meta.domain } : {},
+        await this.reported(name, (c) =>
+          this.portsUnit
+            .detach(st.bridge, ifname, c, meta.domain ? { meta: { domain: meta.domain } } : {})
+            .then(() => {}),
         );
       }
       st.ports = st.ports.filter((p) => p !== ifname);
@@ -1305,23 +930,19 @@ export class LinuxEngine implements Engine {
     return this.locked(net.name, () => this.doUpdate(net));
   }
 
+  /** The plan of a running network: the firewall for the backend its rules were installed with. */
+  private runningPlan(st: NetworkState): NetworkPlan {
+    const facts = this.facts(st.network.name, st.macTap, st.extraHosts);
+    return planNetwork(st.network, { ...facts, firewall: st.firewallScripts?.backend ?? facts.firewall });
+  }
+
+  /** A live update: the steps diffPlans finds between the running plan and the new one, applied in order. */
   private async doUpdate(net: Network): Promise<void> {
     const entry = this.need(net.name);
     const st = entry.state;
-    const old = st.network;
-    const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
-    // The bridge itself changes (name, MAC, host bridge vs ours): nothing can be kept — restart, ports
-    // re-attached. Between nat/route/open/isolated the bridge stays; rules, sysctls, dnsmasq follow.
-    if (
-      (old.forward.mode !== net.forward.mode &&
-        (old.forward.mode === 'bridge' || net.forward.mode === 'bridge')) ||
-      old.bridge.name !== net.bridge.name ||
-      old.bridge.enslave !== net.bridge.enslave ||
-      old.mac !== net.mac ||
-      // A spanning network's host part depends on the role: it is started again as a whole.
-      old.span !== undefined ||
-      net.span !== undefined
-    ) {
+    const plan = this.planOf(net, st.macTap, st.extraHosts);
+    const steps = diffPlans({ network: st.network, plan: this.runningPlan(st) }, { network: net, plan });
+    if (steps[0]?.kind === 'restart') {
       const { extraHosts, ports } = st;
       await this.doStop(net.name);
       await this.doStart(net, extraHosts, ports);
@@ -1329,79 +950,59 @@ export class LinuxEngine implements Engine {
       return;
     }
     const br = st.bridge;
-    if (st.createdBridge && !st.enslaved) {
-      const ops: LinkOp[] = [];
-      if (old.mtu !== net.mtu && net.mtu) ops.push({ kind: 'link-set', name: br, mtu: net.mtu });
-      const upOld = planLinksUp(old).ops;
-      const upNew = planLinksUp(net).ops;
-      const key = (o: LinkOp) => JSON.stringify(o);
-      const oldAddrs = upOld.filter((o) => o.kind === 'addr-add');
-      const newAddrs = upNew.filter((o) => o.kind === 'addr-add');
-      const oldRoutes = upOld.filter((o) => o.kind === 'route-add');
-      const newRoutes = upNew.filter((o) => o.kind === 'route-add');
-      for (const o of oldRoutes)
-        if (!newRoutes.some((n) => key(n) === key(o)) && o.kind === 'route-add')
-          ops.push({ ...o, kind: 'route-del' });
-      for (const o of oldAddrs)
-        if (!newAddrs.some((n) => key(n) === key(o)) && o.kind === 'addr-add')
-          ops.push({ ...o, kind: 'addr-del' });
-      for (const n of newAddrs) if (!oldAddrs.some((o) => key(n) === key(o))) ops.push(n);
-      for (const n of newRoutes) if (!oldRoutes.some((o) => key(n) === key(o))) ops.push(n);
-      if (old.bridge.stp !== net.bridge.stp || old.bridge.delay !== net.bridge.delay) {
-        const add = upNew.find((o) => o.kind === 'bridge-add');
-        if (add?.kind === 'bridge-add') {
-          await this.runner.run({
-            step: `links: update STP of ${br}`,
-            argv: [
-              'ip',
-              'link',
-              'set',
-              'dev',
-              br,
-              'type',
-              'bridge',
-              'stp_state',
-              add.stp ? '1' : '0',
-              'forward_delay',
-              String(add.forwardDelay),
-            ],
-          });
-          this.note(
-            net.name,
-            `bridge ${br} STP ${add.stp ? 'on' : 'off'}, forward delay ${add.forwardDelay} cs`,
+    for (const step of steps) {
+      switch (step.kind) {
+        case 'links':
+          await this.reported(net.name, (c) => this.linksUnit.update(br, step.ops, c));
+          break;
+        case 'bridge-sysctls':
+          await this.reported(net.name, (c) =>
+            this.sysctlUnit.bridge(`sysctls of bridge ${br}`, step.sysctls, c, true),
           );
-        }
-      }
-      await this.batch(`links: update ${br}`, ops);
-      for (const op of ops) this.note(net.name, describeLinkOp(op));
-      await this.writeSysctls(net.name, `sysctls of bridge ${br}`, planBridgeSysctls(net), true);
-    }
-    // Host sysctls: claim what the new definition needs, release what only the old one did.
-    for (const c of await this.sysctls.replace(net.name, planSysctls(net))) {
-      const restored = !planSysctls(net).some((x) => x.key === c.key);
-      this.noteSysctls(net.name, [c], restored);
-    }
-    // Firewall: only when the rendered rules differ; one transaction (old out, new in).
-    const scripts = renderFirewallScripts(net, this.firewall.backend);
-    if (!same(scripts, st.firewallScripts)) {
-      // nftables: the planner's apply script replaces the network's tables in one transaction (old
-      // rules out, new in, atomically). iptables: old chains out, then the new ones in.
-      const atomicSwap = scripts?.backend === 'nftables' && st.firewallScripts?.backend === 'nftables';
-      if (st.firewallScripts && !atomicSwap) {
-        const fw = entry.firewall ?? this.firewallFor(st.firewallScripts.backend);
-        await this.removeRules(net.name, fw, st.firewallScripts);
-      }
-      if (scripts) {
-        await this.firewall.apply(net.name, scripts);
-        this.note(net.name, `firewall rules ${atomicSwap ? 'replaced' : 'applied'} (${scripts.backend})`);
-        entry.firewall = this.firewall;
-        st.firewallScripts = scripts;
-        st.firewall = scripts.backend;
-      } else {
-        delete st.firewallScripts;
-        st.firewall = 'none';
+          break;
+        case 'host-sysctls':
+          // Claim what the new definition needs, release what only the old one did.
+          await this.reported(net.name, (c) => this.sysctlUnit.update(net.name, step.sysctls, c));
+          break;
+        case 'firewall':
+          await this.reported(net.name, (c) =>
+            this.firewallUnit.update(
+              net.name,
+              step,
+              {
+                old: entry.firewall ?? this.firewallFor(step.remove?.backend ?? this.firewall.backend),
+                next: this.firewall,
+              },
+              c,
+            ),
+          );
+          if (step.apply) {
+            entry.firewall = this.firewall;
+            st.firewallScripts = step.apply;
+            st.firewall = step.apply.backend;
+          } else {
+            delete st.firewallScripts;
+            st.firewall = 'none';
+          }
+          break;
+        default:
+          break; // dnsmasq steps: below, once the coexistence parts follow the new definition
       }
     }
+    await this.followCoexistence(net, entry);
+    st.network = net;
+    st.dnsmasq = plan.dnsmasqConf !== null;
+    entry.hosts = st.dnsmasq ? hostsCacheOf(net) : undefined;
+    for (const step of steps) {
+      if (isDnsmasqStep(step)) await this.dnsmasq.update(entry, step);
+    }
+    await this.store.save(st);
+    this.emit('updated', { name: net.name });
+  }
+
+  /** firewalld's zone and the compatibility layer follow a changed definition (subnets, bridge, mode). */
+  private async followCoexistence(net: Network, entry: Active): Promise<void> {
+    const st = entry.state;
     if (this.zones) {
       const b = await this.zones.bind(net, st.zone);
       if (b) {
@@ -1412,7 +1013,6 @@ export class LinuxEngine implements Engine {
         delete st.zone;
       }
     }
-    // The compatibility layer follows the new definition (subnets, bridge, mode).
     if (this.compat) {
       const crs = compatRuleSet(net);
       if (crs) this.noteCompat(net.name, entry, await this.compat.ensure(crs));
@@ -1421,39 +1021,6 @@ export class LinuxEngine implements Engine {
         entry.compat.clear();
       }
     }
-    // dnsmasq: restart on config change, SIGHUP when only the host files changed.
-    const wasNeeded = st.dnsmasq;
-    const needed = needsDnsmasq(net);
-    const f = this.files(net.name);
-    const confOld = wasNeeded
-      ? renderDnsmasqConf(old, { hostsfile: f.hostsfile, addnhosts: f.addnhosts })
-      : '';
-    const confNew = needed ? renderDnsmasqConf(net, { hostsfile: f.hostsfile, addnhosts: f.addnhosts }) : '';
-    st.network = net;
-    st.dnsmasq = needed;
-    entry.hosts = needed ? hostsCacheOf(net) : undefined;
-    if (wasNeeded && !needed) {
-      entry.leaseWatch?.stop();
-      delete entry.leaseWatch;
-      await entry.supervisor?.stop();
-      delete entry.supervisor;
-      await this.removeDnsmasqFiles(net.name);
-    } else if (needed) {
-      const hostsOld = renderHostsfile(old, st.extraHosts) + renderAddnhosts(old, st.extraHosts);
-      const hostsNew = renderHostsfile(net, st.extraHosts) + renderAddnhosts(net, st.extraHosts);
-      if (!wasNeeded || confOld !== confNew) {
-        await this.writeDnsmasqFiles(net, st.extraHosts, { conf: true });
-        entry.supervisor ??= this.makeSupervisor(st);
-        if (wasNeeded) await entry.supervisor.restart();
-        else await entry.supervisor.start();
-        await this.watchLeases(net.name, entry);
-      } else if (hostsOld !== hostsNew) {
-        await this.writeDnsmasqFiles(net, st.extraHosts);
-        await entry.supervisor?.reload();
-      }
-    }
-    await this.store.save(st);
-    this.emit('updated', { name: net.name });
   }
 
   // --- queries -----------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import {
   type CompatParent,
   compatFamilies,
   type IptVariant,
+  NFT_COMPAT_TABLES,
   type NftBaseChain,
   parseNftBaseChains,
   renderCompat,
@@ -128,14 +129,29 @@ export class CompatLayer {
     return { variant, family, problems: plan.problems, parents: plan.parents };
   }
 
-  /** Foreign native nft base chains, from one `nft -j list ruleset`; none when nft cannot run. */
+  /**
+   * Foreign native nft base chains: only the tables the layer goes into (NFT_COMPAT_TABLES, both
+   * families) are read, so the cost does not grow with the number of virtnet's own tables. A table
+   * that does not exist (or nft that cannot run) reads as no chains.
+   */
   private async nativeChains(cache?: SaveCache): Promise<NftBaseChain[]> {
     let json = cache?.get('native');
     if (json === undefined) {
-      const r = await this.runner
-        .run({ step: 'firewall: read nft ruleset', argv: ['nft', '-j', 'list', 'ruleset'], allowFail: true })
-        .catch(() => ({ exitCode: -1, stdout: '', stderr: '' }));
-      json = r.exitCode === 0 && r.stdout.trim() ? r.stdout : '{}';
+      const items: unknown[] = [];
+      for (const table of NFT_COMPAT_TABLES)
+        for (const family of ['ip', 'ip6'] as const) {
+          const r = await this.runner
+            .run({
+              step: `firewall: read nft table ${family} ${table}`,
+              argv: ['nft', '-j', 'list', 'table', family, table],
+              allowFail: true,
+            })
+            .catch(() => ({ exitCode: -1, stdout: '', stderr: '' }));
+          if (r.exitCode !== 0 || !r.stdout.trim()) continue;
+          const got = (JSON.parse(r.stdout) as { nftables?: unknown[] }).nftables;
+          if (Array.isArray(got)) items.push(...got);
+        }
+      json = JSON.stringify({ nftables: items });
       cache?.set('native', json);
     }
     return parseNftBaseChains(json);

@@ -28,6 +28,7 @@
  */
 import { ConflictError, ValidationError } from '../errors.js';
 import { type Domain, type NetworkHookData, parseDomainXml, parseNetworkHookData } from '../model/domain.js';
+import { Revert, type RevertFailure } from '../util/revert.js';
 import { actionFor, blocksStart, type HookKind, hookKindOfXml } from './args.js';
 import type { DomainForwards, ForwardRule, HookContext } from './context.js';
 import { type HotplugPlan, planHotplug } from './plan-hotplug.js';
@@ -297,6 +298,11 @@ async function startPorts(ctx: HookContext, domain: Domain, key: string, op: str
     // In the daemon the forwards of a starting domain go in in the background (see deferFirewall),
     // once the engine's part is done and the call answered: they do not compete with either.
     const deferApply = fw.rules.length > 0 && op === 'start' && !!ctx.deferred;
+    // How to take this call back, registered before anything changes (each undo checks what is
+    // there). Deferred forwards are not installed before the call is answered: nothing of them.
+    const revert = new Revert();
+    if (fw.rules.length && !deferApply) revert.add('remove port forwards', () => ctx.forwarder.remove(fw));
+    portsRevert(ctx, rec, revert);
     try {
       // The engine's part (taps, reservations) and the firewall's part (the domain's forwards) are
       // independent: they run side by side, and a failure of either is seen once both are done.
@@ -324,15 +330,14 @@ async function startPorts(ctx: HookContext, domain: Domain, key: string, op: str
         (r): r is PromiseRejectedResult => r.status === 'rejected',
       );
       if (failed) throw failed.reason;
+      revert.success();
       if (deferApply)
         deferFirewall(ctx, key, `port forwards of ${domain.name}`, () => ctx.forwarder.apply(fw));
     } catch (e) {
       // `start` failed: the domain will not run. Take back everything this call did, keep the
       // reservation (libvirt's `release` follows and forgets it), and report.
-      // (Deferred forwards were not installed yet: nothing of them to take back.)
-      await undo(ctx, deferApply ? { ...rec, forwardsApplied: false } : rec).catch((u) =>
-        ctx.log.warning(`virtnet: rollback for ${domain.name}: ${String(u)}`),
-      );
+      const failed = revertError(await revert.fail());
+      if (failed) ctx.log.warning(`virtnet: rollback for ${domain.name}: ${String(failed)}`);
       await ctx.records.put({ ...newRecord(domain, 'prepared', planned) });
       throw e;
     }
@@ -375,6 +380,50 @@ async function ensureHost(ctx: HookContext, p: PortRecord): Promise<void> {
   await ctx.engine.addHost(p.network, entry);
 }
 
+const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
+/**
+ * The record's ports taken back, on one Revert: per port its reservation removed (when this call's
+ * record added one and it is there) and its tap detached from the bridge (Engine.detachPort announces
+ * it) — or, for a port libvirt enslaved, its detach announced. Registered last port first, so that
+ * `fail()` takes them back in the record's order. Each undo checks what is there, so a port the
+ * failed call never reached costs nothing.
+ */
+function portsRevert(ctx: HookContext, rec: DomainRecord, revert = new Revert()): Revert {
+  for (const p of [...rec.ports].reverse()) {
+    let announced = false;
+    revert.add(`detach ${p.ifname} from ${p.network}`, async () => {
+      try {
+        if (p.attached && p.ifname && ctx.engine.isActive(p.network)) {
+          // Engine.detachPort forgets the port (and announces it); it only runs `ip link set nomaster`
+          // when the tap is still on the bridge (it usually vanished with QEMU already).
+          if ((ctx.engine.info(p.network)?.ports ?? []).includes(p.ifname)) {
+            announced = true;
+            await ctx.engine.detachPort(p.network, p.ifname, { domain: rec.domain });
+          }
+        }
+      } finally {
+        if (p.kind !== 'network' && p.ifname && !announced)
+          ctx.emit('port-detached', { network: p.network, ifname: p.ifname, domain: rec.domain });
+      }
+    });
+    revert.add(`remove reservation ${p.mac} from ${p.network}`, async () => {
+      if (p.hostAdded && p.mac && ctx.engine.isActive(p.network)) {
+        const have = ctx.engine.info(p.network)?.extraHosts ?? [];
+        if (have.some((h) => h.mac === p.mac)) await ctx.engine.removeHost(p.network, p.mac);
+      }
+    });
+  }
+  return revert;
+}
+
+/** The failures of a Revert as one error (`step: message; …`), or undefined when all went well. */
+function revertError(failures: RevertFailure[]): Error | undefined {
+  return failures.length
+    ? new Error(failures.map((f) => `${f.step}: ${message(f.error)}`).join('; '))
+    : undefined;
+}
+
 /**
  * Undo what a `started` record says was done. Best effort: every step is tried; errors are joined.
  * With `deferForwards` (the daemon at `stopped`) the domain's port forwards are removed in the
@@ -386,47 +435,22 @@ async function undo(
   rec: DomainRecord,
   opts: { deferForwards?: boolean } = {},
 ): Promise<void> {
-  const errors: string[] = [];
-  const attempt = async (what: string, fn: () => Promise<void>) => {
-    try {
-      await fn();
-    } catch (e) {
-      errors.push(`${what}: ${e instanceof Error ? e.message : String(e)}`);
-    }
-  };
   // The firewall's part runs beside the engine's (independent, as at start).
   const deferRemoval = !!(rec.forwardsApplied && opts.deferForwards && ctx.deferred);
-  const firewallPart =
+  const firewallPart: Promise<string | undefined> =
     rec.forwardsApplied && !deferRemoval
-      ? attempt('remove port forwards', () => ctx.forwarder.remove(domainForwards(ctx, rec)))
-      : Promise.resolve();
-  for (const p of rec.ports) {
-    if (p.hostAdded && p.mac && ctx.engine.isActive(p.network)) {
-      const have = ctx.engine.info(p.network)?.extraHosts ?? [];
-      if (have.some((h) => h.mac === p.mac))
-        await attempt(`remove reservation ${p.mac} from ${p.network}`, () =>
-          ctx.engine.removeHost(p.network, p.mac!),
-        );
-    }
-    let announced = false;
-    if (p.attached && p.ifname && ctx.engine.isActive(p.network)) {
-      // Engine.detachPort forgets the port (and announces it); it only runs `ip link set nomaster`
-      // when the tap is still on the bridge (it usually vanished with QEMU already).
-      if ((ctx.engine.info(p.network)?.ports ?? []).includes(p.ifname)) {
-        await attempt(`detach ${p.ifname} from ${p.network}`, () =>
-          ctx.engine.detachPort(p.network, p.ifname!, { domain: rec.domain }),
-        );
-        announced = true;
-      }
-    }
-    if (p.kind !== 'network' && p.ifname && !announced)
-      ctx.emit('port-detached', { network: p.network, ifname: p.ifname, domain: rec.domain });
-  }
-  await firewallPart;
+      ? ctx.forwarder.remove(domainForwards(ctx, rec)).then(
+          () => undefined,
+          (e) => `remove port forwards: ${message(e)}`,
+        )
+      : Promise.resolve(undefined);
+  const ports = revertError(await portsRevert(ctx, rec).fail());
+  const fwError = await firewallPart;
   if (deferRemoval) {
     const fw = domainForwards(ctx, rec);
     deferFirewall(ctx, fw.key, `removing port forwards of ${rec.domain}`, () => ctx.forwarder.remove(fw));
   }
+  const errors = [...(ports ? [ports.message] : []), ...(fwError ? [fwError] : [])];
   if (errors.length) throw new Error(errors.join('; '));
 }
 

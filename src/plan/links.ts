@@ -57,7 +57,14 @@ export type LinkOp =
       /** Extra verbatim ip-route attributes observed on a host route (proto, src…), already split. */
       extra?: string[];
     }
-  | { kind: 'link-del'; name: string };
+  | { kind: 'link-del'; name: string }
+  | {
+      kind: 'bridge-set';
+      name: string;
+      stp: boolean;
+      /** In centiseconds, as the kernel takes it. */
+      forwardDelay: number;
+    };
 
 export interface Sysctl {
   /** Dotted key, e.g. `net.ipv4.ip_forward` or `net.ipv6.conf.virbr0.accept_ra`. */
@@ -290,6 +297,45 @@ export function renderIpOp(op: LinkOp): string {
     }
     case 'link-del':
       return `link del dev ${op.name}`;
+    case 'bridge-set':
+      return `link set dev ${op.name} type bridge stp_state ${op.stp ? 1 : 0} forward_delay ${op.forwardDelay}`;
+  }
+}
+
+/** One op as its own `ip` command line (for a single change, e.g. a port attached by a hook). */
+export function ipArgv(op: LinkOp): string[] {
+  return ['ip', ...renderIpOp(op).split(' ')];
+}
+
+/** One log line for a change made by a link operation. */
+export function describeLinkOp(op: LinkOp): string {
+  switch (op.kind) {
+    case 'bridge-add':
+      return `bridge ${op.name} created`;
+    case 'tap-add':
+      return `tap ${op.name} created`;
+    case 'link-del':
+      return `link ${op.name} removed`;
+    case 'addr-add':
+      return `address ${op.address}/${op.prefix} added to ${op.dev}`;
+    case 'addr-del':
+      return `address ${op.address}/${op.prefix} removed from ${op.dev}`;
+    case 'route-add':
+      return `route ${op.dest}${op.via ? ` via ${op.via}` : ''} added on ${op.dev ?? '?'}`;
+    case 'route-del':
+      return `route ${op.dest}${op.via ? ` via ${op.via}` : ''} removed from ${op.dev ?? '?'}`;
+    case 'bridge-set':
+      return `bridge ${op.name} STP ${op.stp ? 'on' : 'off'}, forward delay ${op.forwardDelay} cs`;
+    case 'link-set': {
+      const parts: string[] = [];
+      if (op.mtu !== undefined) parts.push(`mtu ${op.mtu}`);
+      if (op.address) parts.push(`address ${op.address}`);
+      if (op.master === null) parts.push('nomaster');
+      else if (op.master) parts.push(`master ${op.master}`);
+      if (op.up) parts.push('up');
+      if (op.down) parts.push('down');
+      return `link ${op.name} set ${parts.join(' ')}`;
+    }
   }
 }
 

@@ -1,7 +1,8 @@
 /**
  * virtnet's benchmarks, side by side with libvirt: ONE command, ONE table (issue 7).
  *
- *   npm run bench [-- --with-libvirt] [--quick] [--json] [--only engine,daemon,libvirt,firewall,vm,span,repair]
+ *   npm run bench [-- --with-libvirt] [--quick] [--json] [--only engine,daemon,libvirt,firewall,vm,span,repair,scale]
+ *                   [--scale-max N]
  *   (= npm run build && node dist/test/bench/run.js …; root; not part of `npm test`)
  *
  * Everything runs inside network namespaces this harness makes (prefix `vh10-`), never in the root
@@ -14,6 +15,9 @@
  *   repair    `nft flush ruleset` under a running network: time until the engine has its rules back
  *   vm        (--with-libvirt) virsh start of a TCG domain on libvirt's network vs on virtnet's, and
  *             import-libvirt / revert-libvirt with 10 running domains (vm-section.ts)
+ *   scale     (only with --only scale) 10, 100, 1,000 isolated DHCP networks defined + started, then
+ *             stopped, through the compiled virtnetd on the private bus; `--scale-max N` caps N. It
+ *             raises fs.inotify.max_user_instances for its run and restores it (scale-section.ts)
  *   span      one network over three host namespaces (VXLAN; EVPN with FRR when installed): start on a
  *             member, time until guests behind different hosts reach each other, migration gap
  * Each figure is the median of repeated runs with min and max; every ratio compares figures measured
@@ -43,6 +47,7 @@ import {
 } from './lib.js';
 import { libvirtSection } from './libvirt-section.js';
 import { repairSection } from './repair-section.js';
+import { SCALE_NS, scaleSection } from './scale-section.js';
 import { spanSection } from './span-section.js';
 import { vmSection } from './vm-section.js';
 
@@ -184,6 +189,29 @@ function buildRows(s: Map<string, Sample>, withLibvirt: boolean): Row[] {
     "libvirt's own network",
   );
   add(vm, 'vm.start.virtnet.hooks', undefined, 'vm.start.bridge', 'bridge-mode libvirt network, no hooks');
+  add(vm, 'vm.start.noop', undefined, 'vm.start.bridge', 'bridge-mode libvirt network, no hooks');
+  add(vm, 'vm.start.virtnet.noop', undefined, 'vm.start.noop', 'no-op hook');
+  // Hook calls of one start (prepare, port-created, start, started) and of the destroy that follows.
+  for (const op of [
+    'qemu.prepare',
+    'network.port-created',
+    'qemu.start',
+    'qemu.started',
+    'qemu.stopped',
+    'network.port-deleted',
+    'qemu.release',
+  ])
+    add(vm, `vm.hook.wall.${op}`);
+  for (const op of [
+    'qemu.prepare',
+    'network.port-created',
+    'qemu.start',
+    'qemu.started',
+    'qemu.stopped',
+    'network.port-deleted',
+    'qemu.release',
+  ])
+    add(vm, `vm.hook.daemon.${op}`);
   add(vm, 'vm.import.10');
   add(vm, 'vm.import.gap', le(1000));
   add(vm, 'vm.revert.10');
@@ -196,6 +224,19 @@ function buildRows(s: Map<string, Sample>, withLibvirt: boolean): Row[] {
   add(fw, 'fw.nft.tx', undefined, 'fw.nft.cmds', 'per rule');
   add(fw, 'fw.iptables.tx', undefined, 'fw.iptables.cmds', 'per rule');
   add(fw, 'fw.iptables-legacy.tx', undefined, 'fw.iptables-legacy.cmds', 'per rule');
+
+  const sc =
+    'scale: N isolated DHCP networks through virtnetd, 100 calls in flight (ratio: per network vs N = 10)';
+  for (const n of SCALE_NS) {
+    add(sc, `scale.up.${n}`, n === 1000 ? le(15_000) : undefined);
+    add(sc, `scale.down.${n}`, n === 1000 ? le(10_000) : undefined);
+  }
+  for (const n of SCALE_NS)
+    add(sc, `scale.up.per.${n}`, undefined, n === 10 ? undefined : 'scale.up.per.10', 'N = 10');
+  for (const n of SCALE_NS)
+    add(sc, `scale.down.per.${n}`, undefined, n === 10 ? undefined : 'scale.down.per.10', 'N = 10');
+  for (const n of SCALE_NS) add(sc, `scale.rss.${n}`, n === 1000 ? le(150) : undefined);
+  for (const n of SCALE_NS) add(sc, `scale.list.${n}`);
 
   const rp = 'ruleset repair: nft flush ruleset under a running NAT network (20 flushes per backend)';
   add(rp, 'repair.nftables', le(1000));
@@ -212,7 +253,14 @@ async function main(): Promise<void> {
   const json = has('--json');
   const withLibvirt = has('--with-libvirt');
   const only = optionValue('--only')?.split(',');
-  const want = (s: string) => (!only || only.includes(s)) && ((s !== 'libvirt' && s !== 'vm') || withLibvirt);
+  // The scale section makes up to 1,000 bridges and dnsmasqs: only when asked for by name.
+  const want = (s: string) =>
+    s === 'scale'
+      ? !!only?.includes(s)
+      : (!only || only.includes(s)) && ((s !== 'libvirt' && s !== 'vm') || withLibvirt);
+  const scaleMax = Number(optionValue('--scale-max') ?? 1000);
+  if (!Number.isInteger(scaleMax) || scaleMax < 10)
+    throw new Error(`bench: --scale-max must be an integer ≥ 10, got ${optionValue('--scale-max')}`);
   const runs = Number(optionValue('--runs') ?? (quick ? 3 : 10));
   const heavyRuns = quick ? 1 : 3;
   const missing = ['ip', 'dnsmasq', 'nft', 'dbus-daemon', 'busctl'].filter((t) => !which(t));
@@ -292,7 +340,7 @@ async function main(): Promise<void> {
           ns.cleanup();
         }
       });
-    if (want('daemon') || want('libvirt') || want('vm'))
+    if (want('daemon') || want('libvirt') || want('vm') || want('scale'))
       bus = await startPrivateBus({ tempPrefix: 'vh10-bus-' });
     if (want('vm'))
       await section('vm', async () => {
@@ -364,6 +412,25 @@ async function main(): Promise<void> {
               getRounds: quick ? 3 : 7,
               log,
             },
+            out,
+          );
+        } finally {
+          keep(out);
+          ns.cleanup();
+        }
+      });
+    if (want('scale'))
+      await section('scale', async () => {
+        log(
+          `scale: up to ${scaleMax} networks through virtnetd (load average ${loadavg()
+            .map((x) => x.toFixed(2))
+            .join(' ')})`,
+        );
+        const ns = await createNetns('vh10-s');
+        const out: Sample[] = [];
+        try {
+          await scaleSection(
+            { bus: bus!, ns, dir: mkdtempSync(join(base, 'scale-')), max: scaleMax, inFlight: 100, log },
             out,
           );
         } finally {

@@ -2,12 +2,15 @@
  * VMs under real libvirtd + QEMU TCG (--with-libvirt): what a user feels.
  *  - `virsh start` of the same TCG domain (`<interface type='network'>`): on libvirt's own NAT network
  *    in a libvirtd without virtnet's hooks, vs on a virtnet network (published into libvirt by virtnetd,
- *    virtnet's hooks installed) — two sealed libvirtds, each in its own netns;
+ *    virtnet's hooks installed) — two sealed libvirtds, each in its own netns; and where the difference
+ *    goes: the same virtnet domain with a no-op hook in place of virtnet's (what libvirt pays to run
+ *    any hook), a bridge-mode libvirt network without hooks (libvirt's own cost of the published
+ *    network's mode), each hook call's wall time as libvirtd runs it and the daemon's part of it;
  *  - `import-libvirt` of libvirt's NAT network with 10 running domains (busctl call ImportLibvirt),
  *    and the longest time any of their taps had no bridge (polled every few ms with `ip -o link`),
  *    then `revert-libvirt`.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../../src/util/package.js';
 import { BUS_NAME, MANAGER_IFACE, MANAGER_PATH, NETWORK_IFACE, startVirtnetd } from '../helpers/dbus.js';
@@ -49,18 +52,57 @@ const domXml = (name: string, network: string, mac: string) => `<domain type='qe
 </domain>
 `;
 
+const KINDS = ['qemu', 'network'] as const;
+
 export async function vmSection(o: VmSectionOptions, out: Sample[]): Promise<void> {
-  const hooks = {
-    qemu: join(packageRoot(), 'hooks', 'qemu'),
-    network: join(packageRoot(), 'hooks', 'network'),
-  };
   const dirA = join(o.dir, 'a');
   const dirB = join(o.dir, 'b');
   mkdirSync(dirA, { recursive: true });
   mkdirSync(dirB, { recursive: true });
+  const dB = {
+    configDir: join(dirB, 'networks'),
+    stateDir: join(dirB, 'state'),
+    runDir: join(dirB, 'run'),
+  };
+  // libvirt B runs <dirB>/hook-{qemu,network}, symlinks switched between runs (libvirt needs the
+  // hook to exist when it starts, and runs whatever the name points to at each call):
+  //  - virtnet: virtnet's hook program;
+  //  - noop: a hook that reads its stdin and exits 0 — libvirt's own cost of running a hook;
+  //  - timed: virtnet's hook behind a wrapper that logs each call's wall time (for the breakdown only).
+  const hookLog = join(dirB, 'hook-times.log');
+  writeFileSync(join(dirB, 'noop'), '#!/bin/sh\nexec cat >/dev/null\n', { mode: 0o755 });
+  for (const k of KINDS) {
+    // The hook tells qemu from network by the path it is run as (…/qemu.d/…, …/network.d/…).
+    mkdirSync(join(dirB, 'timed', `${k}.d`), { recursive: true });
+    symlinkSync(join(packageRoot(), 'hooks', k), join(dirB, 'timed', `${k}.d`, 'virtnet'));
+    writeFileSync(
+      join(dirB, `timed-${k}`),
+      `#!/bin/sh\nt0=$(date +%s%N)\n${join(dirB, 'timed', `${k}.d`, 'virtnet')} "$@"\nrc=$?\necho "${k} $2 $t0 $(date +%s%N) $rc" >>${hookLog}\nexit $rc\n`,
+      { mode: 0o755 },
+    );
+  }
+  const target = {
+    virtnet: (k: string) => join(packageRoot(), 'hooks', k),
+    noop: () => join(dirB, 'noop'),
+    timed: (k: string) => join(dirB, `timed-${k}`),
+  };
+  const pointHooks = (to: keyof typeof target) => {
+    for (const k of KINDS) {
+      const tmp = join(dirB, `.hook-${k}`);
+      symlinkSync(target[to](k), tmp);
+      renameSync(tmp, join(dirB, `hook-${k}`));
+    }
+  };
+  pointHooks('virtnet');
   const lvA = await startSealedLibvirtd({ netns: o.nsLibvirt.name, dir: dirA, bus: o.bus });
   o.onStarted(lvA);
-  const lvB = await startSealedLibvirtd({ netns: o.nsVirtnet.name, dir: dirB, bus: o.bus, hooks });
+  const lvB = await startSealedLibvirtd({
+    netns: o.nsVirtnet.name,
+    dir: dirB,
+    bus: o.bus,
+    hooks: { qemu: join(dirB, 'hook-qemu'), network: join(dirB, 'hook-network') },
+    virtnetRunDir: dB.runDir,
+  });
   o.onStarted(lvB);
   const virsh = async (lv: SealedLibvirt, ...args: string[]) => {
     const r = await lv.virsh(...args);
@@ -88,11 +130,6 @@ export async function vmSection(o: VmSectionOptions, out: Sample[]): Promise<voi
   await virsh(lvA, 'define', join(dirA, 'domc.xml'));
 
   // B: virtnetd publishes its network into libvirt B; the same domain on it.
-  const dB = {
-    configDir: join(dirB, 'networks'),
-    stateDir: join(dirB, 'state'),
-    runDir: join(dirB, 'run'),
-  };
   mkdirSync(dB.configDir, { recursive: true });
   writeFileSync(join(dB.configDir, 'vnet.xml'), netXml('vnet', 'vh10vnbr0', '10.97.0'));
   const daemonB = await startVirtnetd({
@@ -100,7 +137,7 @@ export async function vmSection(o: VmSectionOptions, out: Sample[]): Promise<voi
     ...dB,
     netns: o.nsVirtnet.name,
     libvirt: lvB.uri,
-    logLevel: 'info',
+    logLevel: 'debug',
     compiledEntry: join(packageRoot(), 'dist', 'src', 'bin', 'virtnetd.js'),
   });
   try {
@@ -119,20 +156,49 @@ export async function vmSection(o: VmSectionOptions, out: Sample[]): Promise<voi
     const onLibvirt: number[] = [];
     const onBridge: number[] = [];
     const onVirtnet: number[] = [];
+    const onNoop: number[] = [];
+    const startB = async () => {
+      const ms = await timeRun(['virsh', '-c', lvB.uri, 'start', 'vh10-b']);
+      await virsh(lvB, 'destroy', 'vh10-b');
+      return ms;
+    };
     // Warm-up once each (QEMU's first start pays for the page cache), then alternate.
     for (let r = -1; r < o.runs; r++) {
       const a = await timeRun(['virsh', '-c', lvA.uri, 'start', 'vh10-a']);
       await virsh(lvA, 'destroy', 'vh10-a');
       const c = await timeRun(['virsh', '-c', lvA.uri, 'start', 'vh10-c']);
       await virsh(lvA, 'destroy', 'vh10-c');
-      const b = await timeRun(['virsh', '-c', lvB.uri, 'start', 'vh10-b']);
-      await virsh(lvB, 'destroy', 'vh10-b');
+      pointHooks('virtnet');
+      const b = await startB();
+      pointHooks('noop');
+      const nb = await startB();
       if (r >= 0) {
         onLibvirt.push(a);
         onBridge.push(c);
         onVirtnet.push(b);
+        onNoop.push(nb);
       }
     }
+    // The breakdown: each hook call's wall time as libvirtd runs it (timing wrapper), and the
+    // daemon's own handling of it (its debug line "hook KIND OBJECT OP: X ms").
+    pointHooks('timed');
+    const daemonBefore = daemonB.output().length;
+    for (let r = 0; r < o.runs; r++) await startB();
+    pointHooks('virtnet');
+    const wall = new Map<string, number[]>();
+    for (const line of readFileSync(hookLog, 'utf8').split('\n')) {
+      const [k, op, t0, t1, rc] = line.split(' ');
+      if (!k || rc === undefined) continue;
+      if (rc !== '0') throw new Error(`timed hook ${k} ${op} exited ${rc}`);
+      const key = `${k} ${op}`;
+      wall.set(key, [...(wall.get(key) ?? []), (Number(t1) - Number(t0)) / 1e6]);
+    }
+    const inDaemon = new Map<string, number[]>();
+    for (const m of daemonB
+      .output()
+      .slice(daemonBefore)
+      .matchAll(/hook (qemu|network) \S+ (\S+): ([\d.]+) ms/g))
+      inDaemon.set(`${m[1]} ${m[2]}`, [...(inDaemon.get(`${m[1]} ${m[2]}`) ?? []), Number(m[3])]);
     out.push({
       key: 'vm.start.libvirt',
       what: "virsh start, TCG domain on libvirt's own NAT network (no virtnet hooks)",
@@ -157,6 +223,32 @@ export async function vmSection(o: VmSectionOptions, out: Sample[]): Promise<voi
       unit: 'ms',
       xs: onVirtnet,
     });
+    out.push({
+      key: 'vm.start.noop',
+      what: "virsh start of the virtnet domain with a no-op hook in place of virtnet's (exec cat >/dev/null)",
+      unit: 'ms',
+      xs: onNoop,
+    });
+    out.push({
+      key: 'vm.start.virtnet.noop',
+      what: "the same virtnet starts, compared with the no-op hook: virtnet's share",
+      unit: 'ms',
+      xs: onVirtnet,
+    });
+    for (const [op, xs] of wall)
+      out.push({
+        key: `vm.hook.wall.${op.replace(' ', '.')}`,
+        what: `hook ${op} at virsh start, wall time as libvirtd runs it (timing wrapper; 0 calls to the daemon if it ends in the shell)`,
+        unit: 'ms',
+        xs,
+      });
+    for (const [op, xs] of inDaemon)
+      out.push({
+        key: `vm.hook.daemon.${op.replace(' ', '.')}`,
+        what: `hook ${op} at virsh start, the daemon's handling (its debug log)`,
+        unit: 'ms',
+        xs,
+      });
   } finally {
     await daemonB.stop('SIGTERM');
   }

@@ -81,14 +81,17 @@ describe.skipIf(missing)('virtnetctl as a subprocess (dist/)', () => {
     expect((await run(['validate', join(dir, 'nope.xml')])).code).toBe(3);
   });
 
-  it('plan --json prints one object with the five keys', async () => {
+  it('plan --json prints the plan object with its keys', async () => {
     const r = await run(['plan', good, '--json', '--firewall', 'iptables']);
     expect(r.code, r.err).toBe(0);
     expect(Object.keys(JSON.parse(r.out))).toEqual([
       'dnsmasqConf',
       'hostsfile',
       'addnhosts',
+      'dnsmasqArgv',
+      'paths',
       'firewall',
+      'firewallRules',
       'links',
     ]);
   });

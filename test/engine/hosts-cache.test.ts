@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { cachedHostsfile, hostsCacheOf } from '../../src/engine/engine.js';
 import type { Network } from '../../src/model/network.js';
 import type { HostEntry } from '../../src/model/values.js';
+import { cachedHostsfile, hostsCacheOf } from '../../src/plan/dnsmasq/hosts-cache.js';
 import { renderHostsfile } from '../../src/plan/dnsmasq.js';
 
 const net: Network = {

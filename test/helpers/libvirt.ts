@@ -45,6 +45,11 @@ export interface SealedLibvirtOptions {
    * "the same host".
    */
   hostUuid?: string;
+  /**
+   * A virtnetd run dir bound at /run/virtnet in libvirt's mount namespace, as in production: the
+   * hooks then find the daemon's daemon.busname and hook records there.
+   */
+  virtnetRunDir?: string;
   /** How long to wait for `virsh version` to answer (default 10 s). */
   readyTimeoutMs?: number;
 }
@@ -92,6 +97,7 @@ export async function startSealedLibvirtd(o: SealedLibvirtOptions): Promise<Seal
   if (!/^kvm:/m.test(group)) group += 'kvm:x:64056:\n';
   writeFileSync(join(lv, 'passwd'), passwd);
   writeFileSync(join(lv, 'group'), group);
+  if (o.virtnetRunDir) mkdirSync(o.virtnetRunDir, { recursive: true });
   const made: string[] = [];
   for (const m of MOUNTPOINTS)
     if (!existsSync(m)) {
@@ -104,7 +110,7 @@ mount --bind ${lv}/etc /etc/libvirt
 mount -t tmpfs tmpfs /run
 mkdir -p /run/libvirt /run/dbus
 mount --bind ${lv}/run /run/libvirt
-touch /run/dbus/system_bus_socket
+${o.virtnetRunDir ? `mkdir -p /run/virtnet\nmount --bind ${o.virtnetRunDir} /run/virtnet\n` : ''}touch /run/dbus/system_bus_socket
 mount --bind ${o.bus.socketPath} /run/dbus/system_bus_socket
 mount --bind ${lv}/lib /var/lib/libvirt
 mount --bind ${lv}/log /var/log/libvirt

@@ -97,6 +97,9 @@ describe.skipIf(skip)('real libvirtd + QEMU (TCG) with virtnet hooks, sealed in 
       dir: base,
       bus,
       hooks: { qemu: join(projectRoot, 'hooks', 'qemu'), network: join(projectRoot, 'hooks', 'network') },
+      // The daemon's run dir at /run/virtnet, as installed: the hooks find daemon.busname and the
+      // domains' records there (calls with nothing to do end in the hook).
+      virtnetRunDir: dirs.runDir,
     });
     virsh = lvd.virsh;
   }, 180_000);

@@ -31,9 +31,18 @@ const paths = defaultPlanPaths('/run/virtnet/dnsmasq', 'default');
 describe('planNetwork', () => {
   const net = parseNetworkXml(NAT, { fillDefaults: true }).network;
 
-  it('has exactly the keys dnsmasqConf, hostsfile, addnhosts, firewall, links', () => {
+  it('has exactly the keys of everything a network needs', () => {
     const plan = planNetwork(net, { firewall: 'nftables', paths });
-    expect(Object.keys(plan).sort()).toEqual(['addnhosts', 'dnsmasqConf', 'firewall', 'hostsfile', 'links']);
+    expect(Object.keys(plan).sort()).toEqual([
+      'addnhosts',
+      'dnsmasqArgv',
+      'dnsmasqConf',
+      'firewall',
+      'firewallRules',
+      'hostsfile',
+      'links',
+      'paths',
+    ]);
   });
 
   it('composes the dnsmasq, firewall and links planners unchanged', () => {

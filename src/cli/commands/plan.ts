@@ -44,6 +44,7 @@ export function renderPlanText(name: string, plan: NetworkPlan, paths: PlanPaths
   return (
     `# virtnet plan for network '${name}' (nothing was changed on this system)\n\n` +
     section(`dnsmasq config → ${paths.conf}`, plan.dnsmasqConf ?? '(no dnsmasq for this network)\n') +
+    (plan.dnsmasqArgv ? section('dnsmasq command', `${plan.dnsmasqArgv.join(' ')}\n`) : '') +
     section(`dhcp hostsfile → ${paths.hostsfile}`, plan.hostsfile) +
     section(`addn-hosts → ${paths.addnhosts}`, plan.addnhosts) +
     firewallSections(plan.firewall) +
@@ -96,8 +97,8 @@ A spanning network (<virtnet:span>) is planned for one host: the gateway by defa
 whose underlay address --span-host gives (a member runs only the bridge and the VXLAN port); the
 plan then ends with the span's role, the VXLAN port and its flood list.
 
-With --json prints one JSON object with the keys dnsmasqConf, hostsfile, addnhosts, firewall, links
-(and span for a spanning network).`,
+With --json prints the plan object the engine applies: the keys dnsmasqConf, hostsfile, addnhosts,
+dnsmasqArgv, paths, firewall, firewallRules, links (and span for a spanning network).`,
   options: {
     firewall: {
       type: 'string',
@@ -157,13 +158,8 @@ With --json prints one JSON object with the keys dnsmasqConf, hostsfile, addnhos
     }
     const plan = planNetwork(hostNet, { firewall: options.firewall as FirewallBackend, paths });
     if (options.json === true) {
-      const out: Record<keyof NetworkPlan, unknown> = {
-        dnsmasqConf: plan.dnsmasqConf,
-        hostsfile: plan.hostsfile,
-        addnhosts: plan.addnhosts,
-        firewall: plan.firewall,
-        links: plan.links,
-      };
+      // The plan object itself (what the engine applies), plus the span part for a spanning network.
+      const out: Record<keyof NetworkPlan, unknown> = { ...plan };
       if (span && spanPlanner)
         (out as Record<string, unknown>).span = { ...spanJson(span, spanPlanner), ...(frr ? { frr } : {}) };
       io.stdout(`${JSON.stringify(out, null, 2)}\n`);

@@ -367,6 +367,8 @@ export function renderDnsmasqConf(net: Network, paths: DnsmasqPaths, opts: Dnsma
 export function needsDnsmasq(net: Network): boolean {
   if (net.forward.mode === 'bridge') return false;
   if (net.ips.length === 0) return false;
-  if (!net.ips.some(hasDhcp) && net.dns?.enable === false) return false;
+  // libvirt: an address with DHCP ranges, hosts or a TFTP root needs dnsmasq even with DNS off.
+  if (!net.ips.some((ip) => hasDhcp(ip) || ip.tftpRoot !== undefined) && net.dns?.enable === false)
+    return false;
   return true;
 }

@@ -25,13 +25,22 @@ async function run(argv: string[], files: Record<string, string> = { 'n.xml': NA
 }
 
 describe('virtnetctl plan', () => {
-  it('--json: one object with exactly the five keys, equal to planNetwork', async () => {
+  it('--json: the plan object itself, with exactly its keys, equal to planNetwork', async () => {
     for (const firewall of ['nftables', 'iptables'] as const) {
       const r = await run(['plan', 'n.xml', '--json', '--firewall', firewall]);
       expect(r.code, r.err).toBe(0);
       expect(r.err).toBe('');
       const obj = JSON.parse(r.out) as Record<string, unknown>;
-      expect(Object.keys(obj)).toEqual(['dnsmasqConf', 'hostsfile', 'addnhosts', 'firewall', 'links']);
+      expect(Object.keys(obj)).toEqual([
+        'dnsmasqConf',
+        'hostsfile',
+        'addnhosts',
+        'dnsmasqArgv',
+        'paths',
+        'firewall',
+        'firewallRules',
+        'links',
+      ]);
       const net = parseNetworkXml(NAT, { fillDefaults: true }).network;
       const expected = planNetwork(net, {
         firewall,

@@ -434,6 +434,9 @@ describe('needsDnsmasq', () => {
     const noDns = { enable: false, forwarders: [], txts: [], hosts: [], srvs: [] };
     expect(needsDnsmasq(net({ dns: noDns, ips: [v4('10.0.0.1', 24)] }))).toBe(false);
     expect(needsDnsmasq(net({ ips: [v4('10.0.0.1', 24)] }))).toBe(true);
+    expect(needsDnsmasq(net({ dns: noDns, ips: [v4('10.0.0.1', 24, { tftpRoot: '/srv/tftp' })] }))).toBe(
+      true,
+    );
     expect(
       needsDnsmasq(
         net({

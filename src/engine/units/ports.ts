@@ -1,0 +1,54 @@
+/**
+ * The ports unit: guests' taps put on a network's bridge and taken off it (one `ip link set` each,
+ * from the LinkOp). Reports the changes it made into `changes`; the sequencer logs them.
+ */
+import type { CommandRunner } from '../../exec/runner.js';
+import { ipArgv } from '../../plan/links.js';
+import type { Change } from './change.js';
+
+export class PortsUnit {
+  constructor(private readonly runner: CommandRunner) {}
+
+  /**
+   * `ifname` onto `bridge`, up. `tolerant`: a port that cannot be attached (gone with its guest) is
+   * skipped instead of failing. Returns whether it was attached.
+   */
+  async attach(
+    bridge: string,
+    ifname: string,
+    changes: Change[],
+    opts: { tolerant?: boolean; meta?: Record<string, unknown>; step?: string } = {},
+  ): Promise<boolean> {
+    const r = await this.runner.run({
+      step: opts.step ?? `ports: attach ${ifname} to ${bridge}`,
+      argv: ipArgv({ kind: 'link-set', name: ifname, master: bridge, up: true }),
+      ...(opts.tolerant ? { allowFail: true } : {}),
+    });
+    if (r.exitCode !== 0) return false;
+    changes.push({
+      message: `port ${ifname} attached to ${bridge}`,
+      ...(opts.meta ? { meta: opts.meta } : {}),
+    });
+    return true;
+  }
+
+  /** `ifname` off `bridge`. `tolerant` as for attach. */
+  async detach(
+    bridge: string,
+    ifname: string,
+    changes: Change[],
+    opts: { tolerant?: boolean; meta?: Record<string, unknown>; step?: string } = {},
+  ): Promise<boolean> {
+    const r = await this.runner.run({
+      step: opts.step ?? `ports: detach ${ifname} from ${bridge}`,
+      argv: ipArgv({ kind: 'link-set', name: ifname, master: null }),
+      ...(opts.tolerant ? { allowFail: true } : {}),
+    });
+    if (r.exitCode !== 0) return false;
+    changes.push({
+      message: `port ${ifname} detached from ${bridge}`,
+      ...(opts.meta ? { meta: opts.meta } : {}),
+    });
+    return true;
+  }
+}
