@@ -14,6 +14,7 @@ import {
   type CompatParent,
   compatFamilies,
   type IptVariant,
+  NFT_COMPAT_TABLES,
   type NftBaseChain,
   parseNftBaseChains,
   renderCompat,
@@ -128,14 +129,28 @@ export class CompatLayer {
     return { variant, family, problems: plan.problems, parents: plan.parents };
   }
 
-  /** Foreign native nft base chains, from one `nft -j list ruleset`; none when nft cannot run. */
+  /**
+   * The base chains of the foreign native nft tables the layer goes into (NFT_COMPAT_TABLES, ip and
+   * ip6), one `nft -j list table` each: not the whole ruleset, whose size grows with every network's
+   * own table (each start would read all of them). An absent table (or no nft) has no chains.
+   */
   private async nativeChains(cache?: SaveCache): Promise<NftBaseChain[]> {
     let json = cache?.get('native');
     if (json === undefined) {
-      const r = await this.runner
-        .run({ step: 'firewall: read nft ruleset', argv: ['nft', '-j', 'list', 'ruleset'], allowFail: true })
-        .catch(() => ({ exitCode: -1, stdout: '', stderr: '' }));
-      json = r.exitCode === 0 && r.stdout.trim() ? r.stdout : '{}';
+      const items: unknown[] = [];
+      for (const table of NFT_COMPAT_TABLES)
+        for (const fam of ['ip', 'ip6']) {
+          const r = await this.runner
+            .run({
+              step: `firewall: read nft table ${fam} ${table}`,
+              argv: ['nft', '-j', 'list', 'table', fam, table],
+              allowFail: true,
+            })
+            .catch(() => ({ exitCode: -1, stdout: '', stderr: '' }));
+          if (r.exitCode === 0 && r.stdout.trim())
+            items.push(...((JSON.parse(r.stdout) as { nftables?: unknown[] }).nftables ?? []));
+        }
+      json = JSON.stringify({ nftables: items });
       cache?.set('native', json);
     }
     return parseNftBaseChains(json);
