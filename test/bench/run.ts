@@ -1,7 +1,7 @@
 /**
  * virtnet's benchmarks, side by side with libvirt: ONE command, ONE table (issue 7).
  *
- *   npm run bench [-- --with-libvirt] [--quick] [--json] [--only engine,daemon,libvirt,firewall,vm,span,repair]
+ *   npm run bench [-- --with-libvirt] [--quick] [--json] [--only engine,daemon,libvirt,firewall,vm,span,repair,scale]
  *   (= npm run build && node dist/test/bench/run.js …; root; not part of `npm test`)
  *
  * Everything runs inside network namespaces this harness makes (prefix `vh10-`), never in the root
@@ -43,6 +43,7 @@ import {
 } from './lib.js';
 import { libvirtSection } from './libvirt-section.js';
 import { repairSection } from './repair-section.js';
+import { SCALE_SIZES, scaleSection } from './scale-section.js';
 import { spanSection } from './span-section.js';
 import { vmSection } from './vm-section.js';
 
@@ -200,6 +201,13 @@ function buildRows(s: Map<string, Sample>, withLibvirt: boolean): Row[] {
   const rp = 'ruleset repair: nft flush ruleset under a running NAT network (20 flushes per backend)';
   add(rp, 'repair.nftables', le(1000));
   add(rp, 'repair.iptables', le(1000));
+
+  const sc = 'scale: isolated networks with DHCP through virtnetd (≤ 100 Start / Stop calls in flight)';
+  for (const n of SCALE_SIZES) {
+    add(sc, `scale.up.${n}`, n === 1000 ? le(15_000) : undefined);
+    add(sc, `scale.down.${n}`, n === 1000 ? le(10_000) : undefined);
+    add(sc, `scale.rss.${n}`, n === 1000 ? le(150) : undefined);
+  }
   return rows;
 }
 
@@ -292,7 +300,7 @@ async function main(): Promise<void> {
           ns.cleanup();
         }
       });
-    if (want('daemon') || want('libvirt') || want('vm'))
+    if (want('daemon') || want('libvirt') || want('vm') || want('scale'))
       bus = await startPrivateBus({ tempPrefix: 'vh10-bus-' });
     if (want('vm'))
       await section('vm', async () => {
@@ -366,6 +374,18 @@ async function main(): Promise<void> {
             },
             out,
           );
+        } finally {
+          keep(out);
+          ns.cleanup();
+        }
+      });
+    if (want('scale'))
+      await section('scale', async () => {
+        log('scale: 10 / 100 / 1,000 isolated networks through virtnetd');
+        const ns = await createNetns('vh10-s');
+        const out: Sample[] = [];
+        try {
+          await scaleSection({ bus: bus!, ns, dir: mkdtempSync(join(base, 'scale-')), log }, out);
         } finally {
           keep(out);
           ns.cleanup();
