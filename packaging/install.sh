@@ -17,6 +17,7 @@
 #   PREFIX/share/polkit-1/actions/org.virtnet.network1.policy          polkit actions
 #   PREFIX/lib/firewalld/zones/virtnet.xml                             firewalld zone for bridges
 #   PREFIX/lib/systemd/system/virtnetd.service                          systemd unit
+#   PREFIX/lib/sysctl.d/60-virtnet.conf                                inotify instances for 1,000s of dnsmasq
 #   PREFIX/share/virtnet/networks/default.xml                          the embedded default network
 #   PREFIX/share/doc/virtnet/README.md
 set -euo pipefail
@@ -64,6 +65,7 @@ $prefix/share/dbus-1/interfaces/org.virtnet.network1.Network.xml
 $prefix/share/polkit-1/actions/org.virtnet.network1.policy
 $prefix/lib/firewalld/zones/virtnet.xml
 $prefix/lib/systemd/system/virtnetd.service
+$prefix/lib/sysctl.d/60-virtnet.conf
 $prefix/share/virtnet/networks/default.xml
 $prefix/share/doc/virtnet/README.md
 LIST
@@ -123,6 +125,8 @@ inst 0644 "$src/dbus/org.virtnet.network1.Network.xml" "$prefix/share/dbus-1/int
 inst 0644 "$src/dbus/org.virtnet.network1.policy" "$prefix/share/polkit-1/actions/org.virtnet.network1.policy"
 # The zone a bridge goes into when firewalld runs and neither <bridge zone=…> nor libvirt's zones apply.
 inst 0644 "$src/packaging/firewalld/virtnet.xml" "$prefix/lib/firewalld/zones/virtnet.xml"
+# One inotify instance per dnsmasq: the kernel's 128 per user would stop a host at ~100 networks.
+inst 0644 "$src/packaging/sysctl/60-virtnet.conf" "$prefix/lib/sysctl.d/60-virtnet.conf"
 sed -e "s#/usr/bin/virtnetd#$prefix/bin/virtnetd#g" -e "s#/etc/virtnet#$sysconfdir/virtnet#g" \
   "$src/packaging/virtnetd.service" \
   | install -D -m 0644 /dev/stdin "$root$prefix/lib/systemd/system/virtnetd.service"

@@ -63,6 +63,7 @@ function promised(prefix: string, etc: string): string[] {
     `${prefix}/share/dbus-1/interfaces/org.virtnet.network1.Manager.xml`,
     `${prefix}/share/dbus-1/interfaces/org.virtnet.network1.Network.xml`,
     `${prefix}/share/polkit-1/actions/org.virtnet.network1.policy`,
+    `${prefix}/lib/sysctl.d/60-virtnet.conf`,
     `${prefix}/lib/systemd/system/virtnetd.service`,
     `${prefix}/share/virtnet/networks/default.xml`,
     `${prefix}/share/doc/virtnet/README.md`,
