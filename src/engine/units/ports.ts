@@ -6,6 +6,12 @@ import type { CommandRunner } from '../../exec/runner.js';
 import { ipArgv } from '../../plan/links.js';
 import type { Change } from './change.js';
 
+export interface PortOptions {
+  tolerant?: boolean;
+  meta?: Record<string, unknown>;
+  step?: string;
+}
+
 export class PortsUnit {
   constructor(private readonly runner: CommandRunner) {}
 
@@ -13,40 +19,35 @@ export class PortsUnit {
    * `ifname` onto `bridge`, up. `tolerant`: a port that cannot be attached (gone with its guest) is
    * skipped instead of failing. Returns whether it was attached.
    */
-  async attach(
-    bridge: string,
-    ifname: string,
-    changes: Change[],
-    opts: { tolerant?: boolean; meta?: Record<string, unknown>; step?: string } = {},
-  ): Promise<boolean> {
-    const r = await this.runner.run({
-      step: opts.step ?? `ports: attach ${ifname} to ${bridge}`,
-      argv: ipArgv({ kind: 'link-set', name: ifname, master: bridge, up: true }),
-      ...(opts.tolerant ? { allowFail: true } : {}),
-    });
-    if (r.exitCode !== 0) return false;
-    changes.push({
-      message: `port ${ifname} attached to ${bridge}`,
-      ...(opts.meta ? { meta: opts.meta } : {}),
-    });
-    return true;
+  attach(bridge: string, ifname: string, changes: Change[], opts: PortOptions = {}): Promise<boolean> {
+    return this.set(bridge, ifname, true, changes, opts);
   }
 
   /** `ifname` off `bridge`. `tolerant` as for attach. */
-  async detach(
+  detach(bridge: string, ifname: string, changes: Change[], opts: PortOptions = {}): Promise<boolean> {
+    return this.set(bridge, ifname, false, changes, opts);
+  }
+
+  private async set(
     bridge: string,
     ifname: string,
+    on: boolean,
     changes: Change[],
-    opts: { tolerant?: boolean; meta?: Record<string, unknown>; step?: string } = {},
+    opts: PortOptions,
   ): Promise<boolean> {
     const r = await this.runner.run({
-      step: opts.step ?? `ports: detach ${ifname} from ${bridge}`,
-      argv: ipArgv({ kind: 'link-set', name: ifname, master: null }),
+      step:
+        opts.step ?? (on ? `ports: attach ${ifname} to ${bridge}` : `ports: detach ${ifname} from ${bridge}`),
+      argv: ipArgv(
+        on
+          ? { kind: 'link-set', name: ifname, master: bridge, up: true }
+          : { kind: 'link-set', name: ifname, master: null },
+      ),
       ...(opts.tolerant ? { allowFail: true } : {}),
     });
     if (r.exitCode !== 0) return false;
     changes.push({
-      message: `port ${ifname} detached from ${bridge}`,
+      message: on ? `port ${ifname} attached to ${bridge}` : `port ${ifname} detached from ${bridge}`,
       ...(opts.meta ? { meta: opts.meta } : {}),
     });
     return true;
