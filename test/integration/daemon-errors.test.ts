@@ -265,6 +265,16 @@ describe.skipIf(skip)('virtnetd refuses bad calls and unprivileged changes (real
       [NET_PATH, `${NETWORK_IFACE}.SetAutostart`, ['boolean:true']],
       [NET_PATH, `${NETWORK_IFACE}.AddHost`, ['string:52:54:00:00:00:04', 'string:10.85.0.44', 'string:h']],
       [NET_PATH, `${NETWORK_IFACE}.RemoveHost`, ['string:52:54:00:00:00:04']],
+      [
+        NET_PATH,
+        `${NETWORK_IFACE}.Update`,
+        [
+          'string:ip-dhcp-host',
+          'string:add-last',
+          'int32:-1',
+          "string:<host mac='52:54:00:00:00:05' ip='10.85.0.45'/>",
+        ],
+      ],
     ];
     // Every mutating member of the API is in the list (a new one must be added here).
     const { managerInterface, networkInterface } = await import('../../src/bus/api.js');
