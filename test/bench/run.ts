@@ -192,7 +192,7 @@ function buildRows(s: Map<string, Sample>, withLibvirt: boolean): Row[] {
   add(vm, 'vm.start.noop', undefined, 'vm.start.bridge', 'bridge-mode libvirt network, no hooks');
   add(vm, 'vm.start.virtnet.noop', undefined, 'vm.start.noop', 'no-op hook');
   // Hook calls of one start (prepare, port-created, start, started) and of the destroy that follows.
-  for (const op of [
+  const hookOps = [
     'qemu.prepare',
     'network.port-created',
     'qemu.start',
@@ -200,18 +200,9 @@ function buildRows(s: Map<string, Sample>, withLibvirt: boolean): Row[] {
     'qemu.stopped',
     'network.port-deleted',
     'qemu.release',
-  ])
-    add(vm, `vm.hook.wall.${op}`);
-  for (const op of [
-    'qemu.prepare',
-    'network.port-created',
-    'qemu.start',
-    'qemu.started',
-    'qemu.stopped',
-    'network.port-deleted',
-    'qemu.release',
-  ])
-    add(vm, `vm.hook.daemon.${op}`);
+  ];
+  for (const op of hookOps) add(vm, `vm.hook.wall.${op}`);
+  for (const op of hookOps) add(vm, `vm.hook.daemon.${op}`);
   add(vm, 'vm.import.10');
   add(vm, 'vm.import.gap', le(1000));
   add(vm, 'vm.revert.10');
