@@ -28,61 +28,103 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
+/** The input lines nft names in its errors (`/dev/stdin:LINE:COL-COL: Error: …`), 1-based. */
+export function nftErrorLines(stderr: string): number[] {
+  return [...stderr.matchAll(/^\/dev\/stdin:(\d+):/gm)].map((m) => Number(m[1]));
+}
+
 export class NftablesFirewall implements Firewall {
   readonly backend = 'nftables' as const;
   private pending: Pending[] = [];
   private scheduled = false;
+  private running = false;
   constructor(private readonly runner: CommandRunner) {}
 
   /**
-   * Scripts submitted in the same turn of the event loop (networks starting or stopping side by
-   * side) go to the kernel in ONE `nft -f -`: nft reads the whole ruleset into its cache on every run,
-   * so one run for N networks instead of N. The networks' tables are disjoint, so the combined
-   * transaction means the same; if it fails, each script is run on its own so the error belongs to
-   * its network.
+   * Group commit: one `nft -f -` at a time; the scripts submitted while it runs (networks starting
+   * or stopping side by side) go to the kernel together in the next one. Every nft run reads the
+   * tables and chains of the whole ruleset into its cache first, which costs in proportion to the
+   * number of networks, so N networks must not mean N runs. The networks' tables are disjoint, so
+   * the combined transaction means the same as the scripts one by one.
    */
   private submit(step: string, script: string): Promise<{ exitCode: number; stderr: string }> {
     return new Promise((resolve, reject) => {
       this.pending.push({ step, script, resolve, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => void this.flush());
-      }
+      this.kick();
     });
+  }
+
+  private kick(): void {
+    if (this.scheduled || this.running || this.pending.length === 0) return;
+    this.scheduled = true;
+    // The next turn of the event loop: what is submitted in this one goes along.
+    setImmediate(() => void this.flush());
   }
 
   private async flush(): Promise<void> {
     this.scheduled = false;
-    const batch = this.pending.splice(0);
-    const one = async (p: Pending) => {
-      try {
-        const r = await this.runner.run({
-          step: p.step,
-          argv: ['nft', '-f', '-'],
-          input: p.script,
-          allowFail: true,
-        });
-        p.resolve(r);
-      } catch (e) {
-        p.reject(e);
-      }
-    };
-    if (batch.length === 1) return one(batch[0]!);
+    this.running = true;
     try {
-      const r = await this.runner.run({
+      await this.runBatch(this.pending.splice(0));
+    } finally {
+      this.running = false;
+      this.kick();
+    }
+  }
+
+  private async one(p: Pending): Promise<void> {
+    try {
+      p.resolve(
+        await this.runner.run({ step: p.step, argv: ['nft', '-f', '-'], input: p.script, allowFail: true }),
+      );
+    } catch (e) {
+      p.reject(e);
+    }
+  }
+
+  /**
+   * The batch as one transaction. When it fails, the scripts nft names in its errors run on their own
+   * (so the error belongs to its network) and the others go in together again; when nft names no
+   * line (it could not run, say), the batch is split in halves.
+   */
+  private async runBatch(batch: Pending[]): Promise<void> {
+    if (batch.length === 0) return;
+    if (batch.length === 1) return this.one(batch[0]!);
+    const first: number[] = [];
+    let line = 1;
+    const texts = batch.map((p) => {
+      const text = p.script.endsWith('\n') ? p.script : `${p.script}\n`;
+      first.push(line);
+      line += text.split('\n').length - 1;
+      return text;
+    });
+    let r: { exitCode: number; stderr: string } | undefined;
+    try {
+      r = await this.runner.run({
         step: `firewall: nftables rules of ${batch.length} networks`,
         argv: ['nft', '-f', '-'],
-        input: batch.map((p) => p.script).join('\n'),
+        input: texts.join(''),
         allowFail: true,
       });
-      if (r.exitCode === 0) {
-        for (const p of batch) p.resolve(r);
-        return;
-      }
     } catch {
-      // fall through to one by one
+      r = undefined; // could not run as a batch: see below
     }
-    for (const p of batch) await one(p);
+    if (r?.exitCode === 0) {
+      for (const p of batch) p.resolve(r);
+      return;
+    }
+    const named = new Set(
+      nftErrorLines(r?.stderr ?? '').map((l) => first.findLastIndex((start) => start <= l)),
+    );
+    named.delete(-1);
+    if (named.size > 0) {
+      await this.runBatch(batch.filter((_, i) => !named.has(i)));
+      for (const i of [...named].sort((a, b) => a - b)) await this.one(batch[i]!);
+      return;
+    }
+    const half = Math.ceil(batch.length / 2);
+    await this.runBatch(batch.slice(0, half));
+    await this.runBatch(batch.slice(half));
   }
 
   private async nft(step: string, script: string, opts: { check?: boolean; allowFail?: boolean } = {}) {
