@@ -21,6 +21,7 @@ import {
   renderNftCompat,
 } from '../plan/firewall/compat.js';
 import type { FirewallRuleSet, FwFamily } from '../plan/firewall/rules.js';
+import { FreshReads } from '../util/fresh-reads.js';
 
 function tool(variant: IptVariant, family: FwFamily, what: 'save' | 'restore'): string {
   return `${family === 'ipv4' ? 'iptables' : 'ip6tables'}-${variant}-${what}`;
@@ -47,7 +48,12 @@ export interface CompatChange {
 }
 
 export class CompatLayer {
-  private nftTools: boolean | undefined;
+  private nftTools: Promise<boolean> | undefined;
+  /**
+   * The reads of foreign tables, shared by networks starting or stopping side by side (each read is
+   * still made after it was asked for): N networks at once make two reads per table, not N.
+   */
+  private readonly reads = new FreshReads<string>();
 
   /**
    * `own`: the variant virtnet's own iptables rules are in (iptables backend): no layer there for a
@@ -80,18 +86,17 @@ export class CompatLayer {
       const names = await readFile(this.procNames[family], 'utf8').catch(() => '');
       return names.split('\n').includes('filter');
     }
-    if (this.nftTools === undefined) {
-      try {
-        const r = await this.runner.run({
-          step: 'firewall: iptables-nft present',
-          argv: ['iptables-nft-save', '--version'],
-          allowFail: true,
-        });
-        this.nftTools = r.exitCode === 0;
-      } catch {
-        this.nftTools = false;
-      }
-    }
+    // Asked once (a probe shared by the networks that ask at the same time).
+    this.nftTools ??= this.runner
+      .run({
+        step: 'firewall: iptables-nft present',
+        argv: ['iptables-nft-save', '--version'],
+        allowFail: true,
+      })
+      .then(
+        (r) => r.exitCode === 0,
+        () => false,
+      );
     return this.nftTools;
   }
 
@@ -110,12 +115,16 @@ export class CompatLayer {
     const key = `${variant}/${family}`;
     let saved = cache?.get(key);
     if (saved === undefined) {
-      saved = (
-        await this.runner.run({
-          step: `firewall: read ${tool(variant, family, 'save')}`,
-          argv: [tool(variant, family, 'save'), '-t', 'filter'],
-        })
-      ).stdout;
+      saved = await this.reads.read(
+        key,
+        async () =>
+          (
+            await this.runner.run({
+              step: `firewall: read ${tool(variant, family, 'save')}`,
+              argv: [tool(variant, family, 'save'), '-t', 'filter'],
+            })
+          ).stdout,
+      );
       cache?.set(key, saved);
     }
     const plan = renderCompat(network, rs, family, saved);
@@ -137,24 +146,28 @@ export class CompatLayer {
   private async nativeChains(cache?: SaveCache): Promise<NftBaseChain[]> {
     let json = cache?.get('native');
     if (json === undefined) {
-      const items: unknown[] = [];
-      for (const table of NFT_COMPAT_TABLES)
-        for (const family of ['ip', 'ip6'] as const) {
-          const r = await this.runner
-            .run({
-              step: `firewall: read nft table ${family} ${table}`,
-              argv: ['nft', '-j', 'list', 'table', family, table],
-              allowFail: true,
-            })
-            .catch(() => ({ exitCode: -1, stdout: '', stderr: '' }));
-          if (r.exitCode !== 0 || !r.stdout.trim()) continue;
-          const got = (JSON.parse(r.stdout) as { nftables?: unknown[] }).nftables;
-          if (Array.isArray(got)) items.push(...got);
-        }
-      json = JSON.stringify({ nftables: items });
+      json = await this.reads.read('native', () => this.readNative());
       cache?.set('native', json);
     }
     return parseNftBaseChains(json);
+  }
+
+  private async readNative(): Promise<string> {
+    const items: unknown[] = [];
+    for (const table of NFT_COMPAT_TABLES)
+      for (const family of ['ip', 'ip6'] as const) {
+        const r = await this.runner
+          .run({
+            step: `firewall: read nft table ${family} ${table}`,
+            argv: ['nft', '-j', 'list', 'table', family, table],
+            allowFail: true,
+          })
+          .catch(() => ({ exitCode: -1, stdout: '', stderr: '' }));
+        if (r.exitCode !== 0 || !r.stdout.trim()) continue;
+        const got = (JSON.parse(r.stdout) as { nftables?: unknown[] }).nftables;
+        if (Array.isArray(got)) items.push(...got);
+      }
+    return JSON.stringify({ nftables: items });
   }
 
   private async native(
@@ -241,7 +254,8 @@ export class CompatLayer {
     network: string,
     families: FwFamily[],
     rs: FirewallRuleSet | undefined,
-    cache?: SaveCache,
+    // The native chains are read once for both families of this call.
+    cache: SaveCache = new Map(),
   ): Promise<CompatChange[]> {
     const out: CompatChange[] = [];
     let first: unknown;
